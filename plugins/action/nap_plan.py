@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for configmgr.nap.nap_plan: plan on the controller, contact no host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+SETTING_NAMES = tuple(s.name for s in cat.SETTINGS) + ("nap_zones",)
+HOST_VAR_PREFIXES = ("nap_",)
+HOST_VAR_NAMES = ("ansible_host",)
+
+
+def inventory_from_task_vars(task_vars):
+    """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* variables."""
+    groups = dict((g, list(h)) for g, h in (task_vars.get("groups") or {}).items() if g in cat.ROLE_BY_GROUP)
+    all_hostvars = task_vars.get("hostvars") or {}
+    hostvars = {}
+    for hosts in groups.values():
+        for host in hosts:
+            if host in hostvars:
+                continue
+            hvars = all_hostvars[host]
+            hostvars[host] = dict((k, hvars[k]) for k in list(hvars.keys())
+                                  if k.startswith(HOST_VAR_PREFIXES) or k in HOST_VAR_NAMES)
+    return groups, hostvars
+
+
+def write_reports(files, directory, check_mode):
+    """Write the files that differ; return (changed names, written paths)."""
+    changed = []
+    paths = []
+    for name, text in files.items():
+        path = os.path.join(directory, name)
+        paths.append(path)
+        data = to_bytes(text)
+        try:
+            with open(path, "rb") as handle:
+                if handle.read() == data:
+                    continue
+        except (IOError, OSError):
+            pass
+        changed.append(name)
+        if check_mode:
+            continue
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % name)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    return changed, paths
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("report_dir", "formats", "settings", "groups", "hostvars", "controller_addresses"))
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        result["changed"] = False
+        formats = args.get("formats") or list(report.REPORT_FILES)
+        if isinstance(formats, str):
+            formats = [formats]
+        bad = [f for f in formats if f not in report.REPORT_FILES]
+        if bad:
+            result.update(failed=True, msg="formats: %s not known; expected some of %s"
+                          % (", ".join(map(str, bad)), ", ".join(report.REPORT_FILES)))
+            return result
+        try:
+            if args.get("groups") is not None or args.get("hostvars") is not None:
+                groups = args.get("groups") or {}
+                hostvars = args.get("hostvars") or {}
+            else:
+                groups, hostvars = inventory_from_task_vars(task_vars)
+            settings = dict((k, task_vars[k]) for k in SETTING_NAMES if task_vars.get(k) is not None)
+            settings.update(args.get("settings") or {})
+            plan = planner.plan(groups, hostvars, settings, args.get("controller_addresses") or [])
+        except NapError as exc:
+            result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
+            return result
+        result["plan"] = plan
+        result["summary"] = planner.summary(plan)
+        if plan["warnings"]:
+            result["warnings"] = list(plan["warnings"])
+        report_dir = args.get("report_dir")
+        if report_dir:
+            report_dir = os.path.abspath(os.path.expanduser(to_text(report_dir)))
+            files = report.render_all(plan, formats)
+            try:
+                changed, paths = write_reports(files, report_dir, self._task.check_mode)
+            except (IOError, OSError) as exc:
+                result.update(failed=True, msg="configmgr.nap plan: cannot write the report to %s: %s"
+                              % (report_dir, to_text(exc)))
+                return result
+            result["report_dir"] = report_dir
+            result["files"] = paths
+            result["changed"] = bool(changed)
+        return result

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over the NAP flow catalogue and plans (thin wrappers over module_utils)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import query
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+
+def nap_flows(data=None, **criteria):
+    try:
+        return query.select_flows(data, **criteria)
+    except NapError as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_flows: %s" % to_native(exc))
+
+
+def nap_query(data, expression):
+    try:
+        return query.jmespath_query(data, expression)
+    except NapError as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_query: %s" % to_native(exc))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"nap_flows": nap_flows, "nap_query": nap_query}

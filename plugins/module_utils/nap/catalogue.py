@@ -1,0 +1,430 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every flow NAP in Configuration Manager 2007 needs, as data.
+
+Nothing here knows a platform.  Sources cited per flow:
+
+* ``seed``: "Ports used by Network Access Protection in Configuration Manager 2007" (March 2008),
+  its table rows and its paragraph on enforcement clients;
+* ``NAP``: the Windows Server 2008 NAP / NPS documentation;
+* ``AD``: the Active Directory port requirements around every LDAP or GC bind;
+* ``CM07``: "Ports used by Configuration Manager 2007".
+
+A flow's ports may depend on one setting (``Choice``); which host's value counts is
+named by ``decider`` (``src`` or ``dst``): e.g. the LDAP mode is the site server's.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+# ---------------------------------------------------------------------------
+# Roles: inventory group -> role id.  Every role but "perimeter" is a host role.
+# ---------------------------------------------------------------------------
+ROLE_GROUPS = (
+    ("site_server", "nap_site_servers", "ConfigMgr 2007 site server"),
+    ("shv_point", "nap_shv_points", "System Health Validator point (on a Network Policy Server)"),
+    ("domain_controller", "nap_domain_controllers", "Active Directory domain controller"),
+    ("global_catalog", "nap_global_catalogs", "global catalog server"),
+    ("hra", "nap_hras", "Health Registration Authority (IIS)"),
+    ("certification_authority", "nap_certification_authorities", "certification authority issuing health certificates"),
+    ("dhcp_server", "nap_dhcp_servers", "DHCP server (NAP DHCP enforcement)"),
+    ("vpn_server", "nap_vpn_servers", "VPN server (RRAS)"),
+    ("ts_gateway", "nap_ts_gateways", "Terminal Services Gateway"),
+    ("rdp_host", "nap_rdp_hosts", "RDP host reached through the TS Gateway"),
+    ("radius_client", "nap_radius_clients", "802.1X switch or access point (RADIUS client)"),
+    ("ipsec_protected", "nap_ipsec_protected", "server reached over NAP IPsec"),
+    ("remediation_server", "nap_remediation_servers", "remediation server reachable from restricted networks"),
+    ("client", "nap_clients", "NAP client (individual host)"),
+    ("dhcp_relay", "nap_dhcp_relays", "DHCP relay agent"),
+    ("dns_server", "nap_dns_servers", "DNS server"),
+    ("site_system", "nap_site_systems", "ConfigMgr 2007 site system"),
+    ("site_database", "nap_site_database_servers", "ConfigMgr 2007 site database server (SQL Server)"),
+    ("console_host", "nap_console_hosts", "ConfigMgr console host"),
+    ("perimeter", "nap_perimeter", "perimeter device (router or firewall) between zones"),
+)
+ROLE_BY_GROUP = dict((group, role) for role, group, _ in ROLE_GROUPS)
+GROUP_BY_ROLE = dict((role, group) for role, group, _ in ROLE_GROUPS)
+ROLE_TEXT = dict((role, text) for role, _, text in ROLE_GROUPS)
+
+# Network endpoints (not inventory groups).
+NETWORK_ENDPOINTS = {
+    "client_networks": "nap_client_networks",
+    "restricted_networks": "nap_restricted_networks",
+    "management_sources": "nap_management_sources",
+}
+
+# ConfigMgr site-system roles a remediation server may hold -> CM07 flow id.
+REMEDIATION_ROLES = {
+    "management_point": "CM-MP",
+    "software_update_point": "CM-SUP",
+    "distribution_point": "CM-DP",
+    "fallback_status_point": "CM-FSP",
+    "server_locator_point": "CM-SLP",
+    "global_catalog": "CM-GC",
+    "dns": "CM-DNS",
+}
+
+ENFORCEMENT_METHODS = ("dhcp", "ipsec", "8021x", "vpn", "tsg")
+VPN_PROTOCOLS = ("pptp", "l2tp", "sstp")
+PERIMETER_PLATFORMS = ("nftables", "cisco_asa", "cisco_ios", "other")
+HOST_PLATFORMS = ("windows", "linux")
+
+# ---------------------------------------------------------------------------
+# Settings: one choice each, with their defaults (../shared/nap-flows.md).
+# ---------------------------------------------------------------------------
+_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+
+
+class Setting:
+    def __init__(self, name, kind, default, choices=None, text=""):
+        self.name = name
+        self.kind = kind          # choice | bool | list_choice | cidrs | range
+        self.default = default
+        self.choices = choices
+        self.text = text
+
+    def expected(self):
+        if self.kind == "choice":
+            return "one of %s" % ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "list_choice":
+            return "a list of %s" % ", ".join(self.choices)
+        if self.kind == "cidrs":
+            return "a list of IPv4/IPv6 CIDRs, e.g. [192.0.2.0/24]"
+        if self.kind == "range":
+            return "\"low-high\" with 1024 <= low <= high <= 65535, e.g. \"49152-65535\""
+        return "?"
+
+
+SETTINGS = (
+    Setting("nap_ad_ldap_mode", "choice", "ldap", ("ldap", "ldaps"), "NAP-AD-WRITE: TCP 389 or 636"),
+    Setting("nap_gc_mode", "choice", "gc", ("gc", "gc_ssl"), "NAP-GC-READ: TCP 3268 or 3269"),
+    Setting("nap_hra_transport", "choice", "https", ("http", "https"), "IPSEC-HRA: TCP 80 or 443"),
+    Setting("nap_enforcement_methods", "list_choice", [], ENFORCEMENT_METHODS, "which enforcement flows exist"),
+    Setting("nap_vpn_protocols", "list_choice", ["sstp"], VPN_PROTOCOLS, "VPN flows"),
+    Setting("nap_rpc_dynamic_range", "range", "49152-65535", None, "perimeter side of every RPC flow"),
+    Setting("nap_radius_legacy_ports", "bool", False, None, "adds UDP 1645/1646 to RADIUS flows"),
+    Setting("nap_include_ad_dependencies", "bool", True, None, "AD-* flows beside every LDAP / GC flow"),
+    Setting("nap_include_configmgr_base", "bool", False, None, "adds the CM07 base flows"),
+    Setting("nap_cm_site_mode", "choice", "mixed", ("mixed", "native"), "CM-MP, CM-DP, CM-SUP: HTTP or HTTPS ports"),
+    Setting("nap_sup_ports", "choice", "default", ("default", "custom"), "CM-SUP: 80/443 or 8530/8531"),
+    Setting("nap_client_networks", "cidrs", [], None, "source of client flows"),
+    Setting("nap_restricted_networks", "cidrs", None, None,
+            "source of REMEDIATION flows (default: nap_client_networks)"),
+    Setting("nap_management_sources", "cidrs", None, None,
+            "the management channel kept open (default: the controller's address)"),
+    Setting("nap_windows_outbound_policy", "choice", "allow", ("allow", "block"),
+            "whether hosts get outbound rules"),
+)
+SETTINGS_BY_NAME = dict((s.name, s) for s in SETTINGS)
+
+
+# ---------------------------------------------------------------------------
+# Flow definitions.
+# ---------------------------------------------------------------------------
+class Choice:
+    """Ports chosen by one setting's value, e.g. LDAP 389 or LDAPS 636."""
+
+    def __init__(self, setting, options):
+        self.setting = setting
+        self.options = options
+
+    def describe(self):
+        return " or ".join("%s (%s)" % (_ports_doc(p), k) for k, p in self.options.items())
+
+
+def _ports_doc(ports):
+    return "/".join(str(p) for p in ports)
+
+
+class Service:
+    """One protocol of a flow: destination and source ports, or a Choice of them."""
+
+    def __init__(self, protocol, dst_ports=(), src_ports=(), rpc_dynamic=False):
+        self.protocol = protocol
+        self.dst_ports = dst_ports
+        self.src_ports = src_ports
+        self.rpc_dynamic = rpc_dynamic
+
+    def describe(self):
+        if isinstance(self.dst_ports, Choice):
+            ports = self.dst_ports.describe()
+        else:
+            ports = _ports_doc(self.dst_ports)
+        text = self.protocol.upper()
+        if ports:
+            text += " " + ports
+        if self.src_ports:
+            text += " (from %s)" % _ports_doc(self.src_ports)
+        if self.rpc_dynamic:
+            text += " + dynamic RPC"
+        if self.protocol in ("esp", "ah", "gre"):
+            text = "IP protocol %s (%s)" % ({"esp": 50, "ah": 51, "gre": 47}[self.protocol], self.protocol.upper())
+        return text
+
+
+RADIUS = Choice("nap_radius_legacy_ports", {False: (1812, 1813), True: (1812, 1813, 1645, 1646)})
+
+
+class FlowDef:
+    """A catalogue entry.
+
+    ``src`` and ``dst`` name roles (see ROLE_GROUPS) or network endpoints.  ``when`` lists
+    conditions that must all hold: ``("method", m)``, ``("vpn_protocol", p)`` (decided by the
+    destination VPN server), ``("setting", name)`` for a true boolean setting.  ``pairing``:
+    ``all`` (every source to every destination), ``distinct`` (skip a host talking to itself:
+    the RADIUS flow of an enforcement server that holds the SHV point itself), ``dhcp_client``
+    (only client networks in the DHCP server's zone), ``dhcp_relay`` (relays for the others).
+    ``deciders`` maps a setting to ``src`` or ``dst``: whose value chooses the ports.
+    """
+
+    def __init__(self, id, purpose, source, src, dst, services, category, when=(), pairing="all",
+                 deciders=None, doc_from=None, doc_to=None, note=""):
+        self.id = id
+        self.purpose = purpose
+        self.source = source
+        self.src = src
+        self.dst = dst
+        self.services = services
+        self.category = category
+        self.when = when
+        self.pairing = pairing
+        self.deciders = deciders or {}
+        self.doc_from = doc_from or src.replace("_", " ")
+        self.doc_to = doc_to or dst.replace("_", " ")
+        self.note = note
+
+    def settings(self):
+        names = set(self.deciders)
+        for service in self.services:
+            if isinstance(service.dst_ports, Choice):
+                names.add(service.dst_ports.setting)
+        for kind, value in self.when:
+            if kind == "setting":
+                names.add(value)
+            elif kind == "method":
+                names.add("nap_enforcement_methods")
+            elif kind == "vpn_protocol":
+                names.update(("nap_enforcement_methods", "nap_vpn_protocols"))
+        if any(s.rpc_dynamic for s in self.services):
+            names.add("nap_rpc_dynamic_range")
+        return names
+
+    def describe_ports(self):
+        return ", ".join(s.describe() for s in self.services)
+
+
+def _tcp(*ports, **kw):
+    return Service("tcp", ports, **kw)
+
+
+def _udp(*ports, **kw):
+    return Service("udp", ports, **kw)
+
+
+_RPC = Service("tcp", (135,), rpc_dynamic=True)
+_AD = ("setting", "nap_include_ad_dependencies")
+_BASE = ("setting", "nap_include_configmgr_base")
+_HTTP_MODE = Choice("nap_cm_site_mode", {"mixed": (80,), "native": (443,)})
+
+CM_FLOWS = (
+    FlowDef("CM-MP", "clients reach the management point", "CM07", "client_endpoints", "management_point",
+            (Service("tcp", _HTTP_MODE),), "configmgr", when=(_BASE,), deciders={"nap_cm_site_mode": "dst"},
+            doc_from="clients"),
+    FlowDef("CM-SUP", "clients reach the software update point (WSUS)", "CM07", "client_endpoints",
+            "software_update_point",
+            (Service("tcp", Choice("nap_sup_ports", {"default": (80, 443), "custom": (8530, 8531)})),),
+            "configmgr", when=(_BASE,), deciders={"nap_sup_ports": "dst"}, doc_from="clients"),
+    FlowDef("CM-DP", "clients download content from the distribution point (BITS, SMB)", "CM07",
+            "client_endpoints", "distribution_point", (Service("tcp", _HTTP_MODE), _tcp(445)), "configmgr",
+            when=(_BASE,), deciders={"nap_cm_site_mode": "dst"}, doc_from="clients"),
+    FlowDef("CM-FSP", "clients send state messages to the fallback status point", "CM07", "client_endpoints",
+            "fallback_status_point", (_tcp(80),), "configmgr", when=(_BASE,), doc_from="clients"),
+    FlowDef("CM-SLP", "clients locate their site through the server locator point", "CM07", "client_endpoints",
+            "server_locator_point", (_tcp(80),), "configmgr", when=(_BASE,), doc_from="clients"),
+    FlowDef("CM-GC", "clients look up the site in the global catalog", "CM07", "client_endpoints",
+            "global_catalog", (_tcp(3268),), "configmgr", when=(_BASE,), doc_from="clients"),
+    FlowDef("CM-DNS", "clients resolve names", "CM07", "client_endpoints", "dns",
+            (_udp(53), _tcp(53)), "configmgr", when=(_BASE,), doc_from="clients", doc_to="DNS server"),
+    FlowDef("CM-PUSH", "site server pushes the client (SMB, RPC)", "CM07", "site_server", "client_endpoints",
+            (_tcp(445), _RPC), "configmgr", when=(_BASE,), doc_to="clients"),
+    FlowDef("CM-SITESYS", "site server installs and configures site systems", "CM07", "site_server",
+            "site_systems", (_tcp(445), _RPC), "configmgr", when=(_BASE,), pairing="distinct",
+            doc_to="site systems"),
+    FlowDef("CM-SQL", "site server reaches the site database", "CM07", "site_server", "site_database",
+            (_tcp(1433),), "configmgr", when=(_BASE,), pairing="distinct"),
+    FlowDef("CM-S2S", "site-to-site replication between site servers", "CM07", "site_server", "site_server",
+            (_tcp(445),), "configmgr", when=(_BASE,), pairing="distinct", doc_to="parent/child site server"),
+    FlowDef("CM-RC", "console hosts remote-control clients", "CM07", "console_host", "client_endpoints",
+            (_tcp(2701, 2702, 3389),), "configmgr", when=(_BASE,), doc_from="ConfigMgr console hosts",
+            doc_to="clients"),
+    FlowDef("CM-WOL", "site server sends wake-on-LAN packets", "CM07", "site_server", "client_endpoints",
+            (_udp(9),), "configmgr", when=(_BASE,), doc_to="clients"),
+)
+CM_BY_ID = dict((f.id, f) for f in CM_FLOWS)
+
+FLOWS = (
+    # --- seed rows -------------------------------------------------------
+    FlowDef("NAP-AD-WRITE", "publish the ConfigMgr health state reference to AD DS", "seed row 1",
+            "site_server", "domain_controller",
+            (Service("tcp", Choice("nap_ad_ldap_mode", {"ldap": (389,), "ldaps": (636,)})),), "seed",
+            deciders={"nap_ad_ldap_mode": "src"}),
+    FlowDef("NAP-GC-READ", "read the ConfigMgr health state reference from a global catalog", "seed row 2",
+            "shv_point", "global_catalog",
+            (Service("tcp", Choice("nap_gc_mode", {"gc": (3268,), "gc_ssl": (3269,)})),), "seed",
+            deciders={"nap_gc_mode": "src"}),
+    FlowDef("NAP-SHV-INSTALL", "SMB: install the System Health Validator point", "seed row 3",
+            "site_server", "shv_point", (_tcp(445),), "seed", pairing="distinct"),
+    FlowDef("NAP-SHV-CONFIG", "RPC: ongoing configuration of the System Health Validator point", "seed row 3",
+            "site_server", "shv_point", (_RPC,), "seed", pairing="distinct"),
+    FlowDef("NAP-SHV-STATUS", "SMB: status messages from the System Health Validator point", "seed row 4",
+            "shv_point", "site_server", (_tcp(445),), "seed", pairing="distinct"),
+    # --- AD dependencies --------------------------------------------------
+    FlowDef("AD-KERBEROS", "authenticate the LDAP / GC bind (Kerberos)", "AD", "ad_clients", "ad_servers",
+            (_tcp(88), _udp(88)), "ad", when=(_AD,), pairing="distinct",
+            doc_from="site servers, SHV points", doc_to="domain controllers"),
+    FlowDef("AD-DNS", "locate domain controllers (DNS)", "AD", "ad_clients", "dns",
+            (_tcp(53), _udp(53)), "ad", when=(_AD,), pairing="distinct",
+            doc_from="site servers, SHV points", doc_to="DCs serving DNS, or nap_dns_servers"),
+    FlowDef("AD-CLDAP", "DC locator ping (CLDAP)", "AD", "ad_clients", "ad_servers",
+            (_udp(389),), "ad", when=(_AD,), pairing="distinct",
+            doc_from="site servers, SHV points", doc_to="domain controllers"),
+    FlowDef("AD-TIME", "time sync that Kerberos needs", "AD", "ad_clients", "ad_servers",
+            (_udp(123),), "ad", when=(_AD,), pairing="distinct",
+            doc_from="site servers, SHV points", doc_to="domain controllers"),
+    # --- enforcement -------------------------------------------------------
+    FlowDef("DHCP-CLIENT", "DHCP requests from NAP clients on the server's segment", "seed, NAP",
+            "client_networks", "dhcp_server", (Service("udp", (67,), (68,)),), "enforcement",
+            when=(("method", "dhcp"),), pairing="dhcp_client", doc_from="client networks",
+            note="a DHCPDISCOVER comes from 0.0.0.0: host rules add it to the sources"),
+    FlowDef("DHCP-RELAY", "DHCP relay agent forwards client requests to the server", "NAP",
+            "dhcp_relay_agents", "dhcp_server", (Service("udp", (67,), (67,)),), "enforcement",
+            when=(("method", "dhcp"),), pairing="dhcp_relay", doc_from="DHCP relay",
+            note="for DHCP servers behind a router; relay <-> server on UDP 67 both ways"),
+    FlowDef("DHCP-RADIUS", "DHCP server's NPS proxy sends RADIUS to the SHV point", "NAP",
+            "dhcp_server", "shv_point", (Service("udp", RADIUS),), "enforcement",
+            when=(("method", "dhcp"),), pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"},
+            note="only where the SHV point is a different host"),
+    FlowDef("IPSEC-HRA", "clients request health certificates from the HRA", "seed, NAP",
+            "client_networks", "hra",
+            (Service("tcp", Choice("nap_hra_transport", {"http": (80,), "https": (443,)})),), "enforcement",
+            when=(("method", "ipsec"),), deciders={"nap_hra_transport": "dst"}, doc_from="client networks"),
+    FlowDef("IPSEC-HRA-RADIUS", "HRA's NPS proxy sends RADIUS to the SHV point", "NAP",
+            "hra", "shv_point", (Service("udp", RADIUS),), "enforcement",
+            when=(("method", "ipsec"),), pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"},
+            note="only where the SHV point is a different host"),
+    FlowDef("IPSEC-HRA-CA", "HRA requests health certificates from the CA (DCOM)", "NAP",
+            "hra", "certification_authority", (_RPC,), "enforcement", when=(("method", "ipsec"),),
+            pairing="distinct"),
+    FlowDef("IPSEC-IKE", "IPsec negotiation and protected traffic (IKEv1/AuthIP, NAT-T, ESP)",
+            "seed, NAP", "client_networks", "ipsec_protected",
+            (_udp(500, 4500), Service("esp")), "enforcement", when=(("method", "ipsec"),),
+            doc_from="client networks"),
+    FlowDef("8021X-RADIUS", "802.1X switches and access points send RADIUS to the SHV point", "NAP",
+            "radius_client", "shv_point", (Service("udp", RADIUS),), "enforcement",
+            when=(("method", "8021x"),), deciders={"nap_radius_legacy_ports": "dst"}),
+    FlowDef("VPN-PPTP", "PPTP VPN (control channel and GRE)", "NAP", "client_networks", "vpn_server",
+            (_tcp(1723), Service("gre")), "enforcement", when=(("vpn_protocol", "pptp"),),
+            doc_from="client networks"),
+    FlowDef("VPN-L2TP", "L2TP/IPsec VPN (IKE, NAT-T, ESP)", "NAP", "client_networks", "vpn_server",
+            (_udp(500, 4500), Service("esp")), "enforcement", when=(("vpn_protocol", "l2tp"),),
+            doc_from="client networks"),
+    FlowDef("VPN-SSTP", "SSTP VPN (HTTPS)", "NAP", "client_networks", "vpn_server",
+            (_tcp(443),), "enforcement", when=(("vpn_protocol", "sstp"),), doc_from="client networks"),
+    FlowDef("VPN-RADIUS", "VPN server sends RADIUS to the SHV point", "NAP", "vpn_server", "shv_point",
+            (Service("udp", RADIUS),), "enforcement", when=(("method", "vpn"),), pairing="distinct",
+            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host"),
+    FlowDef("TSG-CLIENT", "clients connect to the TS Gateway (HTTPS)", "NAP", "client_networks", "ts_gateway",
+            (_tcp(443),), "enforcement", when=(("method", "tsg"),), doc_from="client networks"),
+    FlowDef("TSG-RADIUS", "TS Gateway sends RADIUS to the SHV point", "NAP", "ts_gateway", "shv_point",
+            (Service("udp", RADIUS),), "enforcement", when=(("method", "tsg"),), pairing="distinct",
+            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host"),
+    FlowDef("TSG-RDP", "TS Gateway connects to RDP hosts", "NAP", "ts_gateway", "rdp_host",
+            (_tcp(3389),), "enforcement", when=(("method", "tsg"),), pairing="distinct"),
+    FlowDef("REMEDIATION", "restricted clients reach remediation servers", "NAP, CM07",
+            "restricted_networks", "remediation_server", (), "enforcement", when=(("any_method", None),),
+            doc_from="restricted networks",
+            note="ports per nap_remediation_roles: " + ", ".join(
+                "%s -> %s" % (k, v) for k, v in REMEDIATION_ROLES.items())),
+    # --- management channel -------------------------------------------------
+    FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
+            "management_sources", "windows_hosts", (_tcp(5985, 5986),), "management",
+            doc_from="nap_management_sources", doc_to="every managed Windows host"),
+    FlowDef("MGMT-SSH", "Ansible manages Linux hosts and perimeter devices (SSH)", "configmgr.nap",
+            "management_sources", "ssh_hosts", (_tcp(22),), "management",
+            doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device"),
+) + CM_FLOWS
+
+FLOWS_BY_ID = dict((f.id, f) for f in FLOWS)
+CATEGORIES = (
+    ("seed", "Seed flows (Ports used by NAP in Configuration Manager 2007)"),
+    ("ad", "AD dependencies (nap_include_ad_dependencies)"),
+    ("enforcement", "Enforcement flows"),
+    ("management", "Management channel (never cut)"),
+    ("configmgr", "ConfigMgr 2007 base flows (nap_include_configmgr_base; also remediation ports)"),
+)
+
+# Listeners expected per role (for verification).
+LISTENERS = {
+    "domain_controller": "TCP 389 (and 636 when ldaps), TCP 88, TCP 445, TCP 135, TCP/UDP 53 where it serves DNS",
+    "global_catalog": "TCP 3268 (and 3269 when gc_ssl)",
+    "site_server": "TCP 445, TCP 135",
+    "shv_point": "UDP 1812, UDP 1813 (and 1645/1646 when legacy), TCP 445, TCP 135",
+    "hra": "TCP 80 or 443 (per nap_hra_transport)",
+    "dhcp_server": "UDP 67",
+    "vpn_server": "TCP 1723 / UDP 500, 4500 / TCP 443, per nap_vpn_protocols",
+    "ts_gateway": "TCP 443",
+    "certification_authority": "TCP 135",
+}
+
+
+def catalogue_entries():
+    """The catalogue as plain data (what the nap_flows filter returns without a plan)."""
+    out = []
+    for flow in FLOWS:
+        out.append({
+            "id": flow.id,
+            "purpose": flow.purpose,
+            "source": flow.source,
+            "category": flow.category,
+            "src_role": flow.src,
+            "dst_role": flow.dst,
+            "from": flow.doc_from,
+            "to": flow.doc_to,
+            "services": [_service_data(s) for s in flow.services],
+            "ports": flow.describe_ports(),
+            "conditions": [_condition_text(c) for c in flow.when],
+            "settings": sorted(flow.settings()),
+            "note": flow.note,
+        })
+    return out
+
+
+def _service_data(service):
+    data = {"protocol": service.protocol, "src_ports": list(service.src_ports),
+            "rpc_dynamic": service.rpc_dynamic}
+    if isinstance(service.dst_ports, Choice):
+        data["dst_ports"] = None
+        data["choice"] = {"setting": service.dst_ports.setting,
+                          "options": dict((str(k).lower(), list(v)) for k, v in service.dst_ports.options.items())}
+    else:
+        data["dst_ports"] = list(service.dst_ports)
+    return data
+
+
+def _condition_text(cond):
+    kind, value = cond
+    if kind == "method":
+        return "%s in nap_enforcement_methods" % value
+    if kind == "vpn_protocol":
+        return "vpn in nap_enforcement_methods and %s in nap_vpn_protocols" % value
+    if kind == "setting":
+        return "%s is true" % value
+    if kind == "any_method":
+        return "any enforcement method"
+    return "%s=%s" % cond

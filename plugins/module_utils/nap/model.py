@@ -1,0 +1,251 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Canonical rule model shared by the planner, every backend and the diff.
+
+A rule is platform-neutral: a direction (``in`` and ``out`` on a host,
+``forward`` on a perimeter device), a protocol, source and destination
+addresses and ports.  Dynamic RPC stays abstract on host rules as the port
+keywords ``rpc-epmap`` (TCP 135, the endpoint mapper) and ``rpc-dynamic``
+(the dynamic range); each backend spells them its own way.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+PROTOCOLS = ("tcp", "udp", "esp", "ah", "gre", "icmp")
+PORT_PROTOCOLS = ("tcp", "udp")
+PROTOCOL_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51}
+PORT_KEYWORDS = ("rpc-epmap", "rpc-dynamic")
+DIRECTIONS = ("in", "out", "forward")
+ACTIONS = ("allow",)
+RULE_FIELDS = (
+    "name", "flow_id", "direction", "action", "protocol",
+    "src_addresses", "dst_addresses", "src_ports", "dst_ports",
+    "description", "source",
+)
+
+
+class NapError(Exception):
+    """An error in the user's input, with a message fit to show as it is."""
+
+
+def parse_port(value, where="port", allow_keywords=False):
+    """Return a port spec in canonical form: an int, a "low-high" string or a keyword.
+
+    >>> parse_port("80")
+    80
+    >>> parse_port("49152-65535")
+    '49152-65535'
+    """
+    if isinstance(value, bool):
+        raise NapError("%s: %r is not a port (expected 1-65535 or \"low-high\")" % (where, value))
+    if isinstance(value, int):
+        if 1 <= value <= 65535:
+            return value
+        raise NapError("%s: port %d is outside 1-65535" % (where, value))
+    text = str(value).strip().lower()
+    if allow_keywords and text in PORT_KEYWORDS:
+        return text
+    if text.isdigit():
+        return parse_port(int(text), where)
+    parts = text.split("-")
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+        low, high = int(parts[0]), int(parts[1])
+        if not (1 <= low <= 65535 and 1 <= high <= 65535):
+            raise NapError("%s: range %r is outside 1-65535" % (where, value))
+        if low > high:
+            raise NapError("%s: range %r has its low end above its high end" % (where, value))
+        return low if low == high else "%d-%d" % (low, high)
+    raise NapError("%s: %r is not a port (expected 1-65535 or \"low-high\")" % (where, value))
+
+
+def port_bounds(spec):
+    """(low, high) of a numeric port spec."""
+    if isinstance(spec, int):
+        return spec, spec
+    low, high = spec.split("-")
+    return int(low), int(high)
+
+
+def _port_sort_key(spec):
+    if isinstance(spec, int):
+        return (0, spec, spec, "")
+    if spec in PORT_KEYWORDS:
+        return (1, 0, 0, spec)
+    low, high = port_bounds(spec)
+    return (0, low, high, "")
+
+
+def normalize_ports(values, where="ports", allow_keywords=False):
+    """Parse, de-duplicate and sort a list of port specs."""
+    if values is None:
+        return ()
+    if isinstance(values, (str, int)):
+        values = [values]
+    seen = set()
+    out = []
+    for value in values:
+        spec = parse_port(value, where, allow_keywords)
+        if spec not in seen:
+            seen.add(spec)
+            out.append(spec)
+    return tuple(sorted(out, key=_port_sort_key))
+
+
+def parse_network(value, where="address"):
+    """Return an ip_network (strict=False) for an address, CIDR or host address."""
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value
+    text = str(value).strip()
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise NapError("%s: %r is not an IPv4/IPv6 address or CIDR (e.g. 192.0.2.10 or 192.0.2.0/24)" % (where, value))
+
+
+def is_ip_address(value):
+    try:
+        ipaddress.ip_address(str(value).strip())
+        return True
+    except ValueError:
+        return False
+
+
+def normalize_addresses(values, where="addresses", collapse=True):
+    """Parse, collapse and sort a list of addresses into CIDR strings.
+
+    Covered networks disappear (192.0.2.7/32 inside 192.0.2.0/24) and adjacent ones join;
+    with ``collapse=False`` each network is kept as given (only de-duplicated).
+    IPv4 sorts before IPv6.
+    """
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    v4, v6 = [], []
+    for value in values:
+        net = parse_network(value, where)
+        (v4 if net.version == 4 else v6).append(net)
+    if not collapse:
+        return tuple(str(n) for n in sorted(set(v4)) + sorted(set(v6)))
+    out = [str(n) for n in ipaddress.collapse_addresses(v4)]
+    out += [str(n) for n in ipaddress.collapse_addresses(v6)]
+    return tuple(out)
+
+
+def ports_text(ports):
+    return ",".join(str(p) for p in ports) if ports else "any"
+
+
+class Rule:
+    """One allow rule in the canonical model (immutable by convention)."""
+
+    __slots__ = RULE_FIELDS
+
+    def __init__(self, name, flow_id, direction, protocol, src_addresses=(), dst_addresses=(),
+                 src_ports=(), dst_ports=(), description="", source="", action="allow"):
+        self.name = name
+        self.flow_id = flow_id
+        self.direction = direction
+        self.action = action
+        self.protocol = protocol
+        self.src_addresses = tuple(src_addresses)
+        self.dst_addresses = tuple(dst_addresses)
+        self.src_ports = tuple(src_ports)
+        self.dst_ports = tuple(dst_ports)
+        self.description = description
+        self.source = source
+
+    @classmethod
+    def from_dict(cls, data, where="rule"):
+        """Build and validate a rule from user or plan data; errors name the rule and field."""
+        if not isinstance(data, dict):
+            raise NapError("%s: expected a mapping, got %r" % (where, data))
+        name = data.get("name")
+        if not name or not isinstance(name, str):
+            raise NapError("%s: 'name' is required and must be a string" % where)
+        where = "rule %r" % name
+        unknown = set(data) - set(RULE_FIELDS)
+        if unknown:
+            raise NapError("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(sorted(unknown)), ", ".join(RULE_FIELDS)))
+        protocol = str(data.get("protocol", "")).lower()
+        if protocol not in PROTOCOLS:
+            raise NapError("%s: protocol %r is not one of %s" % (where, data.get("protocol"), ", ".join(PROTOCOLS)))
+        direction = str(data.get("direction", "in")).lower()
+        if direction not in DIRECTIONS:
+            raise NapError("%s: direction %r is not one of %s" % (where, data.get("direction"), ", ".join(DIRECTIONS)))
+        action = str(data.get("action", "allow")).lower()
+        if action not in ACTIONS:
+            raise NapError("%s: action %r is not supported (only allow)" % (where, data.get("action")))
+        src_ports = normalize_ports(data.get("src_ports"), "%s: src_ports" % where, allow_keywords=False)
+        dst_ports = normalize_ports(data.get("dst_ports"), "%s: dst_ports" % where, allow_keywords=True)
+        if protocol not in PORT_PROTOCOLS and (src_ports or dst_ports):
+            raise NapError("%s: protocol %s has no ports, but ports were given" % (where, protocol))
+        keywords = [p for p in dst_ports if p in PORT_KEYWORDS]
+        if keywords and (protocol != "tcp" or direction != "in" or len(dst_ports) != 1):
+            raise NapError("%s: the port keyword %s stands alone on an inbound TCP rule" % (where, keywords[0]))
+        return cls(
+            name=name,
+            flow_id=str(data.get("flow_id") or name),
+            direction=direction,
+            action=action,
+            protocol=protocol,
+            src_addresses=normalize_addresses(data.get("src_addresses"), "%s: src_addresses" % where),
+            dst_addresses=normalize_addresses(data.get("dst_addresses"), "%s: dst_addresses" % where),
+            src_ports=src_ports,
+            dst_ports=dst_ports,
+            description=str(data.get("description") or ""),
+            source=str(data.get("source") or ""),
+        )
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "flow_id": self.flow_id,
+            "direction": self.direction,
+            "action": self.action,
+            "protocol": self.protocol,
+            "src_addresses": list(self.src_addresses),
+            "dst_addresses": list(self.dst_addresses),
+            "src_ports": list(self.src_ports),
+            "dst_ports": list(self.dst_ports),
+            "description": self.description,
+            "source": self.source,
+        }
+
+    def key(self):
+        """What the rule does, without its name and texts: what a diff compares."""
+        return (self.direction, self.action, self.protocol, self.src_addresses, self.dst_addresses,
+                self.src_ports, self.dst_ports)
+
+    def __eq__(self, other):
+        return isinstance(other, Rule) and self.to_dict() == other.to_dict()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash((self.name,) + self.key())
+
+    def __repr__(self):
+        return "Rule(%s %s %s %s -> %s:%s)" % (
+            self.name, self.direction, self.protocol,
+            ",".join(self.src_addresses) or "any",
+            ",".join(self.dst_addresses) or "any", ports_text(self.dst_ports))
+
+    def summary(self):
+        """One readable line, as a diff shows it."""
+        src = ",".join(self.src_addresses) or "any"
+        dst = ",".join(self.dst_addresses) or "any"
+        text = "%s %s %s %s" % (self.name, self.direction, self.action, self.protocol)
+        text += " from %s" % src
+        if self.src_ports:
+            text += " port %s" % ports_text(self.src_ports)
+        text += " to %s" % dst
+        if self.dst_ports:
+            text += " port %s" % ports_text(self.dst_ports)
+        return text

@@ -1,0 +1,820 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Inventory -> flows -> per-host and per-perimeter rules in the canonical model.
+
+``plan(groups, hostvars, settings)`` is a pure function: it reads inventory groups, each
+host's variables and the global settings, validates them all before building anything,
+and returns the plan (the flows.json document, see docs/flows-json.md).  Any problem in
+the input raises ``NapError`` with one message naming the host, group or variable at
+fault and the expected form.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import ipaddress
+from collections import OrderedDict, deque
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
+    NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network, port_bounds,
+)
+
+PLAN_FORMAT_VERSION = 1
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_PLAIN_CHOICES = {"nap_ad_ldap_mode": "ldap", "nap_gc_mode": "gc", "nap_hra_transport": "http"}
+_PLAIN_TEXT = {"nap_ad_ldap_mode": "plain LDAP (TCP 389)", "nap_gc_mode": "plain global catalog (TCP 3268)",
+               "nap_hra_transport": "HTTP (TCP 80) to the HRA"}
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+def validate_setting(name, value, where):
+    """Return the canonical value of a setting or raise NapError naming ``where``."""
+    spec = cat.SETTINGS_BY_NAME[name]
+    prefix = "%s: %s" % (where, name) if where else name
+    if value is None and spec.default is None:
+        return None
+    if spec.kind == "choice":
+        text = str(value).strip().lower()
+        if text not in spec.choices:
+            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+        return text
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+    if spec.kind == "list_choice":
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+        out = []
+        for item in value:
+            text = str(item).strip().lower()
+            if text not in spec.choices:
+                raise NapError("%s has %r; expected %s" % (prefix, item, spec.expected()))
+            if text not in out:
+                out.append(text)
+        return out
+    if spec.kind == "cidrs":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+        for item in value:
+            try:
+                ipaddress.ip_network(str(item).strip(), strict=False)
+            except ValueError:
+                raise NapError("%s has %r, which is not an IPv4/IPv6 CIDR; expected %s"
+                               % (prefix, item, spec.expected()))
+        return list(normalize_addresses(value, collapse=False))
+    if spec.kind == "range":
+        match = cat._RANGE_RE.match(str(value))
+        if not match:
+            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+        low, high = int(match.group(1)), int(match.group(2))
+        if not (1024 <= low <= high <= 65535):
+            raise NapError("%s is %r: ports must satisfy 1024 <= low <= high <= 65535 (e.g. \"49152-65535\")"
+                           % (prefix, value))
+        return "%d-%d" % (low, high)
+    raise NapError("%s: unknown setting kind" % prefix)  # pragma: no cover
+
+
+class Settings:
+    """Global settings plus per-host overrides; records which settings were used."""
+
+    def __init__(self, settings, hostvars):
+        self.explicit = set()
+        self.used = set()
+        self.glob = {}
+        for spec in cat.SETTINGS:
+            if settings.get(spec.name) is not None:
+                self.explicit.add(spec.name)
+                self.glob[spec.name] = validate_setting(spec.name, settings[spec.name], "")
+            else:
+                self.glob[spec.name] = spec.default
+        self.per_host = {}
+        for host, hvars in hostvars.items():
+            own = {}
+            for spec in cat.SETTINGS:
+                if hvars.get(spec.name) is not None:
+                    own[spec.name] = validate_setting(spec.name, hvars[spec.name], "host %s" % host)
+                    if own[spec.name] != self.glob[spec.name]:
+                        self.explicit.add(spec.name)
+            self.per_host[host] = own
+
+    def get(self, name, host=None, use=True):
+        if use:
+            self.used.add(name)
+        if host is not None and name in self.per_host.get(host, {}):
+            return self.per_host[host][name]
+        return self.glob[name]
+
+
+# ---------------------------------------------------------------------------
+# Endpoints: a host (with its addresses and zone) or a group of networks in one zone.
+# ---------------------------------------------------------------------------
+class Endpoint:
+    __slots__ = ("host", "addresses", "zones", "role")
+
+    def __init__(self, host, addresses, zones, role):
+        self.host = host
+        self.addresses = tuple(addresses)
+        self.zones = frozenset(zones)
+        self.role = role
+
+
+class Zones:
+    def __init__(self, zones_var):
+        self.nets = []          # (network, zone)
+        self.names = []
+        if zones_var in (None, {}, []):
+            return
+        if not isinstance(zones_var, dict):
+            raise NapError("nap_zones is %r; expected a mapping of zone name -> list of CIDRs" % (zones_var,))
+        seen = {}
+        for name, cidrs in zones_var.items():
+            if isinstance(cidrs, str):
+                cidrs = [cidrs]
+            if not isinstance(cidrs, (list, tuple)) or not cidrs:
+                raise NapError("nap_zones[%s] is %r; expected a non-empty list of CIDRs" % (name, cidrs))
+            self.names.append(str(name))
+            for cidr in cidrs:
+                net = parse_network(cidr, "nap_zones[%s]" % name)
+                if net in seen and seen[net] != name:
+                    raise NapError("nap_zones: %s is in both zone %s and zone %s, so the perimeter decision for "
+                                   "its addresses is ambiguous; give each CIDR to one zone" % (net, seen[net], name))
+                seen[net] = str(name)
+                self.nets.append((net, str(name)))
+
+    @property
+    def defined(self):
+        return bool(self.nets)
+
+    def zone_of(self, net, where):
+        """Zone of a network or address: the most specific zone CIDR that contains it."""
+        best = None
+        for znet, zone in self.nets:
+            if znet.version != net.version:
+                continue
+            if net.subnet_of(znet):
+                if best is None or znet.prefixlen > best[0].prefixlen:
+                    best = (znet, zone)
+            elif znet.subnet_of(net):
+                raise NapError("%s: %s spans zone %s (%s) and more, so the perimeter decision is ambiguous; split "
+                               "it along the zones in nap_zones" % (where, net, zone, znet))
+        return best[1] if best else None
+
+
+class Topology:
+    """Zones joined by perimeter devices; a flow crosses the devices on its shortest paths."""
+
+    def __init__(self, devices):
+        self.devices = devices          # name -> set of zones
+        self.by_zone = {}
+        for dev, zones in devices.items():
+            for zone in zones:
+                self.by_zone.setdefault(zone, set()).add(dev)
+        self._cache = {}
+
+    def _distances(self, start):
+        key = frozenset(start)
+        if key in self._cache:
+            return self._cache[key]
+        dist = dict((z, 0) for z in start)
+        queue = deque(start)
+        while queue:
+            zone = queue.popleft()
+            for dev in self.by_zone.get(zone, ()):
+                for nxt in self.devices[dev]:
+                    if nxt not in dist:
+                        dist[nxt] = dist[zone] + 1
+                        queue.append(nxt)
+        self._cache[key] = dist
+        return dist
+
+    def crossed(self, src_zones, dst_zones):
+        """Devices on any shortest path between the two zone sets ([] when they share a zone).
+
+        Returns None when no path joins them.
+        """
+        if not src_zones or not dst_zones:
+            return []
+        if src_zones & dst_zones:
+            return []
+        dsrc = self._distances(src_zones)
+        ddst = self._distances(dst_zones)
+        reach = [dsrc[z] for z in dst_zones if z in dsrc]
+        if not reach:
+            return None
+        best = min(reach)
+        out = []
+        for dev in sorted(self.devices):
+            zones = self.devices[dev]
+            for z1 in zones:
+                for z2 in zones:
+                    if z1 != z2 and z1 in dsrc and z2 in ddst and dsrc[z1] + 1 + ddst[z2] == best:
+                        out.append(dev)
+                        break
+                else:
+                    continue
+                break
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Planner
+# ---------------------------------------------------------------------------
+class Planner:
+    def __init__(self, groups, hostvars, settings, controller_addresses=None):
+        self.groups = groups or {}
+        self.hostvars = hostvars or {}
+        self.warnings = []
+        self._warned = set()
+        self.settings = Settings(settings or {}, self.hostvars)
+        self.zones = Zones((settings or {}).get("nap_zones"))
+        self.controller_addresses = controller_addresses or []
+        self._collect_hosts()
+        self._collect_perimeter()
+        self._collect_networks()
+        self._check_peers()
+
+    # -- helpers ----------------------------------------------------------
+    def warn(self, text):
+        if text not in self._warned:
+            self._warned.add(text)
+            self.warnings.append(text)
+
+    def members(self, role):
+        return self.role_hosts.get(role, [])
+
+    def _host_addresses(self, host, group):
+        hvars = self.hostvars.get(host, {})
+        value = hvars.get("nap_address")
+        if value is not None:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            out = []
+            for item in values:
+                if not is_ip_address(item):
+                    raise NapError("host %s (group %s): nap_address %r is not an IPv4/IPv6 address "
+                                   "(e.g. 192.0.2.10 or 2001:db8::10)" % (host, group, item))
+                out.append(str(ipaddress.ip_address(str(item).strip())))
+            return out
+        ansible_host = hvars.get("ansible_host")
+        if ansible_host is not None and is_ip_address(ansible_host):
+            return [str(ipaddress.ip_address(str(ansible_host).strip()))]
+        if is_ip_address(host):
+            return [str(ipaddress.ip_address(host))]
+        raise NapError("host %s (group %s) has no usable address: set nap_address (or ansible_host) to its "
+                       "IPv4/IPv6 address, e.g. nap_address: 192.0.2.10" % (host, group))
+
+    def _collect_hosts(self):
+        self.role_hosts = OrderedDict()
+        self.host_roles = OrderedDict()
+        for role, group, _ in cat.ROLE_GROUPS:
+            hosts = list(self.groups.get(group) or [])
+            self.role_hosts[role] = hosts
+            for host in hosts:
+                self.host_roles.setdefault(host, [])
+                if role not in self.host_roles[host]:
+                    self.host_roles[host].append(role)
+        self.addresses = {}
+        self.host_zone = {}
+        self.platform = {}
+        for host, roles in self.host_roles.items():
+            group = cat.GROUP_BY_ROLE[roles[0]]
+            addrs = self._host_addresses(host, group)
+            self.addresses[host] = tuple(normalize_addresses(addrs))
+            hvars = self.hostvars.get(host, {})
+            if "perimeter" in roles:
+                platform = str(hvars.get("nap_perimeter_platform", "")).strip().lower()
+                if platform not in cat.PERIMETER_PLATFORMS:
+                    raise NapError("host %s (group nap_perimeter): nap_perimeter_platform is %r; expected one of %s"
+                                   % (host, hvars.get("nap_perimeter_platform"), ", ".join(cat.PERIMETER_PLATFORMS)))
+            else:
+                platform = str(hvars.get("nap_platform", "windows")).strip().lower()
+                if platform not in cat.HOST_PLATFORMS:
+                    raise NapError("host %s: nap_platform is %r; expected one of %s"
+                                   % (host, hvars.get("nap_platform"), ", ".join(cat.HOST_PLATFORMS)))
+            self.platform[host] = platform
+            roles_var = hvars.get("nap_remediation_roles")
+            if roles_var is not None:
+                if not isinstance(roles_var, (list, tuple)) or any(str(r) not in cat.REMEDIATION_ROLES
+                                                                    for r in roles_var):
+                    raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
+                                   % (host, roles_var, ", ".join(cat.REMEDIATION_ROLES)))
+
+    def _collect_perimeter(self):
+        devices = OrderedDict()
+        for host in self.members("perimeter"):
+            zones = self.hostvars.get(host, {}).get("nap_perimeter_zones")
+            if isinstance(zones, str):
+                zones = [zones]
+            if not isinstance(zones, (list, tuple)) or len(zones) < 2:
+                raise NapError("host %s (group nap_perimeter): nap_perimeter_zones is %r; expected a list of at "
+                               "least two zone names from nap_zones" % (host, zones))
+            unknown = [z for z in zones if str(z) not in self.zones.names]
+            if unknown:
+                raise NapError("host %s (group nap_perimeter): nap_perimeter_zones names %s, not in nap_zones "
+                               "(known zones: %s)" % (host, ", ".join(map(str, unknown)),
+                                                      ", ".join(self.zones.names) or "none"))
+            devices[host] = set(str(z) for z in zones)
+        self.topology = Topology(devices)
+        for host, roles in self.host_roles.items():
+            if host in devices:
+                self.host_zone[host] = frozenset(devices[host])
+                continue
+            zones = set()
+            for addr in self.addresses[host]:
+                zone = self.zones.zone_of(ipaddress.ip_network(addr), "host %s" % host)
+                if zone:
+                    zones.add(zone)
+            if len(zones) > 1:
+                raise NapError("host %s has addresses in zones %s; a host sits in one zone (a device that joins "
+                               "zones belongs in group nap_perimeter)" % (host, ", ".join(sorted(zones))))
+            if not zones and self.zones.defined:
+                self.warn("host %s (%s) is in no zone of nap_zones: no perimeter rules are planned for its flows"
+                          % (host, ", ".join(self.addresses[host])))
+            self.host_zone[host] = frozenset(zones)
+
+    def _network_endpoints(self, name, cidrs, role):
+        by_zone = OrderedDict()
+        for cidr in cidrs:
+            net = ipaddress.ip_network(cidr)
+            zone = self.zones.zone_of(net, name)
+            if zone is None and self.zones.defined:
+                self.warn("%s: %s is in no zone of nap_zones: no perimeter rules are planned for its flows"
+                          % (name, cidr))
+            by_zone.setdefault(zone, []).append(cidr)
+        return [Endpoint(None, normalize_addresses(c, collapse=False), [z] if z else [], role)
+                for z, c in by_zone.items()]
+
+    def _collect_networks(self):
+        get = self.settings.get
+        client = get("nap_client_networks", use=False)
+        restricted = get("nap_restricted_networks", use=False)
+        if restricted is None:
+            restricted = client
+        mgmt = get("nap_management_sources", use=False)
+        if mgmt is None:
+            mgmt = list(normalize_addresses(self.controller_addresses)) if self.controller_addresses else []
+            if not mgmt:
+                self.warn("nap_management_sources is not set and the controller's address is unknown: "
+                          "no management (MGMT-*) flows are planned")
+        self.networks = {
+            "client_networks": self._network_endpoints("nap_client_networks", client, "client_networks"),
+            "restricted_networks": self._network_endpoints("nap_restricted_networks", restricted,
+                                                           "restricted_networks"),
+            "management_sources": self._network_endpoints("nap_management_sources", mgmt, "management_sources"),
+        }
+        self.effective = dict(self.settings.glob)
+        self.effective["nap_restricted_networks"] = list(restricted)
+        self.effective["nap_management_sources"] = list(mgmt)
+        self.effective["nap_zones"] = dict((z, [str(n) for n, zz in self.zones.nets if zz == z])
+                                           for z in self.zones.names)
+
+    def _check_peers(self):
+        methods = self.settings.get("nap_enforcement_methods", use=False)
+        need = []
+        if self.members("site_server") and not self.members("domain_controller"):
+            need.append(("nap_site_servers", "nap_domain_controllers", "NAP-AD-WRITE publishes to a domain controller"))
+        if self.members("shv_point") and not self.members("global_catalog"):
+            need.append(("nap_shv_points", "nap_global_catalogs", "NAP-GC-READ reads from a global catalog"))
+        if self.members("shv_point") and not self.members("site_server"):
+            need.append(("nap_shv_points", "nap_site_servers", "the SHV point is installed by a site server"))
+        for method, group, why in (
+                ("dhcp", "nap_dhcp_servers", "DHCP enforcement needs a DHCP server"),
+                ("ipsec", "nap_hras", "IPsec enforcement needs a Health Registration Authority"),
+                ("vpn", "nap_vpn_servers", "VPN enforcement needs a VPN server"),
+                ("tsg", "nap_ts_gateways", "TS Gateway enforcement needs a TS Gateway"),
+                ("8021x", "nap_radius_clients", "802.1X enforcement needs its switches or access points")):
+            if method in methods and not self.groups.get(group):
+                need.append(("nap_enforcement_methods (%s)" % method, group, why))
+        if methods and not self.members("shv_point"):
+            need.append(("nap_enforcement_methods", "nap_shv_points", "enforcement sends RADIUS to an SHV point"))
+        if "ipsec" in methods and not self.members("certification_authority"):
+            need.append(("nap_enforcement_methods (ipsec)", "nap_certification_authorities",
+                         "the HRA requests health certificates from a CA"))
+        if methods and not self.networks["client_networks"] and not self.members("client"):
+            raise NapError("nap_enforcement_methods is %s but nap_client_networks is empty and group nap_clients has "
+                           "no host: client flows need a source; set nap_client_networks, e.g. [192.0.2.0/24]"
+                           % ", ".join(methods))
+        if need:
+            have, missing, why = need[0]
+            holders = self.groups.get(have.split(" ")[0]) or []
+            who = (" (%s)" % ", ".join(holders)) if holders else ""
+            raise NapError("%s%s needs a peer: group %s is empty (%s); add the host(s) to %s"
+                           % (have, who, missing, why, missing))
+
+    # -- endpoint resolution ------------------------------------------------
+    def host_endpoint(self, host, role):
+        return Endpoint(host, self.addresses[host], self.host_zone[host], role)
+
+    def role_endpoints(self, role):
+        return [self.host_endpoint(h, role) for h in self.members(role)]
+
+    def holders(self, cm_role):
+        return [h for h in self.host_roles
+                if cm_role in (self.hostvars.get(h, {}).get("nap_remediation_roles") or [])]
+
+    def resolve(self, name):
+        if name in self.networks:
+            return list(self.networks[name])
+        if name == "client_endpoints":
+            return list(self.networks["client_networks"]) + self.role_endpoints("client")
+        if name == "ad_clients":
+            return self._unique(self.role_endpoints("site_server") + self.role_endpoints("shv_point"))
+        if name == "ad_servers":
+            return self._unique(self.role_endpoints("domain_controller") + self.role_endpoints("global_catalog"))
+        if name == "dns":
+            if self.members("dns_server"):
+                return self.role_endpoints("dns_server")
+            return [self.host_endpoint(h, "domain_controller") for h in self.members("domain_controller")
+                    if self._bool_hostvar(h, "nap_dc_serves_dns", True)]
+        if name == "site_systems":
+            hosts = self.members("site_system") + self.members("remediation_server")
+            return self._unique([self.host_endpoint(h, "site_system") for h in hosts])
+        if name == "windows_hosts":
+            return [self.host_endpoint(h, "managed_host") for h in self.host_roles if self.platform[h] == "windows"]
+        if name == "ssh_hosts":
+            return [self.host_endpoint(h, "managed_host") for h in self.host_roles if self.platform[h] != "windows"]
+        if name in cat.REMEDIATION_ROLES:
+            hosts = self.holders(name)
+            if name == "global_catalog":
+                hosts = self.members("global_catalog") + hosts
+            if name == "dns":
+                return self._unique(self.resolve("dns") + [self.host_endpoint(h, "dns_server") for h in hosts])
+            return self._unique([self.host_endpoint(h, name) for h in hosts])
+        return self.role_endpoints(name)
+
+    def _bool_hostvar(self, host, name, default):
+        value = self.hostvars.get(host, {}).get(name, default)
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in _TRUE:
+            return True
+        if str(value).lower() in _FALSE:
+            return False
+        raise NapError("host %s: %s is %r; expected true or false" % (host, name, value))
+
+    @staticmethod
+    def _unique(endpoints):
+        seen, out = set(), []
+        for ep in endpoints:
+            if ep.host not in seen:
+                seen.add(ep.host)
+                out.append(ep)
+        return out
+
+    # -- conditions -----------------------------------------------------------
+    def _enabled(self, flow):
+        methods = None
+        for kind, value in flow.when:
+            if kind == "setting":
+                if not self.settings.get(value):
+                    return False
+            elif kind in ("method", "any_method", "vpn_protocol"):
+                methods = self.settings.get("nap_enforcement_methods")
+                if kind == "method" and value not in methods:
+                    return False
+                if kind == "any_method" and not methods:
+                    return False
+                if kind == "vpn_protocol" and "vpn" not in methods:
+                    return False
+        return True
+
+    # -- pairs ------------------------------------------------------------
+    def pairs(self, flow):
+        if flow.pairing == "dhcp_client":
+            return self._dhcp_client_pairs()
+        if flow.pairing == "dhcp_relay":
+            return self._dhcp_relay_pairs()
+        srcs = self.resolve(flow.src)
+        dsts = self.resolve(flow.dst)
+        out = []
+        for dst in dsts:
+            for src in srcs:
+                if flow.pairing == "distinct" and src.host is not None and src.host == dst.host:
+                    continue
+                out.append((src, dst))
+        return out
+
+    def _dhcp_plan(self):
+        """Per DHCP server: client network endpoints on its segment, and relays for the others."""
+        if hasattr(self, "_dhcp_cache"):
+            return self._dhcp_cache
+        direct, relayed = [], []
+        for server in self.members("dhcp_server"):
+            dst = self.host_endpoint(server, "dhcp_server")
+            for net in self.networks["client_networks"]:
+                if not self.zones.defined or net.zones == dst.zones or not net.zones or not dst.zones:
+                    direct.append((net, dst))
+                    continue
+                relays = [h for h in self.members("dhcp_relay") if self.host_zone[h] == net.zones]
+                if not relays:
+                    relays = [d for d in (self.topology.crossed(net.zones, dst.zones) or [])
+                              if net.zones <= self.topology.devices[d]]
+                    if not relays:
+                        raise NapError("DHCP server %s is in zone %s but client network %s is in zone %s, and no relay "
+                                       "joins them: add the relay agent to group nap_dhcp_relays or a perimeter device "
+                                       "joining zone %s to nap_perimeter" % (
+                                           server, ", ".join(sorted(dst.zones)), ", ".join(net.addresses),
+                                           ", ".join(sorted(net.zones)), ", ".join(sorted(net.zones))))
+                    self.warn("DHCP relay assumed: %s relays DHCP for %s to %s (set group nap_dhcp_relays to name the "
+                              "relay agent)" % (", ".join(relays), ", ".join(net.addresses), server))
+                for relay in relays:
+                    rel = self.host_endpoint(relay, "dhcp_relay")
+                    direct.append((net, rel))
+                    relayed.append((rel, dst))
+        self._dhcp_cache = (self._dedupe(direct), self._dedupe(relayed))
+        return self._dhcp_cache
+
+    @staticmethod
+    def _dedupe(pairs):
+        seen, out = set(), []
+        for src, dst in pairs:
+            key = (src.host, src.addresses, dst.host)
+            if key not in seen:
+                seen.add(key)
+                out.append((src, dst))
+        return out
+
+    def _dhcp_client_pairs(self):
+        return self._dhcp_plan()[0]
+
+    def _dhcp_relay_pairs(self):
+        return self._dhcp_plan()[1]
+
+    # -- services -----------------------------------------------------------
+    def services(self, flow, src, dst):
+        """Resolved (protocol, dst_ports, src_ports, rpc_dynamic, via) for one pair."""
+        if flow.id == "REMEDIATION":
+            out = []
+            for cm_role in self.hostvars.get(dst.host, {}).get("nap_remediation_roles") or []:
+                cm_flow = cat.CM_BY_ID[cat.REMEDIATION_ROLES[cm_role]]
+                for svc in self._resolve_services(cm_flow, src, dst):
+                    out.append(svc[:4] + (cm_flow.id,))
+            if not out:
+                self.warn("host %s is in nap_remediation_servers without nap_remediation_roles: no remediation "
+                          "ports are planned for it (e.g. nap_remediation_roles: [management_point])" % dst.host)
+            return out
+        return [svc + (None,) for svc in self._resolve_services(flow, src, dst)]
+
+    def _resolve_services(self, flow, src, dst):
+        out = []
+        for service in flow.services:
+            ports = service.dst_ports
+            if isinstance(ports, cat.Choice):
+                setting = ports.setting
+                decider = flow.deciders.get(setting, "dst")
+                value = self.settings.get(setting, src.host if decider == "src" else dst.host)
+                ports = ports.options[value]
+                if _PLAIN_CHOICES.get(setting) == value:
+                    self._plain.append((flow.id, setting, src, dst))
+            out.append((service.protocol, tuple(ports), tuple(service.src_ports), service.rpc_dynamic))
+        return out
+
+    # -- main -------------------------------------------------------------
+    def run(self):
+        self._plain = []
+        flows = []
+        for flow in cat.FLOWS:
+            if not self._enabled(flow):
+                continue
+            for src, dst in self.pairs(flow):
+                if flow.id.startswith("MGMT-") and src.host is None and dst.host is None:
+                    continue
+                crossed = self.topology.crossed(src.zones, dst.zones)
+                if crossed is None:
+                    self.warn("%s: no perimeter path joins zone %s and zone %s (%s -> %s): no perimeter rules"
+                              % (flow.id, ", ".join(sorted(src.zones)), ", ".join(sorted(dst.zones)),
+                                 src.host or ",".join(src.addresses), dst.host))
+                    crossed = []
+                crossed = [d for d in crossed if d not in (src.host, dst.host)]
+                for protocol, dst_ports, src_ports, rpc, via in self.services(flow, src, dst):
+                    src_addresses = src.addresses
+                    entry = OrderedDict()
+                    entry["id"] = flow.id
+                    entry["purpose"] = flow.purpose
+                    entry["source"] = flow.source
+                    entry["category"] = flow.category
+                    entry["src_role"] = src.role
+                    entry["dst_role"] = dst.role
+                    entry["src_host"] = src.host
+                    entry["src_addresses"] = list(normalize_addresses(src_addresses))
+                    entry["src_zone"] = _zone_text(src.zones)
+                    entry["dst_host"] = dst.host
+                    entry["dst_addresses"] = list(dst.addresses)
+                    entry["dst_zone"] = _zone_text(dst.zones)
+                    entry["protocol"] = protocol
+                    entry["dst_ports"] = list(dst_ports)
+                    entry["src_ports"] = list(src_ports)
+                    entry["rpc_dynamic"] = bool(rpc)
+                    if rpc:
+                        entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", dst.host)
+                    if via:
+                        entry["via"] = via
+                    entry["perimeter"] = list(crossed)
+                    flows.append(entry)
+        for flow_id, setting, src, dst in self._plain:
+            if self.topology.crossed(src.zones, dst.zones):
+                self.warn("%s: %s crosses a perimeter (%s -> %s); consider %s=%s" % (
+                    flow_id, _PLAIN_TEXT[setting], src.host or ",".join(src.addresses), dst.host, setting,
+                    [k for k in cat.SETTINGS_BY_NAME[setting].choices if k != _PLAIN_CHOICES[setting]][0]))
+        for name in sorted(self.settings.explicit - self.settings.used):
+            if name in ("nap_client_networks", "nap_restricted_networks", "nap_management_sources",
+                        "nap_windows_outbound_policy"):
+                continue
+            self.warn("%s is set but no planned flow uses it (%s)" % (name, cat.SETTINGS_BY_NAME[name].text))
+        return self._assemble(flows)
+
+    def _assemble(self, flows):
+        hosts = OrderedDict()
+        for host, roles in self.host_roles.items():
+            entry = OrderedDict()
+            entry["roles"] = list(roles)
+            entry["platform"] = self.platform[host]
+            entry["addresses"] = list(self.addresses[host])
+            entry["zone"] = _zone_text(self.host_zone[host])
+            entry["outbound_policy"] = self.settings.get("nap_windows_outbound_policy", host, use=False)
+            entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", host, use=False)
+            entry["inbound"] = []
+            entry["outbound"] = []
+            hosts[host] = entry
+        inbound, outbound, forward = {}, {}, {}
+        for flow in flows:
+            for rule in _host_inbound(flow):
+                inbound.setdefault(flow["dst_host"], []).append(rule)
+            if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
+                outbound.setdefault(flow["src_host"], []).append(_host_outbound(flow))
+            for dev in flow["perimeter"]:
+                forward.setdefault(dev, []).append(_forward(flow))
+        for host, entry in hosts.items():
+            entry["inbound"] = [r.to_dict() for r in _finish(inbound.get(host, []), "src")]
+            entry["outbound"] = [r.to_dict() for r in _finish(outbound.get(host, []), "dst")]
+        perimeter = OrderedDict()
+        for dev, zones in self.topology.devices.items():
+            pentry = OrderedDict()
+            pentry["platform"] = self.platform[dev]
+            pentry["zones"] = sorted(zones)
+            pentry["zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in sorted(zones))
+            pentry["addresses"] = list(self.addresses[dev])
+            pentry["forward"] = [r.to_dict() for r in _finish(forward.get(dev, []), "both")]
+            perimeter[dev] = pentry
+        plan = OrderedDict()
+        plan["format_version"] = PLAN_FORMAT_VERSION
+        plan["settings"] = self.effective
+        plan["flows"] = flows
+        plan["hosts"] = hosts
+        plan["perimeter"] = perimeter
+        plan["warnings"] = list(self.warnings)
+        return plan
+
+
+def _zone_text(zones):
+    return sorted(zones)[0] if len(zones) == 1 else (None if not zones else sorted(zones))
+
+
+def _base_name(flow):
+    name = flow["id"]
+    if flow.get("via"):
+        name += "-" + flow["via"]
+    return name + "-" + flow["protocol"].upper()
+
+
+def _perimeter_ports(flow):
+    ports = list(flow["dst_ports"])
+    if flow["rpc_dynamic"]:
+        ports.append(flow["rpc_dynamic_range"])
+    return ports
+
+
+def _host_inbound(flow):
+    if not flow["dst_host"]:
+        return []
+    sources = flow["src_addresses"]
+    if flow["id"] == "DHCP-CLIENT" and any(":" not in a for a in sources):
+        # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0.
+        sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
+    base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],
+                src_addresses=sources, dst_addresses=(),
+                src_ports=flow["src_ports"], description=flow["purpose"], source=flow["source"])
+    if flow["rpc_dynamic"]:
+        return [Rule(name=_base_name(flow) + "-IN-EPMAP", dst_ports=("rpc-epmap",), **base),
+                Rule(name=_base_name(flow) + "-IN-RPC", dst_ports=("rpc-dynamic",), **base)]
+    return [Rule(name=_base_name(flow) + "-IN", dst_ports=flow["dst_ports"], **base)]
+
+
+def _host_outbound(flow):
+    return Rule(name=_base_name(flow) + "-OUT", flow_id=flow["id"], direction="out", protocol=flow["protocol"],
+                src_addresses=(), dst_addresses=flow["dst_addresses"], src_ports=flow["src_ports"],
+                dst_ports=normalize_ports(_perimeter_ports(flow)), description=flow["purpose"],
+                source=flow["source"])
+
+
+def _forward(flow):
+    return Rule(name=_base_name(flow) + "-FWD", flow_id=flow["id"], direction="forward", protocol=flow["protocol"],
+                src_addresses=flow["src_addresses"], dst_addresses=flow["dst_addresses"],
+                src_ports=flow["src_ports"], dst_ports=normalize_ports(_perimeter_ports(flow)),
+                description=flow["purpose"], source=flow["source"])
+
+
+def _merge(rules, side):
+    """Merge rules that differ only in the addresses of one side (exact: no pair is added)."""
+    merged = OrderedDict()
+    for rule in rules:
+        if side == "src":
+            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.dst_addresses)
+        else:
+            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.src_addresses)
+        if key in merged:
+            old = merged[key]
+            if side == "src":
+                merged[key] = _replace(old, src_addresses=normalize_addresses(old.src_addresses + rule.src_addresses))
+            else:
+                merged[key] = _replace(old, dst_addresses=normalize_addresses(old.dst_addresses + rule.dst_addresses))
+        else:
+            merged[key] = rule
+    return list(merged.values())
+
+
+def _replace(rule, **changes):
+    data = rule.to_dict()
+    data.update(changes)
+    return Rule(**data)
+
+
+def _finish(rules, side):
+    """Merge address lists, then give every rule a unique, stable name."""
+    if side == "both":
+        rules = _merge(_merge(rules, "dst"), "src")
+    else:
+        rules = _merge(rules, side)
+    by_name = OrderedDict()
+    for rule in rules:
+        by_name.setdefault(rule.name, []).append(rule)
+    out = []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        names = {}
+        for rule in group:
+            port_tag = "_".join(str(p) for p in rule.dst_ports) or "ANY"
+            names.setdefault(name + "-" + port_tag, []).append(rule)
+        for sub, members in names.items():
+            for rule in members:
+                if len(members) == 1:
+                    out.append(_replace(rule, name=sub))
+                else:
+                    digest = hashlib.sha1(repr(rule.key()).encode("utf-8")).hexdigest()[:6]
+                    out.append(_replace(rule, name=sub + "-" + digest))
+    out.sort(key=lambda r: r.name)
+    return out
+
+
+def plan(groups, hostvars, settings, controller_addresses=None):
+    """Build the plan document from inventory groups, host variables and global settings."""
+    return Planner(groups, hostvars, settings, controller_addresses).run()
+
+
+def rules_for(plan_doc, target):
+    """The rules a host or perimeter device gets, as Rule objects (all directions)."""
+    out = []
+    if target in plan_doc.get("hosts", {}):
+        entry = plan_doc["hosts"][target]
+        out += [Rule.from_dict(r) for r in entry["inbound"] + entry["outbound"]]
+    if target in plan_doc.get("perimeter", {}):
+        out += [Rule.from_dict(r) for r in plan_doc["perimeter"][target]["forward"]]
+    return out
+
+
+def summary(plan_doc):
+    """Short text summary: hosts, flows, rules per host and device."""
+    lines = []
+    hosts = plan_doc["hosts"]
+    lines.append("%d hosts, %d perimeter devices, %d flows (%d catalogue ids)" % (
+        len(hosts), len(plan_doc["perimeter"]), len(plan_doc["flows"]),
+        len(set(f["id"] for f in plan_doc["flows"]))))
+    for name, entry in hosts.items():
+        lines.append("  %-24s %-40s %3d inbound %3d outbound" % (
+            name, ",".join(entry["roles"])[:40], len(entry["inbound"]), len(entry["outbound"])))
+    for name, entry in plan_doc["perimeter"].items():
+        lines.append("  %-24s %-40s %3d forward" % (name, "perimeter " + entry["platform"], len(entry["forward"])))
+    if plan_doc.get("warnings"):
+        lines.append("%d warning(s), listed above and in the report" % len(plan_doc["warnings"]))
+    return lines
+
+
+__all__ = ["plan", "Planner", "rules_for", "summary", "validate_setting", "NapError", "port_bounds"]

@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: nap_plan
+short_description: Turn a NAP inventory into the flow matrix and per-host rules
+version_added: 0.1.0
+description:
+  - Plans every network flow that Network Access Protection (NAP) in Configuration Manager 2007 needs,
+    from the inventory groups C(nap_*) and the C(nap_*) settings, and resolves it to inbound and outbound
+    rules per host and forward rules per perimeter device, in the collection's canonical rule model.
+  - Runs on the controller only (an action plugin) and contacts no host.
+  - Optionally writes the report files C(flows.json), C(flows.csv), C(flows.md) and C(topology.mmd).
+  - Every error in the input (an unknown setting value, a malformed CIDR, a host without an address,
+    a missing peer such as an SHV point with no global catalog, an ambiguous zone) fails the task before
+    anything is written, with one message that names the host, group or variable at fault.
+  - See the collection's C(docs/inventory.md) for the inventory contract and C(docs/flows-json.md) for
+    the format of the plan.
+author:
+  - configmgr.nap contributors
+options:
+  report_dir:
+    description:
+      - Directory on the controller to write the report files to. Created when missing.
+      - When not set, nothing is written and the plan is only returned.
+    type: path
+  formats:
+    description:
+      - Which report files to write.
+    type: list
+    elements: str
+    choices: [json, csv, md, mermaid]
+    default: [json, csv, md, mermaid]
+  settings:
+    description:
+      - Settings that override the C(nap_*) variables the task sees, for example
+        C({nap_ad_ldap_mode: ldaps}). Per-host values in the inventory still win for the host that
+        decides the setting (the site server for C(nap_ad_ldap_mode), the HRA for C(nap_hra_transport), ...).
+    type: dict
+  groups:
+    description:
+      - Inventory groups to plan from (group name -> list of host names) instead of the task's inventory.
+      - Use with O(hostvars); meant for tests and generated inventories.
+    type: dict
+  hostvars:
+    description:
+      - Host variables to plan from (host name -> mapping) instead of the task's inventory.
+    type: dict
+  controller_addresses:
+    description:
+      - Addresses of the controller, used as C(nap_management_sources) when that setting is not set.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the report files are not written; RV(changed) says whether they would change.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - The planner is a pure function in C(plugins/module_utils/nap/planner.py); this action only reads the
+    inventory and writes files.
+seealso:
+  - name: NAP flow catalogue
+    description: Every flow the collection knows, with its source (docs/flows.md).
+    link: https://example.invalid/configmgr/nap/docs/flows.md
+"""
+
+EXAMPLES = r"""
+- name: Plan the flows of the inventory and write the reports
+  configmgr.nap.nap_plan:
+    report_dir: ./nap-report
+  register: nap
+
+- name: Show the summary
+  ansible.builtin.debug:
+    msg: "{{ nap.summary }}"
+
+- name: Plan with LDAPS whatever the inventory says, without writing files
+  configmgr.nap.nap_plan:
+    settings:
+      nap_ad_ldap_mode: ldaps
+  register: nap_ldaps
+"""
+
+RETURN = r"""
+plan:
+  description:
+    - The plan document, the content of C(flows.json) (see docs/flows-json.md).
+    - Keys C(format_version), C(settings), C(flows), C(hosts), C(perimeter) and C(warnings).
+  returned: success
+  type: dict
+summary:
+  description: Lines of text, hosts, flows and rules per host and device, then warnings.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - "9 hosts, 1 perimeter devices, 55 flows (19 catalogue ids)"
+files:
+  description: Paths of the report files (written, or that would be written in check mode).
+  returned: when report_dir is set
+  type: list
+  elements: str
+report_dir:
+  description: Absolute path of the report directory.
+  returned: when report_dir is set
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            report_dir=dict(type="path"),
+            formats=dict(type="list", elements="str", choices=["json", "csv", "md", "mermaid"],
+                         default=["json", "csv", "md", "mermaid"]),
+            settings=dict(type="dict"),
+            groups=dict(type="dict"),
+            hostvars=dict(type="dict"),
+            controller_addresses=dict(type="list", elements="str"),
+        ),
+        supports_check_mode=True,
+    )
+    module.fail_json(msg="configmgr.nap.nap_plan runs as an action plugin on the controller; it cannot run on a host")
+
+
+if __name__ == "__main__":
+    main()
