@@ -47,6 +47,10 @@ APT_PACKAGES := nftables iproute2 shellcheck
 
 PYTEST_ARGS ?=
 
+# Prerequisite of every check target; `make test` runs setup once and then
+# calls the checks with SETUP_DEP empty.
+SETUP_DEP ?= setup
+
 .PHONY: help setup venv collections apt demo test unit sanity lint build-check docs-check clean distclean
 
 help:
@@ -123,20 +127,19 @@ demo: setup
 # --------------------------------------------------------------------------
 # tests
 
-# Sub-makes keep the order even under `make -j`; each step re-checks setup
-# (cheap: stamp files).
+# Sub-makes keep the order even under `make -j`.
 test: setup
-	@$(MAKE) unit
-	@$(MAKE) sanity
-	@$(MAKE) lint
-	@$(MAKE) build-check
-	@$(MAKE) docs-check
+	@$(MAKE) unit SETUP_DEP=
+	@$(MAKE) sanity SETUP_DEP=
+	@$(MAKE) lint SETUP_DEP=
+	@$(MAKE) build-check SETUP_DEP=
+	@$(MAKE) docs-check SETUP_DEP=
 	@echo "==> test: all checks passed"
 
 # pytest exit code 5 (no tests collected) is a failure on purpose.
 # PYTHONPATH makes `ansible_collections.configmgr.nap...` and the dependency
 # collections importable without the ansible-test wrapper.
-unit: setup
+unit: $(SETUP_DEP)
 	@echo "==> unit: pytest tests/unit"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
 		"$(VBIN)/python" -m pytest "$(ROOT)/tests/unit" -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -144,26 +147,32 @@ unit: setup
 # ansible-test must run from .../ansible_collections/configmgr/nap, so
 # hack/sanity.sh stages a copy of the git-visible files (tracked + untracked
 # not ignored) into build/sanity/ansible_collections/configmgr/nap, links the
-# dependency collections beside it and runs `ansible-test sanity`.
-# Skipped tests (see hack/sanity.sh for details):
-#   pslint  - needs pwsh (PowerShell), which cannot be installed on these
-#             machines (no Microsoft package feed, not in Debian/PyPI/npm).
-# validate-modules runs on everything except PowerShell modules (*.ps1):
-# their argument-spec introspection executes pwsh; their .py documentation
-# sidecars are still validated.
-sanity: setup
+# dependency collections beside it and runs `ansible-test sanity` for the
+# venv's Python. ansible-test's pip bootstrap download is replaced by an
+# offline stand-in (hack/get_pip_standin.py); the per-test venvs it creates
+# under ~/.ansible/test/venv are pip-installed from PyPI once, then reused.
+# What cannot run here, because pwsh (PowerShell) cannot be installed on these
+# machines (no Microsoft package feed, no Debian package, and npm's `pwsh`
+# downloads the binary from GitHub at install time, which is unreachable):
+#   pslint            skipped entirely (PSScriptAnalyzer runs under pwsh).
+#   validate-modules  for *.ps1 modules only the argument-spec comparison
+#                     (docs vs. $spec, introspected by running pwsh) is skipped:
+#                     ansible-test runs it on all other plugin files and
+#                     hack/validate_ps1_modules.py runs the same validator,
+#                     minus that one check, on the *.ps1 modules.
+sanity: $(SETUP_DEP)
 	@echo "==> sanity: ansible-test sanity"
 	"$(ROOT)/hack/sanity.sh" "$(VBIN)"
 
-lint: setup
+lint: $(SETUP_DEP)
 	@echo "==> lint: ansible-lint --profile production"
 	cd "$(ROOT)" && "$(VBIN)/ansible-lint" --profile production
 
-build-check: setup
+build-check: $(SETUP_DEP)
 	@echo "==> build-check: build, install and run the collection tarball"
 	"$(ROOT)/hack/test-build.sh" "$(VBIN)"
 
-docs-check: setup
+docs-check: $(SETUP_DEP)
 	@echo "==> docs-check: hack/gen_docs.py --check"
 	cd "$(ROOT)" && "$(VBIN)/python" "$(ROOT)/hack/gen_docs.py" --check
 

@@ -58,7 +58,8 @@ print(re.search(r"default_packages = dict\(\s*pip='([0-9.]+)'", src).group(1))
 PY
 )"
 GET_PIP="$HOME/.ansible/test/cache/get_pip_${PIP_VERSION//./_}.py"
-if [[ ! -s "$GET_PIP" ]]; then
+# A real get-pip (if someone placed one) is kept; our stand-in is refreshed.
+if [[ ! -s "$GET_PIP" ]] || { grep -q 'Offline stand-in' "$GET_PIP" && ! cmp -s "$ROOT/hack/get_pip_standin.py" "$GET_PIP"; }; then
     log "installing get-pip stand-in as $GET_PIP"
     mkdir -p "$(dirname "$GET_PIP")"
     cp "$ROOT/hack/get_pip_standin.py" "$GET_PIP"
@@ -67,7 +68,8 @@ fi
 # --- 4. run --------------------------------------------------------------------
 # Skipped, because it cannot run on these machines:
 #   pslint: PSScriptAnalyzer runs under pwsh (PowerShell), which is not
-#           installable here (no Microsoft package feed; not in Debian/PyPI/npm).
+#           installable here (no Microsoft package feed, no Debian package;
+#           npm's `pwsh` fetches the binary from GitHub, unreachable here).
 # validate-modules asks pwsh for the argument spec of PowerShell modules (*.ps1)
 # and aborts without it. So it runs in two parts:
 #   a) ansible-test validate-modules on every plugin file except *.ps1
@@ -80,17 +82,19 @@ cd "$STAGE"
 export PATH="$VENV_BIN:$PATH"
 unset ANSIBLE_COLLECTIONS_PATH  # ansible-test sets it from the staged layout
 AT=(ansible-test sanity --python "$PY_VERSION" --color no)
+# drop pip's noise about this machine's unused local index directories
+quiet() { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
 mapfile -t NON_PS1 < <(find plugins -type f ! -name '*.ps1' ! -path '*/__pycache__/*' 2>/dev/null | sort)
 mapfile -t PS1 < <(find plugins/modules -type f -name '*.ps1' 2>/dev/null | sort)
 
 status=0
 log "${AT[*]} --skip-test pslint --skip-test validate-modules"
-"${AT[@]}" --skip-test pslint --skip-test validate-modules "$@" || status=$?
+"${AT[@]}" --skip-test pslint --skip-test validate-modules "$@" 2>&1 | quiet || status=$?
 
 if ((${#NON_PS1[@]})); then
     log "${AT[*]} --test validate-modules <${#NON_PS1[@]} plugin files, *.ps1 excluded>"
-    "${AT[@]}" --test validate-modules "$@" "${NON_PS1[@]}" || status=$?
+    "${AT[@]}" --test validate-modules "$@" "${NON_PS1[@]}" 2>&1 | quiet || status=$?
 fi
 
 if ((${#PS1[@]})); then
