@@ -1,0 +1,1044 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nftables backend: canonical rules <-> one owned nft table (pure Python, no nft calls).
+
+The collection owns exactly one table (default ``inet configmgr_nap``) and renders it whole:
+
+* one named set per zone and address family (``zone_<name>_v4`` / ``zone_<name>_v6``) holding the
+  zone's networks minus the more specific networks of other zones (the planner's "most specific
+  zone wins" rule, made disjoint), and ``owned_v4`` / ``owned_v6``, the union of the owned zones;
+* chain ``forward`` (hook forward, policy accept): established/related, the management
+  anti-lockout rule, the planned forward rules, then one drop per owned zone and family for
+  traffic from that zone to another owned zone.  Traffic between zones the table does not own,
+  or from/to addresses in no owned zone, is not touched;
+* chain ``input`` (hook input, policy accept): established/related, loopback, IPv6 neighbour
+  discovery, anti-lockout, the host's planned inbound rules, then a drop of what comes *from an
+  owned zone*.  Traffic from addresses outside the owned zones is left to the host's other
+  tables (the collection never drops what it was not asked to decide);
+* chain ``output`` only when outbound rules are planned (outbound policy block), in the same spirit
+  (drop of unplanned traffic *to* owned zones).
+
+Every planned rule carries the comment ``<name>|<flow_id>[|<port keyword>]``, which is how it is
+parsed back; the structural rules carry ``configmgr.nap:<what>``.  Descriptions are not stored in
+nft (comments are limited to 128 bytes); a parsed rule takes the wanted rule's description when
+its nft form is exactly what that rule renders to.
+
+``desired_state()`` builds a :class:`TableState` from the model, ``parse_table()`` builds one
+from ``nft -j list table`` output; ``compare()`` explains the difference per rule with the shared
+:func:`diff.diff_rules` and per structural object, and ``TableState.script()`` renders the one
+atomic transaction that replaces the owned table.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import re
+from collections import OrderedDict
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import diff_rules
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
+    PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, parse_network,
+    parse_port, port_bounds,
+)
+
+DEFAULT_TABLE = "configmgr_nap"
+DEFAULT_FAMILY = "inet"
+FAMILIES = {"inet": (4, 6), "ip": (4,), "ip6": (6,)}
+DEFAULT_RPC_RANGE = "49152-65535"
+MARK = "configmgr.nap:"
+MGMT_PORTS = (22, 5985, 5986)
+COMMENT_MAX = 128
+ND_TYPES = ("nd-neighbor-advert", "nd-neighbor-solicit", "nd-router-advert", "nd-router-solicit")
+CHAIN_OF = {"in": "input", "out": "output", "forward": "forward"}
+DIRECTION_OF = dict((v, k) for k, v in CHAIN_OF.items())
+CHAIN_ORDER = ("input", "forward", "output")
+PROTO_NAMES = dict((v, k) for k, v in PROTOCOL_NUMBERS.items())
+PROTO_NAMES[58] = "ipv6-icmp"
+IP_KEY = {4: "ip", 6: "ip6"}
+_IDENT_RE = re.compile(r"[^a-z0-9_]")
+_ERROR_RE = re.compile(r"^(?:/dev/stdin|-|<cmdline>):(\d+):[0-9-]+: Error: (.*)$")
+
+# compare: descriptions are not stored in nft; see parse_rules() for how they are carried over
+COMPARE = ("direction", "action", "protocol", "src_addresses", "dst_addresses", "src_ports", "dst_ports",
+           "description")
+TAMPERED = "edited by hand in nft: "
+
+
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+def _merge_ports(ports):
+    """Canonical port list: ints and "low-high" ranges, overlapping and adjacent ones merged."""
+    spans = sorted(port_bounds(p) for p in ports)
+    merged = []
+    for low, high in spans:
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return tuple(low if low == high else "%d-%d" % (low, high) for low, high in merged)
+
+
+def _addr_key(text):
+    net = ipaddress.ip_network(text)
+    return (net.version, net.network_address, net.prefixlen)
+
+
+def _split_family(addresses):
+    v4 = tuple(a for a in addresses if ":" not in a)
+    v6 = tuple(a for a in addresses if ":" in a)
+    return {4: v4, 6: v6}
+
+
+def _quote(text):
+    return '"%s"' % text
+
+
+def _fmt_value(value):
+    return str(value)
+
+
+class Match:
+    """One nft match: key ("ip saddr", "tcp dport", "meta l4proto", "ct state", ...), op and values."""
+
+    __slots__ = ("key", "op", "values")
+
+    def __init__(self, key, op, values):
+        self.key = key
+        self.op = op
+        values = tuple(values)
+        if not any(isinstance(v, str) and v.startswith("@") for v in values):
+            if key.endswith("port"):
+                values = _merge_ports(values)
+            elif key.endswith("addr"):
+                values = tuple(normalize_addresses(values))
+            else:
+                values = tuple(sorted(set(str(v) for v in values)))
+        self.values = values
+
+    def norm(self):
+        return (self.key, self.op, tuple(str(v) for v in self.values))
+
+    def text(self):
+        op = "" if self.op == "==" else self.op + " "
+        vals = self.values
+        if self.key == "ct state":
+            body = ",".join(vals)
+        elif self.key == "iifname":
+            body = ", ".join(_quote(v) for v in vals)
+            if len(vals) > 1:
+                body = "{ %s }" % body
+        elif len(vals) == 1:
+            body = _fmt_value(vals[0])
+        else:
+            body = "{ %s }" % ", ".join(_fmt_value(v) for v in vals)
+        return "%s %s%s" % (self.key, op, body)
+
+
+class NftRule:
+    """One nft rule of the owned table, in a form that both the renderer and the parser produce."""
+
+    __slots__ = ("chain", "matches", "verdict", "comment", "counter", "handle", "unknown")
+
+    def __init__(self, chain, matches, verdict, comment="", counter=True, handle=None, unknown=()):
+        self.chain = chain
+        self.matches = tuple(matches)
+        self.verdict = verdict
+        self.comment = comment or ""
+        self.counter = counter
+        self.handle = handle
+        self.unknown = tuple(unknown)
+
+    def norm(self):
+        return (self.chain, tuple(sorted(m.norm() for m in self.matches)), self.verdict, self.comment,
+                self.unknown)
+
+    def body(self):
+        parts = [m.text() for m in self.matches]
+        parts += ["<unparsed %s>" % u for u in self.unknown]
+        if self.counter:
+            parts.append("counter")
+        parts.append(self.verdict or "continue")
+        if self.comment:
+            parts.append("comment %s" % _quote(self.comment))
+        return " ".join(parts)
+
+    def __repr__(self):
+        return "NftRule(%s: %s)" % (self.chain, self.body())
+
+
+class NftSet:
+    __slots__ = ("name", "type", "elements", "comment")
+
+    def __init__(self, name, type_, elements, comment=""):
+        self.name = name
+        self.type = type_
+        self.elements = tuple(elements)
+        self.comment = comment or ""
+
+    def norm(self):
+        return (self.type, self.elements, self.comment)
+
+    def definition(self):
+        text = "type %s; flags interval;" % self.type
+        if self.comment:
+            text += " comment %s;" % _quote(self.comment)
+        if self.elements:
+            text += " elements = { %s };" % ", ".join(self.elements)
+        return text
+
+
+class Chain:
+    __slots__ = ("name", "type", "hook", "prio", "policy", "rules")
+
+    def __init__(self, name, type_="filter", hook=None, prio=0, policy="accept", rules=None):
+        self.name = name
+        self.type = type_
+        self.hook = hook
+        self.prio = prio
+        self.policy = policy
+        self.rules = list(rules or [])
+
+    def header_norm(self):
+        return (self.type, self.hook, self.prio, self.policy)
+
+    def header(self):
+        if self.hook is None:
+            return ""
+        return "type %s hook %s priority %s; policy %s;" % (self.type, self.hook, self.prio, self.policy)
+
+
+class TableState:
+    """The owned table: sets, chains and their rules (rendered or parsed)."""
+
+    def __init__(self, family=DEFAULT_FAMILY, name=DEFAULT_TABLE):
+        self.family = family
+        self.name = name
+        self.sets = OrderedDict()
+        self.chains = OrderedDict()
+        self.extra_objects = []     # flowtables, maps, counters... found in the owned table
+
+    @property
+    def ref(self):
+        return "%s %s" % (self.family, self.name)
+
+    def norm(self):
+        return (
+            tuple((n, s.norm()) for n, s in sorted(self.sets.items())),
+            tuple((n, c.header_norm(), tuple(r.norm() for r in c.rules)) for n, c in sorted(self.chains.items())),
+            tuple(self.extra_objects),
+        )
+
+    def all_rules(self):
+        for chain in self.chains.values():
+            for rule in chain.rules:
+                yield rule
+
+    def definition(self):
+        """``table <family> <name> { ... }`` with every set, chain and rule."""
+        lines = ["table %s {" % self.ref]
+        for nset in self.sets.values():
+            lines.append("\tset %s { %s }" % (nset.name, nset.definition()))
+        for chain in self.chains.values():
+            lines.append("\tchain %s {" % chain.name)
+            if chain.header():
+                lines.append("\t\t" + chain.header())
+            for rule in chain.rules:
+                lines.append("\t\t" + rule.body())
+            lines.append("\t}")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def script(self):
+        """One atomic transaction (for ``nft -f -``) that replaces the owned table whole.
+
+        ``table`` creates the table when it is missing, so that ``delete table`` never fails; nft
+        applies the file as one batch: either all of it or nothing.
+        """
+        return ("#!/usr/sbin/nft -f\n# configmgr.nap: owned table %s, rendered whole (one transaction)\n"
+                "table %s\ndelete table %s\n" % (self.ref, self.ref, self.ref)) + self.definition()
+
+    def delete_script(self):
+        return "table %s\ndelete table %s\n" % (self.ref, self.ref)
+
+
+# ---------------------------------------------------------------------------
+# Model -> nft
+# ---------------------------------------------------------------------------
+def comment_for(rule):
+    """The comment that names a planned rule: ``name|flow_id[|keyword]``."""
+    parts = [rule.name, rule.flow_id or rule.name]
+    keywords = [p for p in rule.dst_ports if p in PORT_KEYWORDS]
+    if keywords:
+        parts.append(keywords[0])
+    return "|".join(parts)
+
+
+def parse_comment(comment):
+    """(name, flow_id, keyword) of a planned rule's comment, or None."""
+    if not comment or comment.startswith(MARK):
+        return None
+    parts = comment.split("|")
+    if len(parts) < 2 or len(parts) > 3 or not parts[0]:
+        return None
+    keyword = parts[2] if len(parts) == 3 else None
+    if keyword is not None and keyword not in PORT_KEYWORDS:
+        return None
+    return parts[0], parts[1], keyword
+
+
+def check_rule_name(rule):
+    where = "rule %r" % rule.name
+    for bad, what in (("|", "'|'"), ('"', "a double quote"), ("\n", "a newline"), ("\\", "a backslash")):
+        if bad in rule.name or bad in (rule.flow_id or ""):
+            raise NapError("%s: the name or flow_id contains %s, which the nft comment cannot carry" % (where, what))
+    if rule.name.startswith(MARK):
+        raise NapError("%s: names starting with %r are reserved for the table's own rules" % (where, MARK))
+    if len(comment_for(rule).encode("utf-8")) > COMMENT_MAX:
+        raise NapError("%s: 'name|flow_id' is longer than the %d bytes an nft comment holds (%r); use a shorter name"
+                       % (where, COMMENT_MAX, comment_for(rule)))
+
+
+def spell_ports(rule, rpc_range):
+    out = []
+    for port in rule.dst_ports:
+        if port == "rpc-epmap":
+            out.append(135)
+        elif port == "rpc-dynamic":
+            out.append(parse_port(rpc_range, "rpc_dynamic_range"))
+        else:
+            out.append(port)
+    return out
+
+
+def effective_rule(rule, families=(4, 6)):
+    """The rule as nft can express it, plus warnings.
+
+    Ports are merged (nft merges overlapping and adjacent intervals); addresses of a family that
+    can never match (IPv6 sources towards IPv4-only destinations, or a family the table does not
+    carry) are dropped with a warning.  Raises NapError when nothing of the rule can match.
+    """
+    warnings = []
+    src = _split_family(rule.src_addresses)
+    dst = _split_family(rule.dst_addresses)
+    keep = []
+    for fam in (4, 6):
+        if fam not in families:
+            continue
+        if rule.src_addresses and not src[fam]:
+            continue
+        if rule.dst_addresses and not dst[fam]:
+            continue
+        keep.append(fam)
+    if (rule.src_addresses or rule.dst_addresses) and not keep:
+        raise NapError("rule %r can never match in an nft table of family %s: its sources and destinations "
+                       "share no address family the table carries (sources %s, destinations %s)"
+                       % (rule.name, "/".join("IPv%d" % f for f in families),
+                          ",".join(rule.src_addresses) or "any", ",".join(rule.dst_addresses) or "any"))
+    new_src = tuple(a for f in keep for a in src[f]) if rule.src_addresses else ()
+    new_dst = tuple(a for f in keep for a in dst[f]) if rule.dst_addresses else ()
+    dropped = [a for a in rule.src_addresses + rule.dst_addresses if a not in new_src + new_dst]
+    if dropped:
+        warnings.append("rule %s: %s can never match (no peer of the same address family in the rule, or the "
+                        "table's family does not carry it) and is left out of the nft rule"
+                        % (rule.name, ", ".join(dropped)))
+    dst_ports = rule.dst_ports
+    if not any(p in PORT_KEYWORDS for p in dst_ports):
+        dst_ports = _merge_ports(dst_ports)
+    data = rule.to_dict()
+    data.update(src_addresses=new_src, dst_addresses=new_dst, src_ports=_merge_ports(rule.src_ports),
+                dst_ports=dst_ports)
+    return Rule(**data), warnings
+
+
+def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):
+    """A canonical rule as nft rules (one per address family it needs)."""
+    if rule.action != "allow":
+        raise NapError("rule %r: action %r is not supported by the nftables backend" % (rule.name, rule.action))
+    chain = CHAIN_OF[rule.direction]
+    comment = comment_for(rule)
+    dports = _merge_ports(spell_ports(rule, rpc_range))
+    sports = _merge_ports(rule.src_ports)
+    src = _split_family(rule.src_addresses)
+    dst = _split_family(rule.dst_addresses)
+    targets = []
+    if not rule.src_addresses and not rule.dst_addresses:
+        targets.append(None)
+    else:
+        for fam in (4, 6):
+            if fam not in families:
+                continue
+            if rule.src_addresses and not src[fam]:
+                continue
+            if rule.dst_addresses and not dst[fam]:
+                continue
+            targets.append(fam)
+    out = []
+    for fam in targets:
+        matches = []
+        if fam is not None:
+            if src[fam]:
+                matches.append(Match("%s saddr" % IP_KEY[fam], "==", src[fam]))
+            if dst[fam]:
+                matches.append(Match("%s daddr" % IP_KEY[fam], "==", dst[fam]))
+        if rule.protocol in PORT_PROTOCOLS:
+            if sports:
+                matches.append(Match("%s sport" % rule.protocol, "==", sports))
+            if dports:
+                matches.append(Match("%s dport" % rule.protocol, "==", dports))
+            if not sports and not dports:
+                matches.append(Match("meta l4proto", "==", (rule.protocol,)))
+        elif rule.protocol == "icmp":
+            if fam == 4:
+                names = ("icmp",)
+            elif fam == 6:
+                names = ("ipv6-icmp",)
+            else:
+                names = tuple(n for f, n in ((4, "icmp"), (6, "ipv6-icmp")) if f in families)
+            matches.append(Match("meta l4proto", "==", names))
+        else:
+            matches.append(Match("meta l4proto", "==", (rule.protocol,)))
+        out.append(NftRule(chain, matches, "accept", comment))
+    return out
+
+
+def _zone_ident(name, used):
+    base = _IDENT_RE.sub("_", str(name).lower()) or "zone"
+    ident = base
+    i = 2
+    while ident in used:
+        ident = "%s_%d" % (base, i)
+        i += 1
+    used.add(ident)
+    return ident
+
+
+def effective_zones(zones):
+    """{zone: {4: (cidrs), 6: (cidrs)}}: each zone's networks minus more specific networks of other zones."""
+    nets = []
+    for zone, cidrs in zones.items():
+        if isinstance(cidrs, str):
+            cidrs = [cidrs]
+        if not cidrs:
+            raise NapError("zones[%s] is empty; expected a list of CIDRs" % zone)
+        for cidr in cidrs:
+            nets.append((parse_network(cidr, "zones[%s]" % zone), str(zone)))
+    for net, zone in nets:
+        for other, ozone in nets:
+            if net == other and zone != ozone:
+                raise NapError("zones: %s is in both zone %s and zone %s; give each CIDR to one zone" % (net, zone, ozone))
+    out = OrderedDict()
+    for zone in zones:
+        pieces = []
+        for net, z in nets:
+            if z != str(zone):
+                continue
+            parts = [net]
+            for other, ozone in nets:
+                if ozone == z or other.version != net.version or other.prefixlen <= net.prefixlen:
+                    continue
+                if not other.subnet_of(net):
+                    continue
+                nxt = []
+                for part in parts:
+                    if other.subnet_of(part):
+                        nxt.extend(part.address_exclude(other))
+                    elif part.subnet_of(other):
+                        continue
+                    else:
+                        nxt.append(part)
+                parts = nxt
+            pieces.extend(parts)
+        fam = {4: (), 6: ()}
+        for version in (4, 6):
+            sel = [p for p in pieces if p.version == version]
+            fam[version] = tuple(str(n) for n in ipaddress.collapse_addresses(sel))
+        out[str(zone)] = fam
+    return out
+
+
+class Policy:
+    """What the owned table must contain: the rules, owned zones, management sources and options."""
+
+    def __init__(self, rules, zones=None, management_sources=(), rpc_dynamic_range=DEFAULT_RPC_RANGE,
+                 family=DEFAULT_FAMILY, table=DEFAULT_TABLE, allow_lockout=False):
+        if family not in FAMILIES:
+            raise NapError("family %r is not supported; expected one of %s" % (family, ", ".join(sorted(FAMILIES))))
+        if not table or not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", table):
+            raise NapError("table %r: expected a name of letters, digits and '_', starting with a letter" % (table,))
+        self.family = family
+        self.table = table
+        self.families = FAMILIES[family]
+        self.allow_lockout = bool(allow_lockout)
+        match = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", str(rpc_dynamic_range))
+        if not match or not (1024 <= int(match.group(1)) <= int(match.group(2)) <= 65535):
+            raise NapError("rpc_dynamic_range is %r; expected \"low-high\" with 1024 <= low <= high <= 65535 "
+                           "(e.g. \"49152-65535\")" % (rpc_dynamic_range,))
+        self.rpc_dynamic_range = "%d-%d" % (int(match.group(1)), int(match.group(2)))
+        self.warnings = []
+        self.zones = effective_zones(zones or {})
+        self.zone_networks = OrderedDict((str(z), list(normalize_addresses(c if not isinstance(c, str) else [c],
+                                                                            collapse=False)))
+                                         for z, c in (zones or {}).items())
+        self.management_sources = normalize_addresses(management_sources or (), "management_sources")
+        seen = set()
+        self.rules = []
+        for rule in rules:
+            if not isinstance(rule, Rule):
+                rule = Rule.from_dict(rule)
+            if rule.name in seen:
+                raise NapError("rules: duplicate rule name %r (each rule needs its own name)" % rule.name)
+            seen.add(rule.name)
+            check_rule_name(rule)
+            eff, warns = effective_rule(rule, self.families)
+            self.warnings.extend(warns)
+            self.rules.append(eff)
+        self.rules.sort(key=lambda r: (CHAIN_ORDER.index(CHAIN_OF[r.direction]), r.name))
+
+    def rules_in(self, direction):
+        return [r for r in self.rules if r.direction == direction]
+
+
+def desired_state(policy):
+    """The TableState the policy renders to."""
+    state = TableState(policy.family, policy.table)
+    used = set(["owned"])
+    owned = {4: [], 6: []}
+    zone_sets = OrderedDict()
+    for zone, fam in policy.zones.items():
+        ident = _zone_ident(zone, used)
+        for version in policy.families:
+            if not fam[version]:
+                continue
+            name = "zone_%s_v%d" % (ident, version)
+            state.sets[name] = NftSet(name, "ipv4_addr" if version == 4 else "ipv6_addr", fam[version],
+                                      "zone %s" % zone)
+            zone_sets.setdefault(zone, {})[version] = name
+            owned[version].extend(fam[version])
+    for version in policy.families:
+        if owned[version]:
+            name = "owned_v%d" % version
+            elems = normalize_addresses(owned[version])
+            state.sets[name] = NftSet(name, "ipv4_addr" if version == 4 else "ipv6_addr", elems, "owned zones")
+
+    established = NftRule(None, [Match("ct state", "==", ("established", "related"))], "accept",
+                          MARK + "established", counter=False)
+    mgmt = []
+    if not policy.allow_lockout and policy.management_sources:
+        split = _split_family(policy.management_sources)
+        for version in policy.families:
+            if split[version]:
+                mgmt.append(NftRule(None, [Match("%s saddr" % IP_KEY[version], "==", split[version]),
+                                           Match("tcp dport", "==", MGMT_PORTS)], "accept", MARK + "anti-lockout"))
+
+    def chain(name, head, planned, tail):
+        ch = Chain(name, "filter", name, 0, "accept")
+        for rule in head:
+            ch.rules.append(NftRule(name, rule.matches, rule.verdict, rule.comment, rule.counter))
+        for rule in planned:
+            ch.rules.extend(rule_to_nft(rule, policy.families, policy.rpc_dynamic_range))
+        ch.rules.extend(tail)
+        state.chains[name] = ch
+
+    # input: from owned zones, only what is planned
+    head = [established, NftRule(None, [Match("iifname", "==", ("lo",))], "accept", MARK + "loopback", False)]
+    if 6 in policy.families:
+        head.append(NftRule(None, [Match("icmpv6 type", "==", ND_TYPES)], "accept", MARK + "icmpv6-nd", False))
+    tail = []
+    for version in policy.families:
+        if owned[version]:
+            tail.append(NftRule("input", [Match("%s saddr" % IP_KEY[version], "==", ("@owned_v%d" % version,))],
+                                "drop", MARK + "drop unplanned from owned zones"))
+    chain("input", head + mgmt, policy.rules_in("in"), tail)
+
+    # forward: between two different owned zones, only what is planned
+    tail = []
+    for zone, sets in zone_sets.items():
+        for version, name in sets.items():
+            key = IP_KEY[version]
+            tail.append(NftRule("forward", [Match("%s saddr" % key, "==", ("@" + name,)),
+                                            Match("%s daddr" % key, "==", ("@owned_v%d" % version,)),
+                                            Match("%s daddr" % key, "!=", ("@" + name,))],
+                                "drop", MARK + "drop unplanned from zone %s" % zone))
+    chain("forward", [established] + mgmt, policy.rules_in("forward"), tail)
+
+    outbound = policy.rules_in("out")
+    if outbound:
+        tail = []
+        for version in policy.families:
+            if owned[version]:
+                tail.append(NftRule("output", [Match("%s daddr" % IP_KEY[version], "==",
+                                                     ("@owned_v%d" % version,))],
+                                    "drop", MARK + "drop unplanned to owned zones"))
+        chain("output", [established, NftRule(None, [Match("oifname", "==", ("lo",))], "accept",
+                                              MARK + "loopback", False)],
+              outbound, tail)
+    return state
+
+
+# ---------------------------------------------------------------------------
+# nft JSON -> TableState
+# ---------------------------------------------------------------------------
+class _Unparsed(Exception):
+    pass
+
+
+def _addr_values(right):
+    """Address values of a JSON right-hand side: CIDR strings (ranges summarized)."""
+    out = []
+    items = right["set"] if isinstance(right, dict) and "set" in right else [right]
+    for item in items:
+        if isinstance(item, str):
+            if item.startswith("@"):
+                out.append(item)
+                continue
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise _Unparsed(item)
+        elif isinstance(item, dict) and "prefix" in item:
+            out.append(str(ipaddress.ip_network("%s/%s" % (item["prefix"]["addr"], item["prefix"]["len"]),
+                                                strict=False)))
+        elif isinstance(item, dict) and "range" in item:
+            low, high = [ipaddress.ip_address(a) for a in item["range"]]
+            out.extend(str(n) for n in ipaddress.summarize_address_range(low, high))
+        else:
+            raise _Unparsed(json.dumps(item, sort_keys=True))
+    refs = [v for v in out if v.startswith("@")]
+    if refs:
+        if len(out) != 1:
+            raise _Unparsed(json.dumps(right, sort_keys=True))
+        return tuple(refs)
+    return tuple(normalize_addresses(out))
+
+
+def _port_values(right):
+    items = right["set"] if isinstance(right, dict) and "set" in right else [right]
+    ports = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            ports.append(item)
+        elif isinstance(item, dict) and "range" in item:
+            ports.append("%d-%d" % tuple(item["range"]))
+        elif isinstance(item, str) and item.startswith("@"):
+            if len(items) != 1:
+                raise _Unparsed(json.dumps(right, sort_keys=True))
+            return (item,)
+        else:
+            raise _Unparsed(json.dumps(item, sort_keys=True))
+    return _merge_ports(ports)
+
+
+def _name_values(right, key):
+    if isinstance(right, dict) and "set" in right:
+        items = right["set"]
+    elif isinstance(right, list):
+        items = right
+    else:
+        items = [right]
+    out = []
+    for item in items:
+        if key == "meta l4proto" and isinstance(item, int):
+            item = PROTO_NAMES.get(item, str(item))
+        if not isinstance(item, (str, int)):
+            raise _Unparsed(json.dumps(item, sort_keys=True))
+        out.append(str(item))
+    return tuple(sorted(set(out)))
+
+
+def _parse_match(match):
+    left, right, op = match.get("left"), match.get("right"), match.get("op", "==")
+    if op == "in":
+        op = "=="
+    if op not in ("==", "!="):
+        raise _Unparsed(json.dumps(match, sort_keys=True))
+    if isinstance(left, dict) and "payload" in left and "protocol" in left["payload"]:
+        proto, field = left["payload"]["protocol"], left["payload"].get("field")
+        key = "%s %s" % (proto, field)
+        if proto in ("ip", "ip6") and field in ("saddr", "daddr"):
+            return Match(key, op, _addr_values(right))
+        if proto in ("tcp", "udp") and field in ("sport", "dport"):
+            return Match(key, op, _port_values(right))
+        if proto == "icmpv6" and field == "type":
+            return Match(key, op, _name_values(right, key))
+    elif isinstance(left, dict) and "meta" in left:
+        key = left["meta"].get("key")
+        if key == "l4proto":
+            return Match("meta l4proto", op, _name_values(right, "meta l4proto"))
+        if key in ("iifname", "oifname"):
+            return Match(key, op, _name_values(right, key))
+    elif isinstance(left, dict) and "ct" in left and left["ct"].get("key") == "state" and "dir" not in left["ct"]:
+        return Match("ct state", op, _name_values(right, "ct state"))
+    raise _Unparsed(json.dumps(match, sort_keys=True))
+
+
+def _parse_rule(data):
+    matches, unknown = [], []
+    verdict, counter = None, False
+    for expr in data.get("expr", []):
+        if not isinstance(expr, dict) or len(expr) != 1:
+            unknown.append(json.dumps(expr, sort_keys=True))
+            continue
+        (kind, value), = expr.items()
+        if verdict is not None:
+            unknown.append(json.dumps(expr, sort_keys=True))
+        elif kind == "match":
+            try:
+                matches.append(_parse_match(value))
+            except (_Unparsed, KeyError, TypeError, ValueError) as exc:
+                unknown.append(str(exc) if isinstance(exc, _Unparsed) else json.dumps(expr, sort_keys=True))
+        elif kind == "counter":
+            counter = True
+        elif kind in ("accept", "drop", "return", "continue"):
+            verdict = kind
+        else:
+            unknown.append(json.dumps(expr, sort_keys=True))
+    return NftRule(data.get("chain"), matches, verdict, data.get("comment", ""), counter, data.get("handle"),
+                   unknown)
+
+
+def parse_table(doc, family=DEFAULT_FAMILY, name=DEFAULT_TABLE):
+    """TableState of the owned table from ``nft -j list table`` (or ``list ruleset``) output; None if absent."""
+    if isinstance(doc, str):
+        doc = json.loads(doc) if doc.strip() else {"nftables": []}
+    items = doc.get("nftables", []) if isinstance(doc, dict) else []
+    state = None
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        (kind, data), = item.items()
+        if kind == "metainfo" or not isinstance(data, dict):
+            continue
+        if kind == "table":
+            if data.get("family") == family and data.get("name") == name:
+                state = TableState(family, name)
+            continue
+        if data.get("family") != family or data.get("table") != name:
+            continue
+        if state is None:
+            state = TableState(family, name)
+        if kind == "set":
+            elems = ()
+            try:
+                elems = _addr_values({"set": data.get("elem", [])}) if data.get("elem") else ()
+            except (_Unparsed, KeyError, TypeError, ValueError):
+                elems = ("<unparsed %s>" % json.dumps(data.get("elem"), sort_keys=True),)
+            flags = data.get("flags", [])
+            type_ = data.get("type")
+            if isinstance(type_, list) or flags not in (["interval"], ("interval",)):
+                type_ = "%s<flags %s>" % (json.dumps(type_), ",".join(flags) if isinstance(flags, list) else flags)
+            state.sets[data["name"]] = NftSet(data["name"], type_, elems, data.get("comment", ""))
+        elif kind == "chain":
+            state.chains[data["name"]] = Chain(data["name"], data.get("type"), data.get("hook"), data.get("prio"),
+                                               data.get("policy"))
+        elif kind == "rule":
+            chain = state.chains.get(data.get("chain"))
+            if chain is None:
+                chain = state.chains[data.get("chain")] = Chain(data.get("chain"))
+            chain.rules.append(_parse_rule(data))
+        else:
+            state.extra_objects.append("%s %s" % (kind, data.get("name")))
+    return state
+
+
+# ---------------------------------------------------------------------------
+# TableState -> canonical rules (parse back)
+# ---------------------------------------------------------------------------
+def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
+    """Best-effort canonical Rule from the nft parts of one planned rule."""
+    direction = DIRECTION_OF.get(parts[0].chain, "in")
+    protocol = None
+    src, dst, sports, dports = [], [], (), ()
+    for part in parts:
+        for m in part.matches:
+            if m.key in ("ip saddr", "ip6 saddr"):
+                src.extend(m.values)
+            elif m.key in ("ip daddr", "ip6 daddr"):
+                dst.extend(m.values)
+            elif m.key.endswith(" sport"):
+                protocol = m.key.split()[0]
+                sports = m.values
+            elif m.key.endswith(" dport"):
+                protocol = m.key.split()[0]
+                dports = m.values
+            elif m.key == "meta l4proto":
+                names = set(m.values)
+                if names <= set(("icmp", "ipv6-icmp")):
+                    protocol = "icmp"
+                elif len(names) == 1:
+                    protocol = names.pop()
+                else:
+                    protocol = ",".join(sorted(names))
+    if keyword == "rpc-epmap" and tuple(dports) == (135,):
+        dports = ("rpc-epmap",)
+    elif keyword == "rpc-dynamic" and tuple(dports) == (parse_port(rpc_range),):
+        dports = ("rpc-dynamic",)
+    return Rule(name=name, flow_id=flow_id, direction=direction, protocol=protocol or "?",
+                src_addresses=normalize_addresses([a for a in src if not a.startswith("@")]) +
+                tuple(a for a in src if a.startswith("@")),
+                dst_addresses=normalize_addresses([a for a in dst if not a.startswith("@")]) +
+                tuple(a for a in dst if a.startswith("@")),
+                src_ports=tuple(sports), dst_ports=tuple(dports))
+
+
+def _multiset(rules):
+    return sorted(repr(r.norm()) for r in rules)
+
+
+def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
+    """Canonical rules of the planned part of a TableState (what diff.diff_rules compares).
+
+    A rule whose nft form is exactly what it renders to takes the description of the wanted rule of
+    the same name; one that was changed by hand in a way the model cannot express (another verdict,
+    an extra statement, a part deleted or duplicated) gets a description starting with
+    ``edited by hand in nft:`` so that the diff reports it.  Rules without a planned comment
+    (added by hand) come back named ``handle-<n>``.
+    """
+    if state is None:
+        return []
+    want_by_name = dict((r.name, r) for r in want)
+    groups = OrderedDict()
+    foreign = []
+    for chain in state.chains.values():
+        for nrule in chain.rules:
+            if nrule.comment.startswith(MARK):
+                continue
+            parsed = parse_comment(nrule.comment)
+            if parsed is None or chain.name not in DIRECTION_OF:
+                foreign.append(nrule)
+                continue
+            groups.setdefault((parsed[0], chain.name), (parsed, []))[1].append(nrule)
+    out = []
+    for (name, _chain), ((_, flow_id, keyword), parts) in groups.items():
+        rule = _nft_to_rule(name, flow_id, keyword, parts, rpc_range)
+        try:
+            rendered = rule_to_nft(rule, families, rpc_range) if rule.protocol in PROTOCOL_NUMBERS else None
+        except NapError:
+            rendered = None
+        exact = rendered is not None and _multiset(rendered) == _multiset(parts) and \
+            all(p.counter for p in parts)
+        if exact and name in want_by_name:
+            rule.description = want_by_name[name].description
+            rule.source = want_by_name[name].source
+        elif not exact:
+            rule.description = TAMPERED + " ; ".join(p.body() for p in parts)
+        out.append(rule)
+    for nrule in foreign:
+        chain = nrule.chain
+        rule = Rule(name="handle-%s" % nrule.handle, flow_id="", direction=DIRECTION_OF.get(chain, "in"),
+                    protocol="?", description="not planned (chain %s): %s" % (chain, nrule.body()))
+        out.append(rule)
+    return out
+
+
+def parse_zones(state):
+    """{zone: [cidrs]} from the zone sets' comments and elements (effective, disjoint networks)."""
+    zones = OrderedDict()
+    if state is None:
+        return zones
+    for nset in state.sets.values():
+        if nset.name.startswith("zone_") and nset.comment.startswith("zone "):
+            zones.setdefault(nset.comment[5:], []).extend(e for e in nset.elements if not e.startswith("<"))
+    return zones
+
+
+def parse_management(state):
+    if state is None:
+        return []
+    out = []
+    for rule in state.all_rules():
+        if rule.comment == MARK + "anti-lockout":
+            for m in rule.matches:
+                if m.key.endswith(" saddr"):
+                    out.extend(m.values)
+    return list(normalize_addresses([a for a in out if not a.startswith("@")]))
+
+
+# ---------------------------------------------------------------------------
+# Compare
+# ---------------------------------------------------------------------------
+class Change:
+    """want vs have: the rule diff (shared diff.py), structural changes, commands and the script."""
+
+    def __init__(self, policy, want_state, have_state, rule_diff, structure, have_rules):
+        self.policy = policy
+        self.want_state = want_state
+        self.have_state = have_state
+        self.rule_diff = rule_diff
+        self.structure = structure          # [(op, what, detail)]
+        self.have_rules = have_rules
+
+    @property
+    def changed(self):
+        return self.have_state is None or self.want_state.norm() != self.have_state.norm()
+
+    def commands(self):
+        """Per-rule changes in nft syntax (review aid); the module applies them as one table rewrite."""
+        ref = self.want_state.ref
+        out = []
+        if self.have_state is None:
+            out.append("add table %s" % ref)
+        for op, what, detail in self.structure:
+            if op == "reorder":
+                out.append("# %s: %s" % (what, detail))
+            elif what.startswith("set "):
+                name = what[4:]
+                if op in ("remove", "update"):
+                    out.append("delete set %s %s" % (ref, name))
+                if op in ("add", "update"):
+                    out.append("add set %s %s { %s }" % (ref, name, self.want_state.sets[name].definition()))
+            elif what.startswith("chain "):
+                name = what[6:]
+                if op in ("remove", "update"):
+                    out.append("delete chain %s %s" % (ref, name))
+                if op in ("add", "update"):
+                    out.append("add chain %s %s { %s }" % (ref, name, self.want_state.chains[name].header()))
+            elif what.startswith("rule "):
+                for handle in detail.get("handles", []):
+                    out.append("delete rule %s %s handle %s  # %s" % (ref, detail["chain"], handle, what[5:]))
+                for nrule in detail.get("add", []):
+                    out.append("add rule %s %s %s" % (ref, nrule.chain, nrule.body()))
+            else:
+                out.append("# %s %s" % (op, what))
+        have_parts = {}
+        if self.have_state is not None:
+            for nrule in self.have_state.all_rules():
+                parsed = parse_comment(nrule.comment)
+                key = parsed[0] if parsed else "handle-%s" % nrule.handle
+                have_parts.setdefault(key, []).append(nrule)
+        families, rpc = self.policy.families, self.policy.rpc_dynamic_range
+        for rule in self.rule_diff.remove:
+            for nrule in have_parts.get(rule.name, []):
+                out.append("delete rule %s %s handle %s  # %s" % (ref, nrule.chain, nrule.handle, rule.name))
+        for old, new in self.rule_diff.update:
+            for nrule in have_parts.get(old.name, []):
+                out.append("delete rule %s %s handle %s  # %s" % (ref, nrule.chain, nrule.handle, old.name))
+            for nrule in rule_to_nft(new, families, rpc):
+                out.append("add rule %s %s %s" % (ref, nrule.chain, nrule.body()))
+        for rule in self.rule_diff.add:
+            for nrule in rule_to_nft(rule, families, rpc):
+                out.append("add rule %s %s %s" % (ref, nrule.chain, nrule.body()))
+        if self.changed and not out:
+            out.append("# rules of table %s are out of order" % ref)
+        return out
+
+    def ansible_diff(self):
+        diff = self.rule_diff.ansible_diff("nft table %s" % self.want_state.ref)
+        before, after = [], []
+        for op, what, detail in self.structure:
+            if what.startswith("set "):
+                name = what[4:]
+                if op in ("remove", "update"):
+                    before.append("%s: %s" % (what, ", ".join(self.have_state.sets[name].elements) or "(empty)"))
+                if op in ("add", "update"):
+                    after.append("%s: %s" % (what, ", ".join(self.want_state.sets[name].elements) or "(empty)"))
+            elif what.startswith("rule "):
+                before.extend("%s: %s" % (what, r.body()) for r in detail.get("old", []))
+                after.extend("%s: %s" % (what, r.body()) for r in detail.get("add", []))
+            else:
+                (before if op == "remove" else after).append("%s %s" % (op, what))
+        if self.have_state is None:
+            before.append("table %s: absent" % self.want_state.ref)
+        diff["before"] += "".join(line + "\n" for line in sorted(before))
+        diff["after"] += "".join(line + "\n" for line in sorted(after))
+        return diff
+
+
+def _structure(want_state, have_state):
+    """Differences outside the planned rules: sets, chains, the table's own rules, foreign objects."""
+    out = []
+    have_sets = have_state.sets if have_state else {}
+    have_chains = have_state.chains if have_state else {}
+    for name, nset in want_state.sets.items():
+        if name not in have_sets:
+            out.append(("add", "set " + name, {}))
+        elif have_sets[name].norm() != nset.norm():
+            out.append(("update", "set " + name, {}))
+    for name in have_sets:
+        if name not in want_state.sets:
+            out.append(("remove", "set " + name, {}))
+    for name, chain in want_state.chains.items():
+        if name not in have_chains:
+            out.append(("add", "chain " + name, {}))
+        elif have_chains[name].header_norm() != chain.header_norm():
+            out.append(("update", "chain " + name, {}))
+    for name in have_chains:
+        if name not in want_state.chains:
+            out.append(("remove", "chain " + name, {}))
+    for obj in (have_state.extra_objects if have_state else []):
+        out.append(("remove", obj, {}))
+
+    def own(state):
+        rules = OrderedDict()
+        for chain in state.chains.values():
+            for rule in chain.rules:
+                if rule.comment.startswith(MARK):
+                    rules.setdefault((chain.name, rule.comment), []).append(rule)
+        return rules
+
+    want_own = own(want_state)
+    have_own = own(have_state) if have_state else {}
+    for key in list(want_own) + [k for k in have_own if k not in want_own]:
+        w, h = want_own.get(key, []), have_own.get(key, [])
+        if _multiset(w) != _multiset(h):
+            op = "add" if not h else ("remove" if not w else "update")
+            out.append((op, "rule %s" % key[1][len(MARK):], {
+                "chain": key[0], "handles": [r.handle for r in h], "old": h, "add": w}))
+    return out
+
+
+def compare(policy, have_state):
+    """Change from the table present (TableState or None) to the one the policy renders to."""
+    want_state = desired_state(policy)
+    have_rules = parse_rules(have_state, policy.families, policy.rpc_dynamic_range, policy.rules)
+    rule_diff = diff_rules(policy.rules, have_rules, COMPARE)
+    structure = _structure(want_state, have_state)
+    change = Change(policy, want_state, have_state, rule_diff, structure, have_rules)
+    if have_state is not None and change.changed and not rule_diff.changed and not structure:
+        change.structure.append(("reorder", "order", "rules of the owned chains are out of order"))
+    return change
+
+
+def describe(state, policy=None, rules=None):
+    """before/after document of a table: presence, zones, management sources, rules (model dicts)."""
+    if state is None:
+        return {"present": False, "zones": {}, "management_sources": [], "rules": []}
+    if rules is None:
+        rules = parse_rules(state, policy.families if policy else (4, 6),
+                            policy.rpc_dynamic_range if policy else DEFAULT_RPC_RANGE,
+                            policy.rules if policy else ())
+    return {
+        "present": True,
+        "table": state.ref,
+        "zones": dict(parse_zones(state)),
+        "management_sources": parse_management(state),
+        "rules": [r.to_dict() for r in rules],
+    }
+
+
+def nft_error(stderr, script):
+    """A readable message for nft's error output: the rule it rejected, quoted, with nft's message."""
+    lines = script.splitlines()
+    out = []
+    for line in (stderr or "").splitlines():
+        match = _ERROR_RE.match(line.strip())
+        if not match:
+            continue
+        number, message = int(match.group(1)), match.group(2)
+        text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        comment = re.search(r'comment "([^"]*)"', text)
+        name = None
+        if comment:
+            parsed = parse_comment(comment.group(1))
+            name = parsed[0] if parsed else comment.group(1)
+        what = ("rule %s" % name) if name else ("line %d" % number)
+        out.append("nft rejected %s: %s; the rule: %s" % (what, message, text))
+    return "; ".join(out) if out else (stderr or "").strip()
+
+
+__all__ = ["Policy", "TableState", "desired_state", "parse_table", "parse_rules", "compare", "describe",
+           "rule_to_nft", "effective_rule", "effective_zones", "nft_error", "DEFAULT_TABLE", "DEFAULT_FAMILY"]
