@@ -829,8 +829,11 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
         out.append(rule)
     for nrule in foreign:
         chain = nrule.chain
-        rule = Rule(name="handle-%s" % nrule.handle, flow_id="", direction=DIRECTION_OF.get(chain, "in"),
-                    protocol="?", description="not planned (chain %s): %s" % (chain, nrule.body()))
+        rule = _nft_to_rule("handle-%s" % nrule.handle, "", None, [nrule], rpc_range)
+        rule.direction = DIRECTION_OF.get(chain, "chain %s" % chain)
+        if nrule.verdict != "accept" or nrule.unknown:
+            rule.action = nrule.verdict or "?"
+        rule.description = "not planned (chain %s): %s" % (chain, nrule.body())
         out.append(rule)
     return out
 

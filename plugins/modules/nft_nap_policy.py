@@ -1,0 +1,526 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: nft_nap_policy
+short_description: Make a Linux router or host enforce exactly the NAP plan with one owned nftables table
+version_added: 0.1.0
+description:
+  - Converges one nftables table that the collection owns (default C(inet configmgr_nap)) to the rules of
+    the NAP plan for this host or perimeter device, and touches nothing else. Other tables are never
+    flushed, changed or deleted.
+  - The table has one named set per zone and address family, a C(forward) chain (hook forward, policy
+    accept) that accepts established and related traffic, the management flows, the planned forward rules,
+    and then drops unplanned traffic between two different zones it owns; traffic between zones it does not
+    own passes untouched. An C(input) chain does the same for the host's own inbound rules, dropping only
+    unplanned traffic that comes from an owned zone (loopback and IPv6 neighbour discovery stay open). An
+    C(output) chain is added only when outbound rules are planned.
+  - Every planned rule carries the comment C(<name>|<flow_id>), which is how the module reads the table back.
+  - The module reads the table once (C(nft -j list table)), compares it with the wanted rules through the
+    collection's shared rule diff, and when something differs replaces the whole owned table in one atomic
+    C(nft -f) transaction, validated first with C(nft -c). When nothing differs, nothing is written.
+  - Drift (a rule deleted, edited or added by hand inside the owned table, or the table deleted) is reported
+    in check mode and repaired by the next run.
+  - See the collection's C(docs/nftables.md) for how the owned table composes with another table that has a
+    drop policy.
+author:
+  - configmgr.nap contributors
+options:
+  rules:
+    description:
+      - The wanted rules, in the collection's canonical rule model (as in the plan's C(inbound), C(outbound)
+        and C(forward) lists). C(in) rules go to the input chain, C(forward) rules to the forward chain and
+        C(out) rules to an output chain.
+      - Mutually exclusive with O(plan).
+    type: list
+    elements: dict
+  plan:
+    description:
+      - The plan document of M(configmgr.nap.nap_plan) (its RV(configmgr.nap.nap_plan#module:plan) result or the
+        content of C(flows.json)). The module takes the rules of O(host) from it (inbound, outbound and, for a
+        perimeter device, forward), the owned zones (the device's C(zone_networks), or every zone of
+        C(nap_zones) for a host), the management sources and the host's dynamic RPC range.
+      - Requires O(host).
+    type: dict
+  host:
+    description:
+      - The name of this host or perimeter device in O(plan), usually C({{ inventory_hostname }}).
+    type: str
+  zones:
+    description:
+      - The zones the table owns, as zone name -> list of CIDRs. Overrides the zones taken from O(plan).
+      - Zone networks may nest; the most specific zone wins, as in the planner.
+    type: dict
+  management_sources:
+    description:
+      - The addresses Ansible manages hosts from. SSH (TCP 22) and WinRM (TCP 5985, 5986) from them stay open on
+        the input chain and across the forward chain, whatever the plan says, unless O(allow_lockout=true).
+      - Defaults to the plan's C(nap_management_sources); without a plan, to the client address of the SSH
+        connection the module runs through (C(SSH_CONNECTION)), when there is one.
+    type: list
+    elements: str
+  allow_lockout:
+    description:
+      - Leave out the management anti-lockout rules, so that only the planned rules decide.
+      - With C(true) a plan without the C(MGMT-*) flows can cut the connection Ansible uses.
+    type: bool
+    default: false
+  rpc_dynamic_range:
+    description:
+      - The dynamic RPC port range that the C(rpc-dynamic) keyword of inbound rules stands for (C(low-high)).
+      - Defaults to the plan's value for O(host), else C(49152-65535).
+    type: str
+  table:
+    description:
+      - Name of the owned table.
+    type: str
+    default: configmgr_nap
+  family:
+    description:
+      - Family of the owned table. With C(ip) or C(ip6), the addresses of the other family are left out (with a
+        warning).
+    type: str
+    choices: [inet, ip, ip6]
+    default: inet
+  state:
+    description:
+      - C(present) converges the owned table to the rules.
+      - C(absent) deletes the owned table (and nothing else).
+      - C(gathered) reads the owned table and returns it as rules in the canonical model (RV(gathered)),
+        valid as O(rules) input; nothing is changed.
+      - C(rendered) returns the nft transaction that C(present) would apply (RV(rendered)) without reading or
+        changing the host; C(nft) need not be installed.
+    type: str
+    choices: [present, absent, gathered, rendered]
+    default: present
+  backup:
+    description:
+      - Before changing or deleting the owned table, save its current content (C(nft list table) text, which
+        C(nft -f) can restore). The content is returned in RV(backup_content); with O(backup_path) it is also
+        written on the target.
+    type: bool
+    default: false
+  backup_path:
+    description:
+      - File or directory on the target for the backup. A directory gets
+        C(<family>-<table>-<timestamp>.nft). Only used with O(backup=true).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: Reports the per-rule changes and the predicted RV(after) without writing anything.
+  diff_mode:
+    support: full
+    details: One line per rule that is added, removed or changed, plus changed sets and the table's own rules.
+  platform:
+    platforms: posix
+requirements:
+  - nftables (the C(nft) command; Debian package C(nftables)) and a kernel with nf_tables.
+  - root (use C(become)).
+notes:
+  - The table is always rendered whole and applied as C(table ...; delete table ...; table ... { ... }) in
+    one transaction, so a packet never sees a half-applied policy. RV(commands) lists the same change per
+    rule in nft syntax, for review.
+  - Rule descriptions are not stored in nft (comments hold at most 128 bytes); RV(before) shows the wanted
+    description for rules that are exactly as planned.
+  - A drop in another table is final. If the host has another table with a drop policy on the same hook, the
+    planned flows must be accepted there too; the module warns when it sees such a chain.
+seealso:
+  - module: configmgr.nap.nap_plan
+"""
+
+EXAMPLES = r"""
+- name: Converge a perimeter router to the plan
+  configmgr.nap.nft_nap_policy:
+    plan: "{{ __nap_plan.plan }}"
+    host: "{{ inventory_hostname }}"
+  become: true
+
+- name: Report drift only (check mode, per-rule diff)
+  configmgr.nap.nft_nap_policy:
+    plan: "{{ lookup('ansible.builtin.file', 'nap-report/flows.json') | from_json }}"
+    host: "{{ inventory_hostname }}"
+  check_mode: true
+  diff: true
+  register: __nap_drift
+
+- name: Explicit rules and zones, with a backup of the previous table on the target
+  configmgr.nap.nft_nap_policy:
+    zones:
+      servers: [192.0.2.0/24]
+      clients: [198.51.100.0/24]
+    management_sources: [203.0.113.10]
+    rules:
+      - name: IPSEC-HRA-TCP-FWD
+        flow_id: IPSEC-HRA
+        direction: forward
+        protocol: tcp
+        src_addresses: [198.51.100.0/24]
+        dst_addresses: [192.0.2.30]
+        dst_ports: [443]
+    backup: true
+    backup_path: /var/backups/configmgr_nap/
+
+- name: Read the owned table back as rules
+  configmgr.nap.nft_nap_policy:
+    state: gathered
+  register: __nap_gathered
+
+- name: Show the nft transaction without touching the host
+  configmgr.nap.nft_nap_policy:
+    plan: "{{ __nap_plan.plan }}"
+    host: rtr01
+    state: rendered
+
+- name: Remove the owned table
+  configmgr.nap.nft_nap_policy:
+    state: absent
+"""
+
+RETURN = r"""
+before:
+  description: The owned table before the run, as C(present), C(table), C(zones), C(management_sources) and
+    C(rules) (canonical rule dicts).
+  returned: state is present or absent
+  type: dict
+after:
+  description: The owned table after the run, in the same form as RV(before). In check mode, the predicted
+    table.
+  returned: state is present or absent
+  type: dict
+commands:
+  description: The per-rule (and per set or chain) changes in nft syntax, for review. The module applies them
+    as one rewrite of the owned table (RV(script)).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - delete rule inet configmgr_nap forward handle 12  # IPSEC-HRA-TCP-FWD
+    - add rule inet configmgr_nap forward ip saddr 198.51.100.0/24 ip daddr 192.0.2.30/32 tcp dport 443 counter
+      accept comment "IPSEC-HRA-TCP-FWD|IPSEC-HRA"
+rule_changes:
+  description: The rule diff of the shared diff module (C(op) add, remove or update, C(name), C(fields)).
+  returned: state is present
+  type: list
+  elements: dict
+drift:
+  description: Rule names C(missing), C(extra) and C(changed) in the owned table compared to the wanted rules.
+  returned: state is present
+  type: dict
+script:
+  description: The nft transaction that was (or, in check mode, would be) applied.
+  returned: when changed, and state is present or absent
+  type: str
+gathered:
+  description: The owned table as module input (C(rules), C(zones), C(management_sources)).
+  returned: state is gathered
+  type: dict
+rendered:
+  description: The nft transaction for the wanted rules.
+  returned: state is rendered
+  type: str
+backup_content:
+  description: The owned table as it was before the change (C(nft list table) text).
+  returned: backup is true and the table was changed or deleted
+  type: str
+backup_file:
+  description: Where the backup was written on the target.
+  returned: backup is true, backup_path is set and the table was changed or deleted
+  type: str
+"""
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+NFT_MISSING = ("the nft command (nftables) was not found on this host: install the Debian package nftables "
+               "(apt-get install nftables; RHEL/Fedora: dnf install nftables)")
+NO_KERNEL = ("the kernel of this host has no nf_tables support (nft says: %s); load the module "
+             "(modprobe nf_tables) or use a kernel built with CONFIG_NF_TABLES")
+NOT_ROOT = "nft needs root to read and change the ruleset (nft says: %s); run the task with become: true"
+
+
+def argument_spec():
+    return dict(
+        rules=dict(type="list", elements="dict"),
+        plan=dict(type="dict"),
+        host=dict(type="str"),
+        zones=dict(type="dict"),
+        management_sources=dict(type="list", elements="str"),
+        allow_lockout=dict(type="bool", default=False),
+        rpc_dynamic_range=dict(type="str"),
+        table=dict(type="str", default=nb.DEFAULT_TABLE),
+        family=dict(type="str", default=nb.DEFAULT_FAMILY, choices=["inet", "ip", "ip6"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
+        backup=dict(type="bool", default=False),
+        backup_path=dict(type="path"),
+    )
+
+
+def policy_from_params(params, environ=None):
+    """(Policy, warnings) from the module parameters (plan + host, or rules + zones)."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    rules = params.get("rules")
+    zones = params.get("zones")
+    mgmt = params.get("management_sources")
+    rpc = params.get("rpc_dynamic_range")
+    plan = params.get("plan")
+    if plan is not None:
+        host = params.get("host")
+        if not host:
+            raise NapError("plan is given but host is not: name this host or device as in the plan "
+                           "(host: \"{{ inventory_hostname }}\")")
+        hosts = plan.get("hosts") or {}
+        perimeter = plan.get("perimeter") or {}
+        if host not in hosts and host not in perimeter:
+            raise NapError("host %r is not in the plan (hosts: %s)" % (host, ", ".join(sorted(set(hosts) | set(perimeter)))
+                                                                         or "none"))
+        entry = hosts.get(host) or {}
+        rules = list(entry.get("inbound") or []) + list(entry.get("outbound") or [])
+        if host in perimeter:
+            rules += list(perimeter[host].get("forward") or [])
+            plan_zones = perimeter[host].get("zone_networks") or {}
+        else:
+            plan_zones = (plan.get("settings") or {}).get("nap_zones") or {}
+        if zones is None:
+            zones = plan_zones
+        if mgmt is None:
+            mgmt = (plan.get("settings") or {}).get("nap_management_sources")
+        if rpc is None:
+            rpc = entry.get("rpc_dynamic_range")
+    if rules is None:
+        rules = []
+    if mgmt is None:
+        conn = (environ.get("SSH_CONNECTION") or "").split()
+        if conn:
+            mgmt = [conn[0]]
+            warnings.append("management_sources is not set: keeping SSH/WinRM open from %s, the client of this SSH "
+                            "connection" % conn[0])
+        else:
+            mgmt = []
+    if not mgmt and not params.get("allow_lockout") and zones:
+        warnings.append("no management_sources known: no anti-lockout rule is rendered; management from an owned "
+                        "zone needs a planned MGMT-* flow")
+    policy = nb.Policy(rules, zones or {}, mgmt, rpc or nb.DEFAULT_RPC_RANGE, params.get("family") or "inet",
+                       params.get("table") or nb.DEFAULT_TABLE, params.get("allow_lockout"))
+    return policy, warnings + policy.warnings
+
+
+class Nft:
+    """The nft command on this host; every error becomes a message fit to show."""
+
+    def __init__(self, module):
+        self.module = module
+        self.path = module.get_bin_path("nft")
+        if not self.path:
+            module.fail_json(msg=NFT_MISSING)
+
+    def run(self, args, data=None):
+        return self.module.run_command([self.path] + args, data=data, binary_data=True)
+
+    def fail_on(self, err, what):
+        text = (err or "").strip()
+        if "Operation not permitted" in text or "Permission denied" in text:
+            self.module.fail_json(msg=NOT_ROOT % text)
+        if ("Protocol not supported" in text or "Operation not supported" in text
+                or "cache initialization failed" in text or "Address family not supported" in text):
+            self.module.fail_json(msg=NO_KERNEL % text)
+        self.module.fail_json(msg="%s failed: %s" % (what, text))
+
+    def read(self, family, table):
+        rc, out, err = self.run(["-j", "list", "table", family, table])
+        if rc != 0:
+            if "No such file or directory" in err:
+                return None
+            self.fail_on(err, "nft -j list table %s %s" % (family, table))
+        try:
+            return nb.parse_table(out, family, table)
+        except ValueError as exc:
+            self.module.fail_json(msg="cannot read the JSON of nft -j list table %s %s: %s" % (family, table, exc))
+
+    def text(self, family, table):
+        rc, out, err = self.run(["list", "table", family, table])
+        if rc != 0:
+            self.fail_on(err, "nft list table %s %s" % (family, table))
+        return out
+
+    def foreign_drop_chains(self, family, table):
+        """Base chains of other tables on input/forward with policy drop (they must accept the flows too)."""
+        rc, out, err = self.run(["-j", "list", "chains"])
+        if rc != 0:
+            return []
+        try:
+            items = json.loads(out).get("nftables", [])
+        except ValueError:
+            return []
+        hits = []
+        families = {"inet": ("inet", "ip", "ip6"), "ip": ("inet", "ip"), "ip6": ("inet", "ip6")}[family]
+        for item in items:
+            chain = item.get("chain") if isinstance(item, dict) else None
+            if not chain or (chain.get("family") == family and chain.get("table") == table):
+                continue
+            if chain.get("family") in families and chain.get("hook") in ("input", "forward", "output") \
+                    and chain.get("policy") == "drop":
+                hits.append("%s %s chain %s (hook %s)" % (chain.get("family"), chain.get("table"), chain.get("name"),
+                                                         chain.get("hook")))
+        return hits
+
+    def apply(self, script):
+        rc, out, err = self.run(["-c", "-f", "-"], data=script)
+        if rc != 0:
+            if "No such file or directory" not in err and ("Operation not permitted" in err
+                                                            or "Protocol not supported" in err
+                                                            or "Operation not supported" in err):
+                self.fail_on(err, "nft -c -f -")
+            self.module.fail_json(msg="nft -c rejected the transaction, nothing was changed: %s"
+                                  % nb.nft_error(err, script), script=script)
+        rc, out, err = self.run(["-f", "-"], data=script)
+        if rc != 0:
+            self.module.fail_json(msg="nft -f failed, the transaction was not applied: %s" % nb.nft_error(err, script),
+                                  script=script)
+
+
+def write_backup(module, content, family, table):
+    path = module.params.get("backup_path")
+    if not path:
+        return None
+    if os.path.isdir(path) or path.endswith("/"):
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+        path = os.path.join(path, "%s-%s-%s.nft" % (family, table, time.strftime("%Y%m%dT%H%M%S")))
+    else:
+        parent = os.path.dirname(path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+def run_module(module):
+    params = module.params
+    state = params["state"]
+    family, table = params["family"], params["table"]
+    result = dict(changed=False, commands=[])
+    warnings = []
+
+    if state == "rendered":
+        try:
+            policy, warnings = policy_from_params(params)
+        except NapError as exc:
+            module.fail_json(msg="configmgr.nap nft: %s" % to_native(exc))
+        result["rendered"] = nb.desired_state(policy).script()
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    policy = None
+    if state == "present":
+        try:
+            policy, warnings = policy_from_params(params)
+        except NapError as exc:
+            module.fail_json(msg="configmgr.nap nft: %s (nothing was changed)" % to_native(exc))
+    else:
+        try:
+            nb.Policy([], {}, (), nb.DEFAULT_RPC_RANGE, family, table)
+        except NapError as exc:
+            module.fail_json(msg="configmgr.nap nft: %s" % to_native(exc))
+
+    nft = Nft(module)
+    have = nft.read(family, table)
+
+    if state == "gathered":
+        doc = nb.describe(have)
+        result["gathered"] = dict(present=doc["present"], zones=doc["zones"],
+                                  management_sources=doc["management_sources"], rules=doc["rules"])
+        return result
+
+    if state == "absent":
+        result["before"] = nb.describe(have)
+        result["after"] = nb.describe(None)
+        if have is None:
+            return result
+        ref = "%s %s" % (family, table)
+        result["changed"] = True
+        result["commands"] = ["delete table %s" % ref]
+        result["script"] = "table %s\ndelete table %s\n" % (ref, ref)
+        if module._diff:
+            result["diff"] = dict(before_header="nft table %s" % ref, after_header="nft table %s" % ref,
+                                  before=nft.text(family, table), after="")
+        if module.check_mode:
+            return result
+        if params["backup"]:
+            result["backup_content"] = nft.text(family, table)
+            path = write_backup(module, result["backup_content"], family, table)
+            if path:
+                result["backup_file"] = path
+        nft.apply(result["script"])
+        return result
+
+    # present
+    for chain in nft.foreign_drop_chains(family, table):
+        warnings.append("%s has policy drop: a drop in any table is final, so the flows this table accepts must "
+                        "be accepted there too (see docs/nftables.md)" % chain)
+    change = nb.compare(policy, have)
+    result["before"] = nb.describe(have, policy, change.have_rules if have is not None else None)
+    result["rule_changes"] = change.rule_diff.commands()
+    result["drift"] = change.rule_diff.summary()
+    if not change.changed:
+        result["after"] = result["before"]
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    result["changed"] = True
+    result["commands"] = change.commands()
+    result["script"] = change.want_state.script()
+    result["after"] = nb.describe(change.want_state, policy, policy.rules)
+    if module._diff:
+        result["diff"] = change.ansible_diff()
+    if warnings:
+        result["warnings"] = warnings
+    if module.check_mode:
+        return result
+    if params["backup"] and have is not None:
+        result["backup_content"] = nft.text(family, table)
+        path = write_backup(module, result["backup_content"], family, table)
+        if path:
+            result["backup_file"] = path
+    nft.apply(result["script"])
+    now = nft.read(family, table)
+    again = nb.compare(policy, now)
+    if again.changed:
+        module.fail_json(msg="nft applied the transaction but the owned table %s %s still differs from the plan "
+                             "(another writer, or an nft version that lists rules differently): %s"
+                             % (family, table, "; ".join(again.commands())), **result)
+    result["after"] = nb.describe(now, policy, again.have_rules)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("rules", "plan")],
+        required_by={"plan": ("host",)},
+        supports_check_mode=True,
+    )
+    module.exit_json(**run_module(module))
+
+
+if __name__ == "__main__":
+    main()
