@@ -41,7 +41,7 @@ options:
   settings:
     description:
       - Settings that override the C(nap_*) variables the task sees, for example
-        C({nap_ad_ldap_mode: ldaps}). Per-host values in the inventory still win for the host that
+        C(nap_ad_ldap_mode=ldaps). Per-host values in the inventory still win for the host that
         decides the setting (the site server for C(nap_ad_ldap_mode), the HRA for C(nap_hra_transport), ...).
     type: dict
   groups:

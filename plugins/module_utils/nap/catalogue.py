@@ -46,9 +46,9 @@ ROLE_GROUPS = (
     ("console_host", "nap_console_hosts", "ConfigMgr console host"),
     ("perimeter", "nap_perimeter", "perimeter device (router or firewall) between zones"),
 )
-ROLE_BY_GROUP = dict((group, role) for role, group, _ in ROLE_GROUPS)
-GROUP_BY_ROLE = dict((role, group) for role, group, _ in ROLE_GROUPS)
-ROLE_TEXT = dict((role, text) for role, _, text in ROLE_GROUPS)
+ROLE_BY_GROUP = dict((group, role) for role, group, _text in ROLE_GROUPS)
+GROUP_BY_ROLE = dict((role, group) for role, group, _text in ROLE_GROUPS)
+ROLE_TEXT = dict((role, text) for role, _group, text in ROLE_GROUPS)
 
 # Network endpoints (not inventory groups).
 NETWORK_ENDPOINTS = {
@@ -195,8 +195,8 @@ class FlowDef:
         self.when = when
         self.pairing = pairing
         self.deciders = deciders or {}
-        self.doc_from = doc_from or src.replace("_", " ")
-        self.doc_to = doc_to or dst.replace("_", " ")
+        self.doc_from = doc_from or _label(src)
+        self.doc_to = doc_to or _label(dst)
         self.note = note
 
     def settings(self):
@@ -217,6 +217,14 @@ class FlowDef:
 
     def describe_ports(self):
         return ", ".join(s.describe() for s in self.services)
+
+
+_ACRONYMS = ("shv", "hra", "ts", "rdp", "dhcp", "vpn", "dns", "ca")
+
+
+def _label(role):
+    """'shv_point' -> 'SHV point'."""
+    return " ".join(w.upper() if w in _ACRONYMS else w for w in role.split("_"))
 
 
 def _tcp(*ports, **kw):
@@ -327,7 +335,7 @@ FLOWS = (
             doc_from="client networks"),
     FlowDef("8021X-RADIUS", "802.1X switches and access points send RADIUS to the SHV point", "NAP",
             "radius_client", "shv_point", (Service("udp", RADIUS),), "enforcement",
-            when=(("method", "8021x"),), deciders={"nap_radius_legacy_ports": "dst"}),
+            when=(("method", "8021x"),), pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"}),
     FlowDef("VPN-PPTP", "PPTP VPN (control channel and GRE)", "NAP", "client_networks", "vpn_server",
             (_tcp(1723), Service("gre")), "enforcement", when=(("vpn_protocol", "pptp"),),
             doc_from="client networks"),

@@ -50,13 +50,13 @@ class RuleDiff:
         return {
             "missing": [r.name for r in self.add],
             "extra": [r.name for r in self.remove],
-            "changed": [n.name for _, n in self.update],
+            "changed": [n.name for _old, n in self.update],
         }
 
     def ansible_diff(self, target=""):
         """A dict for Ansible's --diff: one line per rule, changed rules side by side."""
-        before = [r.summary() for r in self.remove] + [o.summary() for o, _ in self.update]
-        after = [r.summary() for r in self.add] + [n.summary() for _, n in self.update]
+        before = [r.summary() for r in self.remove] + [o.summary() for o, _new in self.update]
+        after = [r.summary() for r in self.add] + [n.summary() for _old, n in self.update]
         header = " (%s)" % target if target else ""
         return {
             "before_header": "rules before" + header,
@@ -100,4 +100,3 @@ def diff_rules(want, have, compare=DEFAULT_COMPARE):
             unchanged.append(rule)
     remove = list(have_by_name.values()) + duplicates
     return RuleDiff(add, remove, update, unchanged)
-

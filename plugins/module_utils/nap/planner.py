@@ -34,6 +34,16 @@ _PLAIN_TEXT = {"nap_ad_ldap_mode": "plain LDAP (TCP 389)", "nap_gc_mode": "plain
 # ---------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------
+def _list_value(value):
+    """A list setting given as text (-e name=a,b or -e "name=['a', 'b']") becomes a list."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return [item.strip().strip("'\"") for item in text.replace(",", " ").split() if item.strip().strip("'\"")]
+
+
 def validate_setting(name, value, where):
     """Return the canonical value of a setting or raise NapError naming ``where``."""
     spec = cat.SETTINGS_BY_NAME[name]
@@ -55,8 +65,7 @@ def validate_setting(name, value, where):
             return False
         raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
     if spec.kind == "list_choice":
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split() if v]
+        value = _list_value(value)
         if not isinstance(value, (list, tuple)):
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         out = []
@@ -68,8 +77,7 @@ def validate_setting(name, value, where):
                 out.append(text)
         return out
     if spec.kind == "cidrs":
-        if isinstance(value, str):
-            value = [value]
+        value = _list_value(value)
         if not isinstance(value, (list, tuple)):
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         for item in value:
@@ -282,7 +290,7 @@ class Planner:
     def _collect_hosts(self):
         self.role_hosts = OrderedDict()
         self.host_roles = OrderedDict()
-        for role, group, _ in cat.ROLE_GROUPS:
+        for role, group, _text in cat.ROLE_GROUPS:
             hosts = list(self.groups.get(group) or [])
             self.role_hosts[role] = hosts
             for host in hosts:
@@ -310,8 +318,8 @@ class Planner:
             self.platform[host] = platform
             roles_var = hvars.get("nap_remediation_roles")
             if roles_var is not None:
-                if not isinstance(roles_var, (list, tuple)) or any(str(r) not in cat.REMEDIATION_ROLES
-                                                                    for r in roles_var):
+                valid = isinstance(roles_var, (list, tuple)) and all(str(r) in cat.REMEDIATION_ROLES for r in roles_var)
+                if not valid:
                     raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
                                    % (host, roles_var, ", ".join(cat.REMEDIATION_ROLES)))
 
@@ -406,16 +414,16 @@ class Planner:
         if "ipsec" in methods and not self.members("certification_authority"):
             need.append(("nap_enforcement_methods (ipsec)", "nap_certification_authorities",
                          "the HRA requests health certificates from a CA"))
-        if methods and not self.networks["client_networks"] and not self.members("client"):
-            raise NapError("nap_enforcement_methods is %s but nap_client_networks is empty and group nap_clients has "
-                           "no host: client flows need a source; set nap_client_networks, e.g. [192.0.2.0/24]"
-                           % ", ".join(methods))
         if need:
             have, missing, why = need[0]
             holders = self.groups.get(have.split(" ")[0]) or []
             who = (" (%s)" % ", ".join(holders)) if holders else ""
             raise NapError("%s%s needs a peer: group %s is empty (%s); add the host(s) to %s"
                            % (have, who, missing, why, missing))
+        if methods and not self.networks["client_networks"] and not self.members("client"):
+            raise NapError("nap_enforcement_methods is %s but nap_client_networks is empty and group nap_clients has "
+                           "no host: client flows need a source; set nap_client_networks, e.g. [192.0.2.0/24]"
+                           % ", ".join(methods))
 
     # -- endpoint resolution ------------------------------------------------
     def host_endpoint(self, host, role):
@@ -502,6 +510,9 @@ class Planner:
             return self._dhcp_relay_pairs()
         srcs = self.resolve(flow.src)
         dsts = self.resolve(flow.dst)
+        for kind, value in flow.when:
+            if kind == "vpn_protocol":   # decided by each VPN server
+                dsts = [d for d in dsts if value in self.settings.get("nap_vpn_protocols", d.host)]
         out = []
         for dst in dsts:
             for src in srcs:

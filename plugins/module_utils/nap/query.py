@@ -35,7 +35,10 @@ def _flows_of(data):
 
 
 def _port_matches(flow, port):
-    for spec in flow.get("dst_ports") or []:
+    specs = list(flow.get("dst_ports") or [])
+    if flow.get("rpc_dynamic_range"):
+        specs.append(flow["rpc_dynamic_range"])
+    for spec in specs:
         if isinstance(spec, int) and spec == port:
             return True
         if isinstance(spec, str) and "-" in spec:

@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters nap_flows and nap_query."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sys
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.configmgr.nap.plugins.filter.nap import nap_flows, nap_query
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "module_utils", "nap"))
+from test_report import example_plan  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def test_catalogue_without_input():
+    seed = nap_flows(category="seed")
+    assert [f["id"] for f in seed] == ["NAP-AD-WRITE", "NAP-GC-READ", "NAP-SHV-INSTALL", "NAP-SHV-CONFIG",
+                                       "NAP-SHV-STATUS"]
+    assert seed[0]["services"][0]["choice"] == {"setting": "nap_ad_ldap_mode",
+                                                "options": {"ldap": [389], "ldaps": [636]}}
+
+
+def test_plan_flows_into_one_host_and_by_protocol():
+    plan = example_plan()
+    into = nap_flows({"plan": plan}, dst_host="nps01")
+    assert into and all(f["dst_host"] == "nps01" for f in into)
+    udp = nap_flows(plan, protocol="udp")
+    assert udp and all(f["protocol"] == "udp" for f in udp)
+    assert sorted(set(f["id"] for f in nap_flows(plan, port=50000))) == ["IPSEC-HRA-CA", "NAP-SHV-CONFIG"]
+    assert [f["dst_host"] for f in nap_flows(plan, port=636)] == ["dc01", "dc02"]
+
+
+def test_query_with_jmespath():
+    plan = example_plan()
+    ids = nap_query({"plan": plan}, "flows[?protocol=='udp'].id | sort(@)")
+    assert "DHCP-RELAY" in ids and "NAP-AD-WRITE" not in ids
+    assert nap_query(plan, "hosts.dc01.inbound[?flow_id=='NAP-AD-WRITE'].dst_ports[]") == [636]
+
+
+def test_filter_errors_are_clear():
+    with pytest.raises(AnsibleFilterError, match="unknown criteria colour"):
+        nap_flows(colour="red")
+    with pytest.raises(AnsibleFilterError, match="invalid JMESPath expression"):
+        nap_query(example_plan(), "flows[?")

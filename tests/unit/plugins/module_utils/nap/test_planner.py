@@ -1,0 +1,446 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planner: the seed flows with their exact ports, the choices, enforcement, zones, bad input."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+import pytest
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+SERVERS = "192.0.2.0/24"
+CLIENTS_A = "198.51.100.0/25"
+CLIENTS_B = "198.51.100.128/25"
+MGMT = "203.0.113.0/28"
+
+
+def site(**overrides):
+    """A small estate: one of each core role in the server zone, a router to two client zones."""
+    inv = {
+        "groups": {
+            "nap_site_servers": ["cm01"],
+            "nap_shv_points": ["nps01"],
+            "nap_domain_controllers": ["dc01"],
+            "nap_global_catalogs": ["dc01"],
+        },
+        "hostvars": {
+            "cm01": {"ansible_host": "192.0.2.10"},
+            "nps01": {"ansible_host": "192.0.2.20"},
+            "dc01": {"ansible_host": "192.0.2.5"},
+        },
+        "settings": {"nap_management_sources": ["203.0.113.10"]},
+    }
+    for key, value in overrides.items():
+        inv[key].update(value)
+    return inv
+
+
+def with_router(inv, devices=None):
+    inv = copy.deepcopy(inv)
+    inv["settings"]["nap_zones"] = {"servers": [SERVERS], "clients-a": [CLIENTS_A], "clients-b": [CLIENTS_B],
+                                    "management": [MGMT]}
+    devices = devices or {"rtr01": ["servers", "clients-a", "clients-b", "management"]}
+    inv["groups"]["nap_perimeter"] = list(devices)
+    for i, (name, zones) in enumerate(devices.items()):
+        inv["hostvars"][name] = {"ansible_host": "203.0.113.%d" % (i + 1), "nap_perimeter_platform": "nftables",
+                                 "nap_perimeter_zones": zones}
+    return inv
+
+
+def run(inv):
+    return planner.plan(inv["groups"], inv["hostvars"], inv["settings"])
+
+
+def flows(plan, flow_id):
+    return [f for f in plan["flows"] if f["id"] == flow_id]
+
+
+def inbound(plan, host, prefix):
+    return [r for r in plan["hosts"][host]["inbound"] if r["name"].startswith(prefix)]
+
+
+# --- the seed rows ----------------------------------------------------------------
+def test_seed_flows_have_exact_ports_and_endpoints():
+    plan = run(site())
+    expected = {
+        "NAP-AD-WRITE": ("cm01", "dc01", "tcp", [389], False, "seed row 1"),
+        "NAP-GC-READ": ("nps01", "dc01", "tcp", [3268], False, "seed row 2"),
+        "NAP-SHV-INSTALL": ("cm01", "nps01", "tcp", [445], False, "seed row 3"),
+        "NAP-SHV-CONFIG": ("cm01", "nps01", "tcp", [135], True, "seed row 3"),
+        "NAP-SHV-STATUS": ("nps01", "cm01", "tcp", [445], False, "seed row 4"),
+    }
+    for flow_id, (src, dst, proto, ports, rpc, source) in expected.items():
+        (flow,) = flows(plan, flow_id)
+        assert (flow["src_host"], flow["dst_host"], flow["protocol"], flow["dst_ports"], flow["rpc_dynamic"],
+                flow["source"]) == (src, dst, proto, ports, rpc, source)
+
+
+@pytest.mark.parametrize("setting,value,flow_id,port,other", [
+    ("nap_ad_ldap_mode", "ldap", "NAP-AD-WRITE", 389, 636),
+    ("nap_ad_ldap_mode", "ldaps", "NAP-AD-WRITE", 636, 389),
+    ("nap_gc_mode", "gc", "NAP-GC-READ", 3268, 3269),
+    ("nap_gc_mode", "gc_ssl", "NAP-GC-READ", 3269, 3268),
+])
+def test_each_choice_emits_exactly_one_port(setting, value, flow_id, port, other):
+    plan = run(site(settings={setting: value}))
+    ports = [p for f in flows(plan, flow_id) for p in f["dst_ports"]]
+    assert ports == [port]
+    tcp_ports = [p for f in plan["flows"] if f["protocol"] == "tcp" for p in f["dst_ports"]]
+    assert other not in tcp_ports     # (UDP 389 is CLDAP, the DC locator: a different flow)
+    rule_ports = [p for r in plan["hosts"]["dc01"]["inbound"] if r["protocol"] == "tcp" for p in r["dst_ports"]]
+    assert port in rule_ports and other not in rule_ports
+
+
+def test_the_deciding_host_chooses_ldap_mode():
+    inv = site()
+    inv["groups"]["nap_site_servers"].append("cm02")
+    inv["hostvars"]["cm02"] = {"ansible_host": "192.0.2.11", "nap_ad_ldap_mode": "ldaps"}
+    plan = run(inv)
+    ports = dict((f["src_host"], f["dst_ports"]) for f in flows(plan, "NAP-AD-WRITE"))
+    assert ports == {"cm01": [389], "cm02": [636]}
+    names = sorted(r["name"] for r in inbound(plan, "dc01", "NAP-AD-WRITE"))
+    assert names == ["NAP-AD-WRITE-TCP-IN-389", "NAP-AD-WRITE-TCP-IN-636"]
+
+
+def test_rpc_is_abstract_on_hosts_and_a_range_on_perimeters():
+    inv = with_router(site(settings={"nap_rpc_dynamic_range": "50000-51000"}))
+    inv["hostvars"]["cm01"]["ansible_host"] = "198.51.100.10"   # site server in a client zone
+    plan = run(inv)
+    rules = inbound(plan, "nps01", "NAP-SHV-CONFIG")
+    assert [(r["name"], r["dst_ports"], r["src_addresses"]) for r in rules] == [
+        ("NAP-SHV-CONFIG-TCP-IN-EPMAP", ["rpc-epmap"], ["198.51.100.10/32"]),
+        ("NAP-SHV-CONFIG-TCP-IN-RPC", ["rpc-dynamic"], ["198.51.100.10/32"]),
+    ]
+    (fwd,) = [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "NAP-SHV-CONFIG"]
+    assert fwd["dst_ports"] == [135, "50000-51000"]
+    assert fwd["src_addresses"] == ["198.51.100.10/32"] and fwd["dst_addresses"] == ["192.0.2.20/32"]
+
+
+def test_outbound_rules_only_where_outbound_is_blocked():
+    inv = site()
+    inv["hostvars"]["cm01"]["nap_windows_outbound_policy"] = "block"
+    plan = run(inv)
+    out = dict((r["name"], r) for r in plan["hosts"]["cm01"]["outbound"])
+    assert out["NAP-AD-WRITE-TCP-OUT"]["dst_addresses"] == ["192.0.2.5/32"]
+    assert out["NAP-AD-WRITE-TCP-OUT"]["dst_ports"] == [389]
+    assert out["NAP-SHV-CONFIG-TCP-OUT"]["dst_ports"] == [135, "49152-65535"]
+    assert plan["hosts"]["nps01"]["outbound"] == []
+
+
+def test_ad_dependencies_follow_their_setting():
+    plan = run(site())
+    ids = set(f["id"] for f in plan["flows"])
+    assert {"AD-KERBEROS", "AD-DNS", "AD-CLDAP", "AD-TIME"} <= ids
+    kerberos = sorted((f["protocol"], f["dst_ports"][0]) for f in flows(plan, "AD-KERBEROS") if f["src_host"] == "cm01")
+    assert kerberos == [("tcp", 88), ("udp", 88)]
+    plan = run(site(settings={"nap_include_ad_dependencies": False}))
+    assert not [f for f in plan["flows"] if f["id"].startswith("AD-")]
+
+
+def test_management_channel_reaches_every_managed_host():
+    inv = with_router(site())
+    plan = run(inv)
+    winrm = dict((f["dst_host"], f) for f in flows(plan, "MGMT-WINRM"))
+    assert set(winrm) == {"cm01", "nps01", "dc01"}
+    assert winrm["cm01"]["dst_ports"] == [5985, 5986] and winrm["cm01"]["perimeter"] == ["rtr01"]
+    (ssh,) = flows(plan, "MGMT-SSH")
+    assert ssh["dst_host"] == "rtr01" and ssh["dst_ports"] == [22] and ssh["perimeter"] == []
+    assert [r["name"] for r in plan["hosts"]["rtr01"]["inbound"]] == ["MGMT-SSH-TCP-IN"]
+
+
+# --- enforcement --------------------------------------------------------------------
+def ipsec_site():
+    inv = site(settings={"nap_enforcement_methods": ["ipsec"], "nap_client_networks": [CLIENTS_A, CLIENTS_B]})
+    inv["groups"].update({"nap_hras": ["hra01"], "nap_certification_authorities": ["ca01"],
+                          "nap_ipsec_protected": ["cm01"]})
+    inv["hostvars"].update({"hra01": {"ansible_host": "192.0.2.30"}, "ca01": {"ansible_host": "192.0.2.35"}})
+    return inv
+
+
+@pytest.mark.parametrize("transport,port,other", [("https", 443, 80), ("http", 80, 443)])
+def test_hra_transport_is_one_port(transport, port, other):
+    inv = ipsec_site()
+    inv["settings"]["nap_hra_transport"] = transport
+    plan = run(inv)
+    assert sorted(set(p for f in flows(plan, "IPSEC-HRA") for p in f["dst_ports"])) == [port]
+    assert [r["dst_ports"] for r in inbound(plan, "hra01", "IPSEC-HRA-TCP")] == [[port]]
+    assert other not in [p for r in plan["hosts"]["hra01"]["inbound"] for p in r["dst_ports"]]
+
+
+def test_ipsec_flows_and_radius_from_hra():
+    plan = run(ipsec_site())
+    ike = flows(plan, "IPSEC-IKE")
+    assert sorted(set((f["protocol"], tuple(f["dst_ports"])) for f in ike)) == [("esp", ()), ("udp", (500, 4500))]
+    (radius,) = flows(plan, "IPSEC-HRA-RADIUS")
+    assert (radius["src_host"], radius["dst_host"], radius["dst_ports"]) == ("hra01", "nps01", [1812, 1813])
+    (ca,) = flows(plan, "IPSEC-HRA-CA")
+    assert ca["rpc_dynamic"] and ca["dst_host"] == "ca01"
+    (rule,) = inbound(plan, "hra01", "IPSEC-HRA-TCP")
+    assert rule["src_addresses"] == ["198.51.100.0/24"]   # the two client networks, joined
+
+
+def test_radius_legacy_ports_are_added():
+    inv = ipsec_site()
+    inv["hostvars"]["nps01"]["nap_radius_legacy_ports"] = True
+    (radius,) = flows(run(inv), "IPSEC-HRA-RADIUS")
+    assert radius["dst_ports"] == [1812, 1813, 1645, 1646]
+
+
+def dhcp_site():
+    inv = with_router(site(settings={"nap_enforcement_methods": ["dhcp"],
+                                     "nap_client_networks": [CLIENTS_A, CLIENTS_B]}))
+    inv["groups"]["nap_dhcp_servers"] = ["dhcp01"]
+    inv["hostvars"]["dhcp01"] = {"ansible_host": "192.0.2.40"}
+    return inv
+
+
+def test_dhcp_server_on_the_client_segment_gets_client_requests():
+    inv = dhcp_site()
+    inv["hostvars"]["dhcp01"]["ansible_host"] = "198.51.100.40"   # in clients-a
+    inv["groups"]["nap_dhcp_relays"] = ["relay-b"]
+    inv["hostvars"]["relay-b"] = {"ansible_host": "198.51.100.130"}
+    plan = run(inv)
+    client = [(f["src_addresses"], f["dst_host"]) for f in flows(plan, "DHCP-CLIENT")]
+    assert ([CLIENTS_A], "dhcp01") in client and ([CLIENTS_B], "relay-b") in client
+    (rule,) = inbound(plan, "dhcp01", "DHCP-CLIENT")
+    assert rule["dst_ports"] == [67] and rule["src_ports"] == [68]
+    assert rule["src_addresses"] == ["0.0.0.0/32", CLIENTS_A]
+    (relay,) = flows(plan, "DHCP-RELAY")
+    assert (relay["src_host"], relay["dst_host"], relay["src_ports"], relay["dst_ports"]) == (
+        "relay-b", "dhcp01", [67], [67])
+    assert relay["perimeter"] == ["rtr01"]
+    assert not [w for w in plan["warnings"] if "relay assumed" in w]
+
+
+def test_dhcp_behind_a_router_assumes_the_router_as_relay_with_a_warning():
+    plan = run(dhcp_site())
+    relays = flows(plan, "DHCP-RELAY")
+    assert [(f["src_host"], f["dst_host"]) for f in relays] == [("rtr01", "dhcp01")]
+    assert [w for w in plan["warnings"] if w.startswith("DHCP relay assumed: rtr01")]
+    (rule,) = inbound(plan, "dhcp01", "DHCP-RELAY")
+    assert rule["src_ports"] == [67] and rule["src_addresses"] == ["203.0.113.1/32"]
+
+
+def test_shv_point_on_the_dhcp_server_opens_no_radius_flow():
+    inv = dhcp_site()
+    inv["groups"]["nap_shv_points"] = ["dhcp01"]
+    inv["hostvars"].pop("nps01")
+    plan = run(inv)
+    assert flows(plan, "DHCP-RADIUS") == []
+    assert plan["hosts"]["dhcp01"]["roles"] == ["shv_point", "dhcp_server"]
+
+
+def test_shv_point_elsewhere_gets_radius_from_the_dhcp_server():
+    (radius,) = flows(run(dhcp_site()), "DHCP-RADIUS")
+    assert (radius["src_host"], radius["dst_host"], radius["protocol"]) == ("dhcp01", "nps01", "udp")
+
+
+def test_vpn_protocols_are_decided_by_the_vpn_server():
+    inv = site(settings={"nap_enforcement_methods": ["vpn"], "nap_client_networks": [CLIENTS_A]})
+    inv["groups"]["nap_vpn_servers"] = ["vpn01", "vpn02"]
+    inv["hostvars"]["vpn01"] = {"ansible_host": "192.0.2.60", "nap_vpn_protocols": ["pptp", "l2tp"]}
+    inv["hostvars"]["vpn02"] = {"ansible_host": "192.0.2.61"}
+    plan = run(inv)
+    by_host = {}
+    for f in plan["flows"]:
+        if f["id"].startswith("VPN-") and f["id"] != "VPN-RADIUS":
+            by_host.setdefault(f["dst_host"], set()).add((f["id"], f["protocol"], tuple(f["dst_ports"])))
+    assert by_host["vpn01"] == {("VPN-PPTP", "tcp", (1723,)), ("VPN-PPTP", "gre", ()),
+                                ("VPN-L2TP", "udp", (500, 4500)), ("VPN-L2TP", "esp", ())}
+    assert by_host["vpn02"] == {("VPN-SSTP", "tcp", (443,))}
+    assert len(flows(plan, "VPN-RADIUS")) == 2
+
+
+def test_tsg_and_8021x():
+    inv = site(settings={"nap_enforcement_methods": ["tsg", "8021x"], "nap_client_networks": [CLIENTS_A]})
+    inv["groups"].update({"nap_ts_gateways": ["tsg01"], "nap_rdp_hosts": ["rdp01"], "nap_radius_clients": ["sw01"]})
+    inv["hostvars"].update({"tsg01": {"ansible_host": "192.0.2.70"}, "rdp01": {"ansible_host": "192.0.2.71"},
+                            "sw01": {"ansible_host": "192.0.2.250", "nap_platform": "linux"}})
+    plan = run(inv)
+    assert [(f["dst_host"], f["dst_ports"]) for f in flows(plan, "TSG-RDP")] == [("rdp01", [3389])]
+    assert [(f["src_host"], f["dst_ports"]) for f in flows(plan, "TSG-CLIENT")] == [(None, [443])]
+    assert [(f["src_host"], f["dst_host"]) for f in flows(plan, "8021X-RADIUS")] == [("sw01", "nps01")]
+    assert [f["dst_host"] for f in flows(plan, "MGMT-SSH")] == ["sw01"]
+
+
+def test_remediation_ports_follow_the_roles_of_each_server():
+    inv = ipsec_site()
+    inv["settings"]["nap_restricted_networks"] = ["198.51.100.192/26"]
+    inv["settings"]["nap_cm_site_mode"] = "native"
+    inv["groups"]["nap_remediation_servers"] = ["wsus01"]
+    inv["hostvars"]["wsus01"] = {"ansible_host": "192.0.2.50", "nap_sup_ports": "custom",
+                                 "nap_remediation_roles": ["software_update_point", "management_point", "dns"]}
+    plan = run(inv)
+    rem = dict((f["via"] + "/" + f["protocol"], f) for f in flows(plan, "REMEDIATION"))
+    assert rem["CM-SUP/tcp"]["dst_ports"] == [8530, 8531]
+    assert rem["CM-MP/tcp"]["dst_ports"] == [443]
+    assert rem["CM-DNS/udp"]["dst_ports"] == [53]
+    assert rem["CM-MP/tcp"]["src_addresses"] == ["198.51.100.192/26"]
+    names = [r["name"] for r in plan["hosts"]["wsus01"]["inbound"]]
+    assert "REMEDIATION-CM-SUP-TCP-IN" in names and "REMEDIATION-CM-DNS-UDP-IN" in names
+
+
+def test_configmgr_base_flows_are_optional():
+    assert not [f for f in run(site())["flows"] if f["id"].startswith("CM-")]
+    inv = site(settings={"nap_include_configmgr_base": True, "nap_client_networks": [CLIENTS_A]})
+    ids = set(f["id"] for f in run(inv)["flows"])
+    assert {"CM-PUSH", "CM-WOL", "CM-GC", "CM-DNS"} <= ids
+
+
+# --- perimeter ----------------------------------------------------------------------
+def test_two_devices_in_series_both_get_the_forward_rule():
+    inv = with_router(ipsec_site(), devices={"core": ["servers", "transit"], "edge": ["transit", "clients-a"]})
+    inv["settings"]["nap_zones"]["transit"] = ["198.18.255.0/30"]
+    inv["settings"]["nap_client_networks"] = [CLIENTS_A]
+    plan = run(inv)
+    for dev in ("core", "edge"):
+        rules = dict((r["name"], r) for r in plan["perimeter"][dev]["forward"])
+        assert rules["IPSEC-HRA-TCP-FWD"]["src_addresses"] == [CLIENTS_A]
+        assert rules["IPSEC-HRA-TCP-FWD"]["dst_addresses"] == ["192.0.2.30/32"]
+        assert rules["IPSEC-HRA-TCP-FWD"]["dst_ports"] == [443]
+    # traffic inside the server zone crosses no device
+    assert not [r for r in plan["perimeter"]["core"]["forward"] if r["flow_id"] == "NAP-AD-WRITE"]
+
+
+def test_forward_merge_adds_no_pair():
+    inv = with_router(site())
+    inv["groups"]["nap_domain_controllers"] = ["dc01", "dc02"]
+    inv["hostvars"]["dc02"] = {"ansible_host": "198.51.100.6"}        # a DC in a client zone
+    inv["groups"]["nap_site_servers"] = ["cm01", "cm02"]
+    inv["hostvars"]["cm02"] = {"ansible_host": "198.51.100.140"}      # a site server in clients-b
+    plan = run(inv)
+    allowed = set()
+    for rule in plan["perimeter"]["rtr01"]["forward"]:
+        if rule["flow_id"] == "NAP-AD-WRITE":
+            allowed.update((s, d) for s in rule["src_addresses"] for d in rule["dst_addresses"])
+    expected = set()
+    for f in flows(plan, "NAP-AD-WRITE"):
+        if f["perimeter"]:
+            expected.update((s, d) for s in f["src_addresses"] for d in f["dst_addresses"])
+    assert allowed == expected == {("192.0.2.10/32", "198.51.100.6/32"), ("198.51.100.140/32", "192.0.2.5/32"),
+                                   ("198.51.100.140/32", "198.51.100.6/32")}
+
+
+def test_ipv6_addresses_are_accepted():
+    inv = site()
+    inv["hostvars"]["dc01"] = {"nap_address": ["192.0.2.5", "2001:db8::5"]}
+    inv["hostvars"]["cm01"] = {"ansible_host": "2001:db8::10"}
+    plan = run(inv)
+    assert plan["hosts"]["dc01"]["addresses"] == ["192.0.2.5/32", "2001:db8::5/128"]
+    (rule,) = inbound(plan, "dc01", "NAP-AD-WRITE")
+    assert rule["src_addresses"] == ["2001:db8::10/128"]
+
+
+# --- warnings -----------------------------------------------------------------------
+def test_warning_host_in_no_zone():
+    inv = with_router(site())
+    inv["hostvars"]["dc01"]["ansible_host"] = "192.0.2.200"
+    inv["settings"]["nap_zones"]["servers"] = ["192.0.2.0/25"]
+    plan = run(inv)
+    assert [w for w in plan["warnings"] if w.startswith("host dc01 (192.0.2.200/32) is in no zone")]
+
+
+def test_warning_plain_ldap_across_a_perimeter():
+    inv = with_router(site())
+    inv["hostvars"]["cm01"]["ansible_host"] = "198.51.100.10"
+    plan = run(inv)
+    assert [w for w in plan["warnings"] if w.startswith("NAP-AD-WRITE: plain LDAP (TCP 389) crosses a perimeter")]
+    inv["settings"]["nap_ad_ldap_mode"] = "ldaps"
+    assert not [w for w in run(inv)["warnings"] if "plain LDAP" in w]
+
+
+def test_warning_setting_no_flow_uses():
+    plan = run(site(settings={"nap_hra_transport": "http", "nap_vpn_protocols": ["pptp"]}))
+    assert "nap_hra_transport is set but no planned flow uses it (IPSEC-HRA: TCP 80 or 443)" in plan["warnings"]
+    assert [w for w in plan["warnings"] if w.startswith("nap_vpn_protocols is set but no planned flow")]
+
+
+def test_no_warning_for_a_clean_estate():
+    assert run(site())["warnings"] == []
+
+
+# --- bad input: one message naming the culprit ----------------------------------------
+@pytest.mark.parametrize("mutate,message", [
+    (lambda i: i["settings"].update(nap_ad_ldap_mode="ldapz"),
+     "nap_ad_ldap_mode is 'ldapz'; expected one of ldap, ldaps"),
+    (lambda i: i["hostvars"]["cm01"].update(nap_ad_ldap_mode="tls"),
+     "host cm01: nap_ad_ldap_mode is 'tls'; expected one of ldap, ldaps"),
+    (lambda i: i["settings"].update(nap_rpc_dynamic_range="49152-70000"),
+     "nap_rpc_dynamic_range is '49152-70000': ports must satisfy 1024 <= low <= high <= 65535"),
+    (lambda i: i["settings"].update(nap_rpc_dynamic_range="80-"),
+     "nap_rpc_dynamic_range is '80-'; expected \"low-high\""),
+    (lambda i: i["settings"].update(nap_client_networks=["198.51.100.0/33"]),
+     "nap_client_networks has '198.51.100.0/33', which is not an IPv4/IPv6 CIDR"),
+    (lambda i: i["settings"].update(nap_enforcement_methods=["nac"]),
+     "nap_enforcement_methods has 'nac'; expected a list of dhcp, ipsec, 8021x, vpn, tsg"),
+    (lambda i: i["hostvars"]["dc01"].pop("ansible_host"),
+     "host dc01 (group nap_domain_controllers) has no usable address: set nap_address"),
+    (lambda i: i["hostvars"]["dc01"].update(ansible_host="dc01.example.com"),
+     "host dc01 (group nap_domain_controllers) has no usable address"),
+    (lambda i: i["hostvars"]["dc01"].update(nap_address="192.0.2.300"),
+     "host dc01 (group nap_domain_controllers): nap_address '192.0.2.300' is not an IPv4/IPv6 address"),
+    (lambda i: i["groups"].update(nap_global_catalogs=[]),
+     "nap_shv_points (nps01) needs a peer: group nap_global_catalogs is empty"),
+    (lambda i: i["settings"].update(nap_enforcement_methods=["ipsec"], nap_client_networks=[CLIENTS_A]),
+     "nap_enforcement_methods (ipsec) needs a peer: group nap_hras is empty"),
+    (lambda i: i["settings"].update(nap_enforcement_methods=["dhcp"]),
+     "nap_enforcement_methods (dhcp) needs a peer: group nap_dhcp_servers is empty"),
+    (lambda i: i["settings"].update(nap_zones={"a": ["192.0.2.0/24"], "b": ["192.0.2.0/24"]}),
+     "nap_zones: 192.0.2.0/24 is in both zone a and zone b"),
+    (lambda i: i["settings"].update(nap_zones={"a": ["192.0.2.0/25"], "b": ["192.0.2.128/25"]},
+                                    nap_client_networks=["192.0.2.0/24"]),
+     "nap_client_networks: 192.0.2.0/24 spans zone a (192.0.2.0/25) and more"),
+    (lambda i: i["settings"].update(nap_zones="servers"),
+     "nap_zones is 'servers'; expected a mapping of zone name -> list of CIDRs"),
+    (lambda i: i["hostvars"]["dc01"].update(nap_remediation_roles=["wsus"]),
+     "host dc01: nap_remediation_roles is ['wsus']; expected a list of management_point"),
+])
+def test_bad_input_names_the_culprit(mutate, message):
+    inv = site()
+    mutate(inv)
+    with pytest.raises(NapError) as err:
+        run(inv)
+    assert message in str(err.value)
+
+
+def test_bad_perimeter_input():
+    inv = with_router(site())
+    inv["hostvars"]["rtr01"]["nap_perimeter_platform"] = "checkpoint"
+    with pytest.raises(NapError, match="host rtr01 \\(group nap_perimeter\\): nap_perimeter_platform is 'checkpoint'"):
+        run(inv)
+    inv = with_router(site())
+    inv["hostvars"]["rtr01"]["nap_perimeter_zones"] = ["servers", "dmz"]
+    with pytest.raises(NapError, match="nap_perimeter_zones names dmz, not in nap_zones"):
+        run(inv)
+
+
+def test_dhcp_without_a_relay_is_an_error():
+    inv = dhcp_site()
+    inv["hostvars"]["rtr01"]["nap_perimeter_zones"] = ["servers", "management", "clients-b"]
+    inv["settings"]["nap_zones"]["clients-a"] = [CLIENTS_A]
+    with pytest.raises(NapError, match="client network 198.51.100.0/25 is in zone clients-a, and no relay joins them"):
+        run(inv)
+
+
+def test_plan_is_deterministic():
+    inv = with_router(ipsec_site())
+    assert run(inv) == run(copy.deepcopy(inv))
+
+
+def test_summary_lists_hosts_and_devices():
+    lines = planner.summary(run(with_router(site())))
+    assert lines[0].startswith("4 hosts, 1 perimeter devices")
+    assert any(line.strip().startswith("rtr01") and "forward" in line for line in lines)
+
+
+@pytest.mark.parametrize("text", ["198.51.100.0/25,198.51.100.128/25", "['198.51.100.0/25', '198.51.100.128/25']",
+                                  "198.51.100.0/25 198.51.100.128/25"])
+def test_list_settings_given_as_text(text):
+    assert planner.validate_setting("nap_client_networks", text, "") == ["198.51.100.0/25", "198.51.100.128/25"]
+    assert planner.validate_setting("nap_enforcement_methods", "[dhcp, 'ipsec']", "") == ["dhcp", "ipsec"]
