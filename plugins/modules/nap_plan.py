@@ -24,7 +24,10 @@ description:
   - See the collection's C(docs/inventory.md) for the inventory contract and C(docs/flows-json.md) for
     the format of the plan.
 author:
-  - configmgr.nap contributors
+  - configmgr.nap maintainers (@configmgr-nap)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 options:
   report_dir:
     description:
@@ -59,9 +62,15 @@ options:
     type: list
     elements: str
 attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
-    details: In check mode the report files are not written; RV(changed) says whether they would change.
+    details: In check mode the report files are not written; C(changed) says whether they would change.
   diff_mode:
     support: none
   platform:
