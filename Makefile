@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit sanity lint build-check docs-check clean distclean
+.PHONY: help setup venv collections apt demo test unit sanity lint build-check docs docs-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -66,6 +66,7 @@ help:
 	@echo "  sanity       ansible-test sanity on a staged copy under build/sanity"
 	@echo "  lint         ansible-lint --profile production"
 	@echo "  build-check  build, install and run the collection tarball (hack/test-build.sh)"
+	@echo "  docs         regenerate docs/flows.md from the catalogue"
 	@echo "  docs-check   hack/gen_docs.py --check"
 	@echo "  clean        remove build/, nap-report/, tests/output/"
 	@echo "  distclean    clean + remove .venv/ and .cache/"
@@ -171,6 +172,10 @@ lint: $(SETUP_DEP)
 build-check: $(SETUP_DEP)
 	@echo "==> build-check: build, install and run the collection tarball"
 	"$(ROOT)/hack/test-build.sh" "$(VBIN)"
+
+docs: $(SETUP_DEP)
+	@echo "==> docs: hack/gen_docs.py (docs/flows.md from the catalogue)"
+	cd "$(ROOT)" && "$(VBIN)/python" "$(ROOT)/hack/gen_docs.py"
 
 docs-check: $(SETUP_DEP)
 	@echo "==> docs-check: hack/gen_docs.py --check"
