@@ -128,7 +128,7 @@ class Match:
         vals = self.values
         if self.key == "ct state":
             body = ",".join(vals)
-        elif self.key == "iifname":
+        elif self.key in ("iifname", "oifname"):
             body = ", ".join(_quote(v) for v in vals)
             if len(vals) > 1:
                 body = "{ %s }" % body
@@ -785,8 +785,8 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
                 src_ports=tuple(sports), dst_ports=tuple(dports))
 
 
-def _multiset(rules):
-    return sorted(repr(r.norm()) for r in rules)
+def _multiset(rules, comments=True):
+    return sorted(repr(r.norm() if comments else r.norm()[:3] + r.norm()[4:]) for r in rules)
 
 
 def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
@@ -819,7 +819,7 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
             rendered = rule_to_nft(rule, families, rpc_range) if rule.protocol in PROTOCOL_NUMBERS else None
         except NapError:
             rendered = None
-        exact = rendered is not None and _multiset(rendered) == _multiset(parts) and \
+        exact = rendered is not None and _multiset(rendered, False) == _multiset(parts, False) and \
             all(p.counter for p in parts)
         if exact and name in want_by_name:
             rule.description = want_by_name[name].description
