@@ -71,7 +71,9 @@ REMEDIATION_ROLES = {
 ENFORCEMENT_METHODS = ("dhcp", "ipsec", "8021x", "vpn", "tsg")
 VPN_PROTOCOLS = ("pptp", "l2tp", "sstp")
 PERIMETER_PLATFORMS = ("nftables", "cisco_asa", "cisco_ios", "other")
-HOST_PLATFORMS = ("windows", "linux")
+HOST_PLATFORMS = ("windows", "linux", "none")
+# Roles whose hosts are network gear Ansible does not manage here (platform "none" by default).
+UNMANAGED_ROLES = ("radius_client",)
 
 # ---------------------------------------------------------------------------
 # Settings: one choice each, with their defaults (../shared/nap-flows.md).

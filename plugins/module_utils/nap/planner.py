@@ -311,7 +311,8 @@ class Planner:
                     raise NapError("host %s (group nap_perimeter): nap_perimeter_platform is %r; expected one of %s"
                                    % (host, hvars.get("nap_perimeter_platform"), ", ".join(cat.PERIMETER_PLATFORMS)))
             else:
-                platform = str(hvars.get("nap_platform", "windows")).strip().lower()
+                default = "none" if set(roles) <= set(cat.UNMANAGED_ROLES) else "windows"
+                platform = str(hvars.get("nap_platform", default)).strip().lower()
                 if platform not in cat.HOST_PLATFORMS:
                     raise NapError("host %s: nap_platform is %r; expected one of %s"
                                    % (host, hvars.get("nap_platform"), ", ".join(cat.HOST_PLATFORMS)))
@@ -456,7 +457,8 @@ class Planner:
         if name == "windows_hosts":
             return [self.host_endpoint(h, "managed_host") for h in self.host_roles if self.platform[h] == "windows"]
         if name == "ssh_hosts":
-            return [self.host_endpoint(h, "managed_host") for h in self.host_roles if self.platform[h] != "windows"]
+            return [self.host_endpoint(h, "managed_host") for h in self.host_roles
+                    if self.platform[h] not in ("windows", "none")]
         if name in cat.REMEDIATION_ROLES:
             hosts = self.holders(name)
             if name == "global_catalog":

@@ -261,12 +261,16 @@ def test_tsg_and_8021x():
     inv = site(settings={"nap_enforcement_methods": ["tsg", "8021x"], "nap_client_networks": [CLIENTS_A]})
     inv["groups"].update({"nap_ts_gateways": ["tsg01"], "nap_rdp_hosts": ["rdp01"], "nap_radius_clients": ["sw01"]})
     inv["hostvars"].update({"tsg01": {"ansible_host": "192.0.2.70"}, "rdp01": {"ansible_host": "192.0.2.71"},
-                            "sw01": {"ansible_host": "192.0.2.250", "nap_platform": "linux"}})
+                            "sw01": {"ansible_host": "192.0.2.250"}})
     plan = run(inv)
     assert [(f["dst_host"], f["dst_ports"]) for f in flows(plan, "TSG-RDP")] == [("rdp01", [3389])]
     assert [(f["src_host"], f["dst_ports"]) for f in flows(plan, "TSG-CLIENT")] == [(None, [443])]
     assert [(f["src_host"], f["dst_host"]) for f in flows(plan, "8021X-RADIUS")] == [("sw01", "nps01")]
-    assert [f["dst_host"] for f in flows(plan, "MGMT-SSH")] == ["sw01"]
+    # a switch is not managed here: no WinRM, no SSH to it, unless its platform says so
+    assert plan["hosts"]["sw01"]["platform"] == "none"
+    assert "sw01" not in [f["dst_host"] for f in plan["flows"] if f["id"].startswith("MGMT-")]
+    inv["hostvars"]["sw01"]["nap_platform"] = "linux"
+    assert [f["dst_host"] for f in flows(run(inv), "MGMT-SSH")] == ["sw01"]
 
 
 def test_remediation_ports_follow_the_roles_of_each_server():
