@@ -219,7 +219,8 @@ script:
   returned: when changed, and state is present or absent
   type: str
 gathered:
-  description: The owned table as module input (C(rules), C(zones), C(management_sources)).
+  description: The owned table as module input (C(rules), C(zones), C(management_sources),
+    C(rpc_dynamic_range)). The zones are the effective, disjoint networks of the zone sets.
   returned: state is gathered
   type: dict
 rendered:
@@ -447,7 +448,8 @@ def run_module(module):
     if state == "gathered":
         doc = nb.describe(have)
         result["gathered"] = dict(present=doc["present"], zones=doc["zones"],
-                                  management_sources=doc["management_sources"], rules=doc["rules"])
+                                  management_sources=doc["management_sources"], rules=doc["rules"],
+                                  rpc_dynamic_range=nb.gathered_range(have))
         return result
 
     if state == "absent":

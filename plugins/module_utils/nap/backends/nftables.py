@@ -749,7 +749,12 @@ def parse_table(doc, family=DEFAULT_FAMILY, name=DEFAULT_TABLE):
 # TableState -> canonical rules (parse back)
 # ---------------------------------------------------------------------------
 def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
-    """Best-effort canonical Rule from the nft parts of one planned rule."""
+    """Best-effort canonical Rule from the nft parts of one planned rule.
+
+    A port keyword named in the comment comes back as the keyword when the port is its current
+    spelling (135, or ``rpc_range``); with ``rpc_range=None`` whatever the rule holds is taken
+    for the dynamic range (gathered state).
+    """
     direction = DIRECTION_OF.get(parts[0].chain, "in")
     protocol = None
     src, dst, sports, dports = [], [], (), ()
@@ -775,7 +780,8 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
                     protocol = ",".join(sorted(names))
     if keyword == "rpc-epmap" and tuple(dports) == (135,):
         dports = ("rpc-epmap",)
-    elif keyword == "rpc-dynamic" and tuple(dports) == (parse_port(rpc_range),):
+    elif keyword == "rpc-dynamic" and len(dports) == 1 and (rpc_range is None or
+                                                           tuple(dports) == (parse_port(rpc_range),)):
         dports = ("rpc-dynamic",)
     return Rule(name=name, flow_id=flow_id, direction=direction, protocol=protocol or "?",
                 src_addresses=normalize_addresses([a for a in src if not a.startswith("@")]) +
@@ -815,8 +821,12 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
     out = []
     for (name, _chain), ((_, flow_id, keyword), parts) in groups.items():
         rule = _nft_to_rule(name, flow_id, keyword, parts, rpc_range)
+        spelled = rpc_range
+        if rpc_range is None:
+            spelled = str(next((p for part in parts for m in part.matches if m.key == "tcp dport"
+                                for p in m.values), DEFAULT_RPC_RANGE))
         try:
-            rendered = rule_to_nft(rule, families, rpc_range) if rule.protocol in PROTOCOL_NUMBERS else None
+            rendered = rule_to_nft(rule, families, spelled) if rule.protocol in PROTOCOL_NUMBERS else None
         except NapError:
             rendered = None
         exact = rendered is not None and _multiset(rendered, False) == _multiset(parts, False) and \
@@ -829,7 +839,7 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
         out.append(rule)
     for nrule in foreign:
         chain = nrule.chain
-        rule = _nft_to_rule("handle-%s" % nrule.handle, "", None, [nrule], rpc_range)
+        rule = _nft_to_rule("handle-%s" % nrule.handle, "", None, [nrule], rpc_range or DEFAULT_RPC_RANGE)
         rule.direction = DIRECTION_OF.get(chain, "chain %s" % chain)
         if nrule.verdict != "accept" or nrule.unknown:
             rule.action = nrule.verdict or "?"
@@ -1006,13 +1016,28 @@ def compare(policy, have_state):
     return change
 
 
+def gathered_range(state):
+    """The dynamic RPC range the table's rpc-dynamic rules use (None when it has none)."""
+    for rule in (state.all_rules() if state is not None else ()):
+        parsed = parse_comment(rule.comment)
+        if parsed and parsed[2] == "rpc-dynamic":
+            for m in rule.matches:
+                if m.key == "tcp dport" and len(m.values) == 1:
+                    low, high = port_bounds(m.values[0])
+                    return "%d-%d" % (low, high)
+    return None
+
+
 def describe(state, policy=None, rules=None):
-    """before/after document of a table: presence, zones, management sources, rules (model dicts)."""
+    """before/after document of a table: presence, zones, management sources, rules (model dicts).
+
+    Without a policy (gathered state), port keywords named in the comments are trusted.
+    """
     if state is None:
         return {"present": False, "zones": {}, "management_sources": [], "rules": []}
     if rules is None:
-        rules = parse_rules(state, policy.families if policy else (4, 6),
-                            policy.rpc_dynamic_range if policy else DEFAULT_RPC_RANGE,
+        rules = parse_rules(state, policy.families if policy else FAMILIES.get(state.family, (4, 6)),
+                            policy.rpc_dynamic_range if policy else None,
                             policy.rules if policy else ())
     return {
         "present": True,

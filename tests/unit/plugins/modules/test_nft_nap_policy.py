@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nft_nap_policy with a fake AnsibleModule and a fake nft (no root, no nft needed)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
+from ansible_collections.configmgr.nap.plugins.modules import nft_nap_policy as mod
+
+FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "nap", "fixtures")
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeNft:
+    """Answers like nft 1.0.6: the owned table is the fixture listing (or absent)."""
+
+    def __init__(self, listing=None, reject=None, list_error=None, after="fixture"):
+        self.listing = listing
+        self.after = globals()["listing"]() if after == "fixture" else after
+        self.reject = reject
+        self.list_error = list_error
+        self.calls = []
+
+    def __call__(self, args, data=None, binary_data=False):
+        self.calls.append((args[1:], data))
+        args = args[1:]
+        if args[:2] == ["-j", "list"] and args[2] == "table":
+            if self.list_error:
+                return 1, "", self.list_error
+            if self.listing is None:
+                return 1, "", "Error: No such file or directory\nlist table inet configmgr_nap\n"
+            return 0, json.dumps(self.listing), ""
+        if args[:2] == ["-j", "list"] and args[2] == "chains":
+            return 0, json.dumps({"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "FORWARD",
+                                                          "hook": "forward", "policy": "drop"}}]}), ""
+        if args[:2] == ["list", "table"]:
+            return 0, "table inet configmgr_nap {\n}\n", ""
+        if args[0] == "-c":
+            if self.reject:
+                return 1, "", self.reject(data)
+            return 0, "", ""
+        if args[0] == "-f":
+            self.applied = data
+            self.listing = self.after
+            return 0, "", ""
+        raise AssertionError(args)
+
+    def writes(self):
+        return [c for c in self.calls if c[0][:1] in (["-c"], ["-f"])]
+
+
+class FakeModule:
+    def __init__(self, params, nft, check_mode=False, diff=False, nft_path="/usr/sbin/nft"):
+        spec = mod.argument_spec()
+        self.params = dict((k, v.get("default")) for k, v in spec.items())
+        self.params.update(params)
+        self.check_mode = check_mode
+        self._diff = diff
+        self.nft = nft
+        self.nft_path = nft_path
+
+    def get_bin_path(self, name, required=False):
+        return self.nft_path
+
+    def run_command(self, args, data=None, binary_data=False):
+        return self.nft(args, data, binary_data)
+
+    def fail_json(self, **kw):
+        raise Failed(kw["msg"])
+
+
+def spec():
+    with open(os.path.join(FIX, "nft_policy.json")) as handle:
+        return json.load(handle)
+
+
+def listing():
+    with open(os.path.join(FIX, "nft_policy_list.json")) as handle:
+        return json.load(handle)
+
+
+def params(**kw):
+    s = spec()
+    out = dict(rules=s["rules"], zones=s["zones"], management_sources=s["management_sources"],
+               rpc_dynamic_range=s["rpc_dynamic_range"])
+    out.update(kw)
+    return out
+
+
+def test_no_change_no_write():
+    nft = FakeNft(listing())
+    result = mod.run_module(FakeModule(params(), nft))
+    assert result["changed"] is False
+    assert result["commands"] == [] and result["rule_changes"] == []
+    assert nft.writes() == []
+    assert result["before"] == result["after"]
+    assert any("ip filter chain FORWARD" in w for w in result["warnings"])
+
+
+def test_absent_table_is_created_after_validation():
+    nft = FakeNft(None)
+    result = mod.run_module(FakeModule(params(), nft, diff=True))
+    assert result["changed"] is True
+    # validated first, then applied, one transaction each, then read back
+    assert [c[0][:2] for c in nft.writes()] == [["-c", "-f"], ["-f", "-"]]
+    assert nft.writes()[0][1] == nft.writes()[1][1] == result["script"]
+    assert result["commands"][0] == "add table inet configmgr_nap"
+    assert "IPSEC-HRA-TCP-FWD forward allow tcp" in result["diff"]["after"]
+
+
+def test_check_mode_reports_but_does_not_write():
+    doc = listing()
+    doc["nftables"] = [i for i in doc["nftables"]
+                       if not ("rule" in i and i["rule"].get("comment") == "IPSEC-IKE-ESP-FWD|IPSEC-IKE")]
+    nft = FakeNft(doc)
+    result = mod.run_module(FakeModule(params(), nft, check_mode=True, diff=True))
+    assert result["changed"] is True
+    assert result["drift"] == {"missing": ["IPSEC-IKE-ESP-FWD"], "extra": [], "changed": []}
+    assert nft.writes() == []
+    assert "IPSEC-IKE-ESP-FWD" in [r["name"] for r in result["after"]["rules"]]
+    assert "IPSEC-IKE-ESP-FWD" not in [r["name"] for r in result["before"]["rules"]]
+
+
+def test_nft_rejection_quotes_nft_and_the_rule():
+    def reject(script):
+        line = [i for i, t in enumerate(script.splitlines(), 1) if "IPSEC-IKE-ESP-FWD" in t][0]
+        return "/dev/stdin:%d:40-52: Error: Could not process rule: Protocol wrong type\nx\n" % line
+    nft = FakeNft(None, reject=reject)
+    with pytest.raises(Failed) as exc:
+        mod.run_module(FakeModule(params(), nft))
+    text = str(exc.value)
+    assert "nothing was changed" in text and "nft rejected rule IPSEC-IKE-ESP-FWD: Could not process rule" in text
+    assert 'meta l4proto esp counter accept comment "IPSEC-IKE-ESP-FWD|IPSEC-IKE"' in text
+    assert [c[0][0] for c in nft.writes()] == ["-c"]
+
+
+def test_nft_missing_names_the_package():
+    with pytest.raises(Failed, match="install the Debian package nftables"):
+        mod.run_module(FakeModule(params(), FakeNft(None), nft_path=None))
+
+
+def test_kernel_without_nf_tables():
+    nft = FakeNft(list_error="Error: cache initialization failed: Protocol not supported\n")
+    with pytest.raises(Failed, match="no nf_tables support"):
+        mod.run_module(FakeModule(params(), nft))
+
+
+def test_not_root():
+    nft = FakeNft(list_error="Error: cache initialization failed: Operation not permitted\n")
+    with pytest.raises(Failed, match="become: true"):
+        mod.run_module(FakeModule(params(), nft))
+
+
+def test_rendered_needs_no_nft():
+    result = mod.run_module(FakeModule(params(state="rendered"), FakeNft(None), nft_path=None))
+    with open(os.path.join(FIX, "nft_policy.nft")) as handle:
+        assert result["rendered"] == handle.read()
+
+
+def test_gathered_is_valid_input():
+    result = mod.run_module(FakeModule(dict(state="gathered"), FakeNft(listing())))
+    gathered = result["gathered"]
+    assert result["changed"] is False
+    assert gathered["rpc_dynamic_range"] == "50000-51000"
+    again = mod.run_module(FakeModule(dict(rules=gathered["rules"], zones=spec()["zones"],
+                                           management_sources=gathered["management_sources"],
+                                           rpc_dynamic_range=gathered["rpc_dynamic_range"]), FakeNft(listing())))
+    assert again["changed"] is False
+
+
+def test_absent_deletes_only_the_owned_table(tmp_path):
+    nft = FakeNft(listing(), after=None)
+    result = mod.run_module(FakeModule(dict(state="absent", backup=True, backup_path=str(tmp_path) + "/"), nft))
+    assert result["changed"] is True
+    assert result["commands"] == ["delete table inet configmgr_nap"]
+    assert nft.applied == "table inet configmgr_nap\ndelete table inet configmgr_nap\n"
+    assert os.path.isfile(result["backup_file"]) and result["backup_content"].startswith("table inet")
+    nft = FakeNft(None)
+    assert mod.run_module(FakeModule(dict(state="absent"), nft))["changed"] is False
+
+
+def test_plan_and_host_give_the_device_rules_zones_and_management():
+    groups = {"nap_site_servers": ["cm01"], "nap_shv_points": ["nps01"], "nap_domain_controllers": ["dc01"],
+              "nap_global_catalogs": ["dc01"], "nap_perimeter": ["rtr01"]}
+    hostvars = {"cm01": {"ansible_host": "198.18.1.10"}, "nps01": {"ansible_host": "198.18.1.20"},
+                "dc01": {"ansible_host": "198.18.1.5"},
+                "rtr01": {"nap_address": ["198.18.1.1", "198.18.9.1"], "nap_perimeter_platform": "nftables",
+                          "nap_perimeter_zones": ["servers", "management"]}}
+    settings = {"nap_management_sources": ["198.18.9.10"],
+                "nap_zones": {"servers": ["198.18.1.0/24"], "management": ["198.18.9.0/24"]}}
+    plan = json.loads(json.dumps(planner.plan(groups, hostvars, settings)))
+    policy, warnings = mod.policy_from_params(dict(plan=plan, host="rtr01", allow_lockout=False, family="inet",
+                                                   table="configmgr_nap"), environ={})
+    names = [r.name for r in policy.rules]
+    assert "MGMT-SSH-TCP-IN" in names and "MGMT-WINRM-TCP-FWD" in names
+    assert list(policy.zones) == ["management", "servers"]
+    assert policy.management_sources == ("198.18.9.10/32",)
+    with pytest.raises(Exception, match="not in the plan"):
+        mod.policy_from_params(dict(plan=plan, host="nope"), environ={})
+
+
+def test_management_source_from_ssh_connection():
+    policy, warnings = mod.policy_from_params(dict(rules=[], zones={"a": ["192.0.2.0/24"]}),
+                                              environ={"SSH_CONNECTION": "192.0.2.99 50000 192.0.2.1 22"})
+    assert policy.management_sources == ("192.0.2.99/32",)
+    assert "192.0.2.99" in warnings[0]
