@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for configmgr.nap.nap_export: write the plan as an Aerleon policy tree, contact no host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import aerleon
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+FORMATS = ("aerleon",)
+COMMAND = "aclgen --base_directory policies --definitions_directory def --output_directory out"
+
+
+def write_tree(files, directory, check_mode):
+    """Write {relative path: text} under directory; return (all paths, changed paths)."""
+    paths, changed = [], []
+    for name, text in files.items():
+        path = os.path.join(directory, *name.split("/"))
+        paths.append(path)
+        data = to_bytes(text)
+        try:
+            with open(path, "rb") as handle:
+                if handle.read() == data:
+                    continue
+        except (IOError, OSError):
+            pass
+        changed.append(path)
+        if check_mode:
+            continue
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".%s." % os.path.basename(path))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    return paths, changed
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("plan", "format", "dest", "devices", "targets", "filter_name"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars or {})
+        del tmp
+        args = self._task.args
+        result["changed"] = False
+        fmt = args.get("format") or "aerleon"
+        if fmt not in FORMATS:
+            result.update(failed=True, msg="format: %s is not known; expected one of %s" % (fmt, ", ".join(FORMATS)))
+            return result
+        if args.get("plan") is None or not args.get("dest"):
+            result.update(failed=True, msg="plan and dest are required")
+            return result
+        devices = args.get("devices")
+        if isinstance(devices, str):
+            devices = [devices]
+        targets = args.get("targets") or list(aerleon.DEFAULT_TARGETS)
+        if isinstance(targets, str):
+            targets = [targets]
+        try:
+            files = aerleon.export(args["plan"], devices, targets, args.get("filter_name") or aerleon.DEFAULT_FILTER)
+        except NapError as exc:
+            result.update(failed=True, msg="configmgr.nap export: %s (nothing was written)" % to_text(exc))
+            return result
+        dest = os.path.abspath(os.path.expanduser(to_text(args["dest"])))
+        try:
+            paths, changed = write_tree(files, dest, self._task.check_mode)
+        except (IOError, OSError) as exc:
+            result.update(failed=True, msg="configmgr.nap export: cannot write to %s: %s" % (dest, to_text(exc)))
+            return result
+        result.update(dest=dest, files=paths, changed_files=changed, changed=bool(changed), command=COMMAND)
+        return result

@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Aerleon export: the plan's perimeter rules as an Aerleon policy (pure Python, no Aerleon import).
+
+Aerleon (https://github.com/aerleon/aerleon) generates ACLs for many platforms (Juniper, Palo Alto,
+Arista, Cisco, GCP, nftables, ...) from one policy and one set of network / service definitions.
+``export()`` returns the files of such a tree, as text, keyed by relative path::
+
+    def/networks.yaml      one network token per address set (NAP_<label>)
+    def/services.yaml      one service token per rule and port side (NAP_<rule>, NAP_<rule>_SRC)
+    policies/pol/<device>.yaml one filter per device (aclgen reads pol/ directories), one accept term per forward rule
+    README.txt             how to run aclgen on it
+
+then ``aclgen --base_directory policies --definitions_directory def --output_directory out``
+renders every target named in the headers.  The terms only accept: what the target does with
+everything else is its default (an implicit deny on most), as with the Cisco backend.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import re
+from collections import OrderedDict
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_bounds
+
+DEFAULT_FILTER = "CONFIGMGR-NAP"
+DEFAULT_TARGETS = ("juniper", "cisco")
+# header options per target (filter name first); "mixed" when a filter holds IPv6 rules
+TARGET_OPTIONS = {
+    "juniper": ("inet", "mixed"), "junipersrx": None, "cisco": ("extended", "mixed"), "ciscoasa": ("", ""),
+    "ciscoxr": ("", "mixed"), "cisconx": ("extended", "mixed"), "arista": ("extended", "mixed"),
+    "nftables": None, "speedway": ("INPUT ACCEPT", "INPUT ACCEPT"), "iptables": ("INPUT ACCEPT", "INPUT ACCEPT"),
+}
+PROTOCOLS = {"tcp": "tcp", "udp": "udp", "esp": "esp", "ah": "ah", "gre": "gre", "icmp": "icmp"}
+_TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _token(text):
+    return _TOKEN_RE.sub("_", text).upper()
+
+
+def _yaml_scalar(value):
+    text = str(value)
+    if re.match(r"^[A-Za-z0-9_./:-]+$", text) and not text.isdigit() and text.lower() not in (
+            "yes", "no", "true", "false", "on", "off", "null", "~"):
+        return text
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _dump(node, indent=0):
+    """A small, deterministic YAML emitter (mappings, lists, scalars) for the export files."""
+    pad = "  " * indent
+    lines = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, (dict, list)) and value:
+                lines.append("%s%s:" % (pad, _yaml_scalar(key)))
+                lines.extend(_dump(value, indent + 1))
+            else:
+                lines.append("%s%s: %s" % (pad, _yaml_scalar(key), _yaml_scalar(value) if not isinstance(
+                    value, (dict, list)) else ("{}" if isinstance(value, dict) else "[]")))
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and item:
+                sub = _dump(item, indent + 1)
+                lines.append("%s- %s" % (pad, sub[0].strip()))
+                lines.extend(sub[1:])
+            else:
+                lines.append("%s- %s" % (pad, _yaml_scalar(item)))
+    return lines
+
+
+def _ports(ports):
+    out = []
+    for spec in ports:
+        low, high = port_bounds(spec)
+        out.append(str(low) if low == high else "%d-%d" % (low, high))
+    return out
+
+
+def _header_targets(targets, filter_name, mixed):
+    if isinstance(targets, dict):
+        return OrderedDict((str(k), str(v)) for k, v in targets.items())
+    out = OrderedDict()
+    for target in targets or DEFAULT_TARGETS:
+        target = str(target).strip().lower()
+        options = TARGET_OPTIONS.get(target, ("", ""))
+        if options is None:     # targets whose header has no filter name (zones, tables)
+            out[target] = ""
+            continue
+        option = options[1] if mixed else options[0]
+        out[target] = ("%s %s" % (filter_name, option)).strip()
+    return out
+
+
+def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
+    """{relative path: text} of an Aerleon policy tree for the plan's perimeter devices."""
+    plan = cisco._plan_doc(plan)
+    if not isinstance(plan, dict) or "perimeter" not in plan:
+        raise NapError("expected a plan (the nap_plan result or flows.json) with a 'perimeter' section")
+    cisco._check_name(filter_name, "filter name")
+    perimeter = plan.get("perimeter") or {}
+    if devices:
+        unknown = [d for d in devices if d not in perimeter]
+        if unknown:
+            raise NapError("device(s) %s are not perimeter devices of the plan (perimeter devices: %s)"
+                           % (", ".join(unknown), ", ".join(perimeter) or "none"))
+    else:
+        devices = list(perimeter)
+    if not devices:
+        raise NapError("the plan has no perimeter device (group nap_perimeter): nothing to export")
+    networks = OrderedDict()
+    services = OrderedDict()
+    net_tokens = {}
+    files = OrderedDict()
+    for device in devices:
+        entry = perimeter[device]
+        cisco.check_device(plan, device, entry)
+        rules = cisco.forward_rules(entry)
+        labels = cisco._label_map(plan, entry)
+
+        def net(addresses):
+            if not addresses:
+                return None
+            key = tuple(addresses)
+            if key not in net_tokens:
+                token = "NAP_" + _token(cisco._set_label(addresses, labels))
+                if token in networks and tuple(a["address"] for a in networks[token]["values"]) != key:
+                    token = "NAP_" + _token(cisco._set_label(addresses, {}))
+                net_tokens[key] = token
+                networks[token] = {"values": [OrderedDict([("address", a)]) for a in addresses]}
+            return net_tokens[key]
+
+        terms = []
+        mixed = False
+        for rule in rules:
+            if any(":" in a for a in rule.src_addresses + rule.dst_addresses):
+                mixed = True
+            term = OrderedDict()
+            term["name"] = rule.name.lower()
+            term["comment"] = "%s (%s) %s" % (rule.name, rule.flow_id, rule.description)
+            src, dst = net(rule.src_addresses), net(rule.dst_addresses)
+            if src:
+                term["source-address"] = src
+            if dst:
+                term["destination-address"] = dst
+            term["protocol"] = PROTOCOLS[rule.protocol]
+            for side, ports, suffix in (("source-port", rule.src_ports, "_SRC"), ("destination-port", rule.dst_ports, "")):
+                if not ports:
+                    continue
+                token = "NAP_" + _token(rule.name) + suffix
+                values = [OrderedDict([("port", p), ("protocol", rule.protocol)]) for p in _ports(ports)]
+                if token in services and services[token] != values:
+                    token += "_" + hashlib.sha1(repr(values).encode("utf-8")).hexdigest()[:6].upper()
+                services[token] = values
+                term[side] = token
+            term["action"] = "accept"
+            terms.append(term)
+        if not terms:
+            continue
+        policy = OrderedDict()
+        policy["filters"] = [OrderedDict([
+            ("header", OrderedDict([
+                ("comment", "configmgr.nap: NAP forward rules of perimeter device %s (generated, do not edit)" % device),
+                ("targets", _header_targets(targets, filter_name, mixed)),
+            ])),
+            ("terms", terms),
+        ])]
+        files["policies/pol/%s.yaml" % device] = "\n".join(_dump(policy)) + "\n"
+    files["def/networks.yaml"] = "\n".join(_dump({"networks": networks})) + "\n"
+    files["def/services.yaml"] = "\n".join(_dump({"services": services})) + "\n"
+    files["README.txt"] = (
+        "Aerleon policy exported by configmgr.nap from the NAP plan (generated, do not edit).\n"
+        "Generate the ACLs of every target named in the policy headers with:\n"
+        "  aclgen --base_directory policies --definitions_directory def --output_directory out\n"
+        "Devices: %s\n" % ", ".join(devices))
+    return files
+
+
+__all__ = ["export", "DEFAULT_FILTER", "DEFAULT_TARGETS"]
