@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cisco backend, pure Python: port names, bad input, owned-name scope, the ASA block, IOS binding, filters."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from vendor_fixtures import example_plan, vendor_plan, with_device
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.configmgr.nap.plugins.filter import perimeter_vendors as filters
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+
+# -- port names ---------------------------------------------------------------
+@pytest.mark.parametrize("name,proto,number", [
+    ("radius", "udp", 1645), ("radius-acct", "udp", 1646), ("kerberos", "udp", 750), ("kerberos", "tcp", 750),
+    ("cifs", "tcp", 3020), ("https", "tcp", 443), ("www", "tcp", 80), ("ldaps", "tcp", 636), ("bootps", "udp", 67),
+    ("isakmp", "udp", 500), ("domain", "udp", 53), ("1812", "udp", 1812), ("88", "tcp", 88), ("445", "tcp", 445),
+])
+def test_asa_names_are_not_iana(name, proto, number):
+    assert cisco.port_number(name, proto, "cisco_asa") == number
+
+
+@pytest.mark.parametrize("number,proto,spelled", [
+    (1812, "udp", "1812"), (1813, "udp", "1813"), (88, "tcp", "88"), (88, "udp", "88"), (445, "tcp", "445"),
+    (1645, "udp", "radius"), (443, "tcp", "https"), (80, "tcp", "www"), (135, "tcp", "135"), (4500, "udp", "4500"),
+])
+def test_asa_spelling_round_trips(number, proto, spelled):
+    assert cisco.port_spelling(number, proto, "cisco_asa") == spelled
+    assert cisco.port_number(spelled, proto, "cisco_asa") == number
+
+
+@pytest.mark.parametrize("number,proto,spelled", [
+    (135, "tcp", "msrpc"), (80, "tcp", "www"), (443, "tcp", "443"), (4500, "udp", "non500-isakmp"),
+    (67, "udp", "bootps"), (1812, "udp", "1812"), (88, "tcp", "88"), (445, "tcp", "445"),
+])
+def test_ios_spelling_round_trips(number, proto, spelled):
+    assert cisco.port_spelling(number, proto, "cisco_ios") == spelled
+    assert cisco.port_number(spelled, proto, "cisco_ios") == number
+
+
+def test_unknown_port_name():
+    with pytest.raises(NapError, match="unknown udp port name 'kerberos-adm'"):
+        cisco.port_number("kerberos-adm", "udp")
+    with pytest.raises(NapError, match="unknown tcp port name 'radius'"):
+        cisco.port_number("radius", "tcp")   # ASA's radius is UDP only
+
+
+# -- bad input fails before any command ----------------------------------------
+@pytest.mark.parametrize("func", [cisco.asa_ogs_config, cisco.asa_acls_config])
+def test_unknown_platform(func):
+    plan = with_device(vendor_plan(), "fw01", platform="fortios")
+    with pytest.raises(NapError, match=r"perimeter device fw01: nap_perimeter_platform is 'fortios'; expected one of"):
+        func(plan, "fw01")
+
+
+def test_wrong_platform():
+    with pytest.raises(NapError, match="nap_perimeter_platform is cisco_ios, so it cannot take cisco_asa"):
+        cisco.asa_acls_config(vendor_plan(), "rtr01")
+    with pytest.raises(NapError, match="nap_perimeter_platform is cisco_asa, so it cannot take cisco_ios"):
+        cisco.ios_acls_config(vendor_plan(), "fw01")
+
+
+def test_zones_not_in_nap_zones():
+    plan = with_device(vendor_plan(), "rtr01", zones=["clients", "guest"])
+    with pytest.raises(NapError, match=r"perimeter device rtr01: zones guest are not in nap_zones \(known zones: "):
+        cisco.ios_acls_config(plan, "rtr01")
+    plan = with_device(vendor_plan(), "rtr01", zone_networks={"clients": ["198.51.100.0/25"], "dmz": ["203.0.113.0/26"]})
+    with pytest.raises(NapError, match="zone clients has networks 198.51.100.0/25 in the device entry but "
+                                       "198.51.100.0/24 in nap_zones"):
+        cisco.ios_acls_config(plan, "rtr01")
+
+
+def test_device_must_be_named_and_known():
+    with pytest.raises(NapError, match="name the device"):
+        cisco.asa_acls_config(vendor_plan())
+    with pytest.raises(NapError, match="device fw09 is not a perimeter device of the plan"):
+        cisco.asa_acls_config(vendor_plan(), "fw09")
+
+
+def test_bad_names():
+    with pytest.raises(NapError, match="ACL name 'NAP ACL'"):
+        cisco.asa_acls_config(vendor_plan(), "fw01", acl_name="NAP ACL")
+
+
+def test_filter_reports_the_error():
+    with pytest.raises(AnsibleFilterError, match=r"^configmgr.nap.to_ios_acls: perimeter device fw01: "):
+        filters.to_ios_acls(vendor_plan(), "fw01")
+
+
+def test_filter_accepts_registered_result_and_entry():
+    plan = vendor_plan()
+    assert filters.to_asa_acls({"plan": plan}, "fw01") == cisco.asa_acls_config(plan, "fw01")
+    entry = plan["perimeter"]["fw01"]
+    # a bare perimeter entry has no host or zone names: address sets get digest labels
+    alone = filters.to_asa_acls(entry)["acls"][0]["aces"]
+    full = cisco.asa_acls_config(plan, "fw01")["acls"][0]["aces"]
+    assert [a["protocol"] for a in alone] == [a["protocol"] for a in full]
+    assert alone[0]["source"]["object_group"].startswith("CONFIGMGR-NAP-NET-SET-")
+
+
+# -- ASA model ---------------------------------------------------------------------
+def test_asa_one_ace_per_rule_and_owned_names():
+    plan = vendor_plan()
+    rules = plan["perimeter"]["fw01"]["forward"]
+    acls = cisco.asa_acls_config(plan, "fw01")
+    assert [a["name"] for a in acls["acls"]] == ["CONFIGMGR-NAP"]
+    assert len(acls["acls"][0]["aces"]) == len(rules)
+    ogs = cisco.asa_ogs_config(plan, "fw01", acl_name="NAP-FW")
+    names = [g["name"] for block in ogs for g in block["object_groups"]]
+    assert names and all(n.startswith("NAP-FW-") and len(n) <= 64 for n in names)
+    svc = dict((g["name"], g) for g in ogs[1]["object_groups"])
+    relay = svc["NAP-FW-SVC-DHCP-RELAY-UDP-FWD"]
+    assert relay["services_object"] == [{"protocol": "udp", "source_port": {"eq": "bootps"},
+                                         "destination_port": {"eq": "bootps"}}]
+    rpc = svc["NAP-FW-SVC-NAP-SHV-CONFIG-TCP-FWD"]["services_object"]
+    assert rpc == [{"protocol": "tcp", "destination_port": {"eq": "135"}},
+                   {"protocol": "tcp", "destination_port": {"range": {"start": "49152", "end": "65535"}}}]
+
+
+def test_asa_esp_gre_are_protocol_entries():
+    plan = vendor_plan()
+    ogs = cisco.asa_ogs_config(plan, "fw01")
+    svc = dict((g["name"], g) for g in ogs[1]["object_groups"])
+    assert svc["CONFIGMGR-NAP-SVC-IPSEC-IKE-ESP-FWD"]["services_object"] == [{"protocol": "esp"}]
+
+
+def test_asa_long_names_are_bounded():
+    assert len(cisco.AsaNames().svc("X" * 80)) == 64
+    assert cisco.AsaNames().svc("X" * 80) != cisco.AsaNames().svc("X" * 79 + "Y")
+
+
+def test_asa_stale_groups_only_by_prefix():
+    wanted = [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-A"}]}]
+    gathered = [{"object_type": "network", "object_groups": [
+        {"name": "CONFIGMGR-NAP-NET-A"}, {"name": "CONFIGMGR-NAP-NET-OLD"}, {"name": "INSIDE"}]},
+        {"object_type": "service", "object_groups": [{"name": "CONFIGMGR-NAP-SVC-GONE"}, {"name": "WEB"}]}]
+    assert cisco.asa_stale_ogs(wanted, gathered) == [
+        {"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}]},
+        {"object_type": "service", "object_groups": [{"name": "CONFIGMGR-NAP-SVC-GONE"}]}]
+    assert cisco.asa_stale_ogs(gathered, gathered) == []
+    assert len(cisco.asa_owned_ogs(gathered)) == 2
+
+
+# -- ASA block inside a user-named ACL ---------------------------------------------
+USER_ACL = """access-list OUTSIDE-IN extended permit tcp any host 192.0.2.80 eq www
+access-list OUTSIDE-IN extended deny ip any any
+access-list OTHER extended permit ip any any
+"""
+
+
+def test_block_new_goes_on_top_and_touches_nothing_else():
+    plan = example_plan("cisco_asa")
+    commands = cisco.asa_block_commands(plan, USER_ACL, "OUTSIDE-IN", "rtr01")
+    assert commands[0] == "access-list OUTSIDE-IN line 1 remark " + cisco.BLOCK_BEGIN % "CONFIGMGR-NAP"
+    assert commands[-1] == "access-list OUTSIDE-IN line %d remark %s" % (len(commands), cisco.BLOCK_END % "CONFIGMGR-NAP")
+    assert all(c.startswith("access-list OUTSIDE-IN line ") for c in commands)
+    assert len(commands) == len(plan["perimeter"]["rtr01"]["forward"]) + 2
+
+
+def _apply(running, commands, acl):
+    """What the ACL looks like after the commands (the ASA's own semantics, for the test)."""
+    head = "access-list %s " % acl
+    lines = [l for l in running.splitlines() if l.startswith(head)]
+    for cmd in commands:
+        if cmd.startswith("no "):
+            lines.remove(cmd[3:])
+        else:
+            _, _, rest = cmd.partition(head + "line ")
+            number, _, text = rest.partition(" ")
+            lines.insert(int(number) - 1, head + text)
+    return "\n".join(lines) + "\n"
+
+
+def test_block_idempotent_update_and_absent():
+    plan = example_plan("cisco_asa")
+    first = cisco.asa_block_commands(plan, USER_ACL, "OUTSIDE-IN", "rtr01")
+    after = _apply(USER_ACL, first, "OUTSIDE-IN")
+    assert after.endswith("access-list OUTSIDE-IN extended permit tcp any host 192.0.2.80 eq www\n"
+                          "access-list OUTSIDE-IN extended deny ip any any\n")
+    assert cisco.asa_block_commands(plan, after, "OUTSIDE-IN", "rtr01") == []
+    # the user added an entry above our block: we rewrite the block where it is
+    moved = "access-list OUTSIDE-IN extended permit icmp any any\n" + after
+    assert cisco.asa_block_commands(plan, moved, "OUTSIDE-IN", "rtr01") == []
+    smaller = with_device(plan, "rtr01", forward=plan["perimeter"]["rtr01"]["forward"][:2])
+    update = cisco.asa_block_commands(smaller, moved, "OUTSIDE-IN", "rtr01")
+    assert update[0].startswith("no access-list OUTSIDE-IN remark configmgr.nap END")
+    assert "access-list OUTSIDE-IN line 2 remark " + cisco.BLOCK_BEGIN % "CONFIGMGR-NAP" in update
+    result = _apply(moved, update, "OUTSIDE-IN")
+    assert result.splitlines()[0] == "access-list OUTSIDE-IN extended permit icmp any any"
+    assert len(result.splitlines()) == 1 + 4 + 2
+    removed = _apply(result, cisco.asa_block_commands(smaller, result, "OUTSIDE-IN", "rtr01", state="absent"), "OUTSIDE-IN")
+    assert removed == ("access-list OUTSIDE-IN extended permit icmp any any\n"
+                       "access-list OUTSIDE-IN extended permit tcp any host 192.0.2.80 eq www\n"
+                       "access-list OUTSIDE-IN extended deny ip any any\n")
+
+
+def test_block_damaged_markers_fail():
+    running = USER_ACL + "access-list OUTSIDE-IN remark " + cisco.BLOCK_BEGIN % "CONFIGMGR-NAP" + "\n"
+    with pytest.raises(NapError, match="block markers are damaged"):
+        cisco.asa_block_commands(example_plan("cisco_asa"), running, "OUTSIDE-IN", "rtr01")
+
+
+# -- IOS -----------------------------------------------------------------------------
+def test_ios_binding_keeps_other_bindings():
+    current = [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT", "direction": "out"}]}]},
+               {"name": "Gi0/9", "access_groups": [{"afi": "ipv4", "acls": [{"name": "X", "direction": "in"}]}]}]
+    out = cisco.ios_acl_interfaces_config(vendor_plan(), "rtr01", ["Gi0/0", "Gi0/1"], current=current)
+    assert out == [
+        {"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT", "direction": "out"},
+                                                                     {"name": "CONFIGMGR-NAP", "direction": "in"}]}]},
+        {"name": "Gi0/1", "access_groups": [{"afi": "ipv4", "acls": [{"name": "CONFIGMGR-NAP", "direction": "in"}]}]}]
+    gone = cisco.ios_acl_interfaces_config(None, None, ["Gi0/0", "Gi0/1"], current=out, state="absent")
+    assert gone == [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT",
+                                                                                   "direction": "out"}]}]},
+                    {"name": "Gi0/1"}]
+
+
+def test_ios_binding_conflict_and_missing_interfaces():
+    current = [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-IN", "direction": "in"}]}]}]
+    with pytest.raises(NapError, match="interface Gi0/0 already binds ipv4 ACL USER-IN in; an interface takes one ACL"):
+        cisco.ios_acl_interfaces_config(vendor_plan(), "rtr01", ["Gi0/0"], current=current)
+    with pytest.raises(NapError, match="set nap_perimeter_interfaces"):
+        cisco.ios_acl_interfaces_config(vendor_plan(), "rtr01", [])
+
+
+def test_ios_every_entry_has_its_return():
+    config = cisco.ios_acls_config(vendor_plan(), "rtr01")
+    aces = config[0]["acls"][0]["aces"]
+    assert [a["sequence"] for a in aces] == list(range(10, 10 * len(aces) + 1, 10))
+    tcp_returns = [a for a in aces if a.get("protocol_options")]
+    assert tcp_returns and all(a["protocol_options"] == {"tcp": {"established": True}} for a in tcp_returns)
+    # the router's own management and its DHCP relay replies are covered
+    remarks = [a["remarks"][0] for a in aces if a.get("remarks")]
+    assert any(r.startswith("IN MGMT-SSH-TCP-IN ") for r in remarks)
+    assert "RET DHCP-RELAY-UDP-ORIG" not in remarks    # relay01 relays here, not the router
+    example = cisco.ios_acls_config(example_plan("cisco_ios"), "rtr01")[0]["acls"][0]["aces"]
+    example_remarks = [a["remarks"][0] for a in example if a.get("remarks")]
+    assert "RET DHCP-RELAY-UDP-ORIG" in example_remarks   # rtr01 is the relay in the example
+    assert any(a["destination"].get("host") == "255.255.255.255" for a in example)   # DHCPDISCOVER
