@@ -1,0 +1,305 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for configmgr.nap.win_nap_firewall.
+
+Everything is decided on the controller: the input is validated before any remote call, the host
+is read with ONE ansible.windows.win_powershell call (one pass over the HNetCfg.FwPolicy2 rule
+collection), the diff is the collection's shared diff, and every change goes to the host in ONE
+more call.  Nothing is sent when nothing differs, nor in check mode.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import ipaddress
+import json
+import os
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.modules.win_nap_firewall import MUTUALLY_EXCLUSIVE, argument_spec
+
+POWERSHELL_MODULE = "ansible.windows.win_powershell"
+NOTHING_SENT = "nothing was sent to the host"
+NOTHING_CHANGED = "nothing was changed"
+
+
+class _Fail(Exception):
+    """Stop the run with this message (and extra result keys)."""
+
+    def __init__(self, msg, **extra):
+        super(_Fail, self).__init__(msg)
+        self.msg = msg
+        self.extra = extra
+
+
+def _error_text(res):
+    """The most useful message of a failed win_powershell result."""
+    parts = []
+    if res.get("msg"):
+        parts.append(to_text(res["msg"]))
+    for err in res.get("error") or []:
+        if isinstance(err, dict):
+            parts.append(to_text(err.get("message") or err.get("exception") or err))
+        else:
+            parts.append(to_text(err))
+    if res.get("exception") and not parts:
+        parts.append(to_text(res["exception"]).strip().splitlines()[-1])
+    return "; ".join(p for p in parts if p) or "unknown error"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(argument_spec())
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        result["changed"] = False
+        self._calls = 0
+        try:
+            _vr, args = self.validate_argument_spec(argument_spec=argument_spec(),
+                                                    mutually_exclusive=MUTUALLY_EXCLUSIVE)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg="win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
+            return result
+        warnings = []
+        try:
+            self._run(args, task_vars, result, warnings)
+        except _Fail as exc:
+            result.update(exc.extra)
+            result.update(failed=True, msg=exc.msg)
+        if self._calls:
+            result["remote_calls"] = self._calls
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    # ------------------------------------------------------------------
+    def _inputs(self, args, task_vars):
+        """(host, group, prefix, mask, wanted model rules, plan) validated, before any remote call."""
+        host = args.get("host") or task_vars.get("inventory_hostname") or "?"
+        group, prefix = args["group"], args["name_prefix"]
+        try:
+            wb.check_group(group)
+            wb.check_prefix(prefix)
+            mask = wb.profiles_mask(args["profiles"])
+            plan = args.get("plan")
+            if plan is not None:
+                items = wb.rules_from_plan(plan, host)
+                where = "plan hosts[%s]" % host
+            else:
+                items = args.get("rules") or []
+                where = "rules"
+            rules = wb.rules_from_input(items, where)
+        except NapError as exc:
+            raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
+        return host, group, prefix, mask, rules, plan
+
+    def _management(self, args, plan, task_vars, warnings):
+        sources = args.get("management_sources")
+        if sources is None and plan is not None:
+            sources = (plan.get("settings") or {}).get("nap_management_sources")
+        if sources is None:
+            sources = task_vars.get("nap_management_sources")
+        if isinstance(sources, str):
+            sources = [sources]
+        out = []
+        for item in sources or []:
+            try:
+                out.extend(str(n) for n in wb.parse_address_item(str(item)))
+            except ValueError:
+                raise _Fail("win_nap_firewall: management_sources: %r is not an IPv4/IPv6 address, CIDR or range (%s)"
+                            % (item, NOTHING_SENT))
+        if not out:
+            family = "0.0.0.0/0"
+            try:
+                if ipaddress.ip_address(to_text(task_vars.get("ansible_host") or "")).version == 6:
+                    family = "::/0"
+            except ValueError:
+                pass
+            out = [family]
+            if not args["allow_lockout"]:
+                warnings.append("management_sources is not set (nor nap_management_sources): the anti-lockout "
+                                "check requires WinRM to stay open from any address (%s)" % family)
+        port = task_vars.get("ansible_port") or task_vars.get("ansible_winrm_port") or task_vars.get("ansible_psrp_port")
+        try:
+            ports = (int(port),) if port else wb.MANAGEMENT_PORTS
+        except (TypeError, ValueError):
+            ports = wb.MANAGEMENT_PORTS
+        return out, ports
+
+    def _powershell(self, script, parameters, task_vars, what, host):
+        self._calls += 1
+        res = self._execute_module(module_name=POWERSHELL_MODULE,
+                                   module_args={"script": script, "parameters": parameters},
+                                   task_vars=task_vars)
+        if res.get("failed") or res.get("unreachable"):
+            hint = ""
+            text = _error_text(res)
+            if "was not found" in text and POWERSHELL_MODULE in text:
+                hint = " (install the ansible.windows collection on the controller)"
+            elif what == "read":
+                hint = (" (if the host runs PowerShell 2.0 / Windows Server 2008, Ansible cannot manage it: use "
+                        "state: rendered)")
+            raise _Fail("win_nap_firewall: %s on host %s through %s failed: %s%s" % (
+                what, host, POWERSHELL_MODULE, text, hint), powershell_result=res)
+        raw = res.get("result")
+        if isinstance(raw, dict) and not raw:
+            raise _Fail("win_nap_firewall: the %s script returned nothing on host %s (%s)" % (
+                what, host, to_text(res.get("msg") or "no result")), powershell_result=res)
+        try:
+            return json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        except ValueError as exc:
+            raise _Fail("win_nap_firewall: cannot read the JSON the %s script returned on host %s: %s"
+                        % (what, host, exc), powershell_result=res)
+
+    # ------------------------------------------------------------------
+    def _run(self, args, task_vars, result, warnings):
+        state = args["state"]
+        host, group, prefix, mask, rules, plan = self._inputs(args, task_vars)
+        if state in ("absent", "gathered") and rules:
+            warnings.append("state %s ignores the wanted rules" % state)
+
+        if state == "rendered":
+            try:
+                result["rendered"] = dict(wb.render_all(rules, group, prefix, mask, host))
+            except NapError as exc:
+                raise _Fail("win_nap_firewall: %s (nothing was rendered)" % to_text(exc))
+            return
+
+        os_version, ps_version = wb.facts_versions(task_vars)
+        if os_version and ps_version:
+            old_ps = str(ps_version).split(".")[0].isdigit() and int(str(ps_version).split(".")[0]) < 5
+            if old_ps or not wb.version_ok(os_version, "5.1"):
+                raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, os_version, ps_version))
+
+        sources, ports = self._management(args, plan, task_vars, warnings)
+
+        # ---- read: one remote call, one pass over the rule store
+        doc = self._powershell(wb.READ_PS1, wb.read_parameters(group, prefix, ports), task_vars, "read", host)
+        result["host_info"] = dict((k, doc.get(k)) for k in (
+            "os_version", "ps_version", "local_policy_modify_state", "current_profile_types", "rule_count"))
+        if not doc.get("supported"):
+            raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, doc.get("os_version"), doc.get("ps_version")))
+        hs = wb.HostState(doc, group, prefix, mask)
+        gp_problem = wb.local_policy_problem(host, doc.get("local_policy_modify_state"))
+        outside = [str(fw.get("Name")) for fw in hs.outside_fw]
+
+        if state == "gathered":
+            if gp_problem:
+                warnings.append(gp_problem)
+            if outside:
+                warnings.append("rules outside the group %r carry the name prefix %r: %s" % (
+                    group, prefix, ", ".join(sorted(outside))))
+            result["gathered"] = [wb.to_model(r, prefix) for r in hs.owned]
+            return
+
+        target = wb.full_rules(rules, prefix) if state == "present" else []
+        rdiff, ops = wb.plan_changes(target, hs)
+        result["before"] = [wb.to_model(r, prefix) for r in hs.owned]
+        result["after"] = [wb.to_model(r, prefix) for r in target]
+        result["rule_changes"] = [dict(c, name=wb.model_name(c["name"], prefix)) for c in rdiff.commands()]
+        result["drift"] = dict((k, [wb.model_name(n, prefix) for n in v]) for k, v in rdiff.summary().items())
+        result["commands"] = [wb.op_command(op) for op in ops]
+
+        # ---- guards, all before any change
+        collisions = hs.collisions(set(op["name"] for op in ops) | set(r.name for r in target))
+        if collisions:
+            raise _Fail("win_nap_firewall: host %s: rule name(s) %s are used by rule(s) outside the group %r "
+                        "(groups: %s); the COM API removes rules by name, so the module refuses to touch them. "
+                        "Rename or delete those rules, or choose another name_prefix (%s)" % (
+                            host, ", ".join(sorted(set(str(fw.get("Name")) for fw in collisions))), group,
+                            ", ".join(sorted(set(str(fw.get("Grouping") or "(none)") for fw in collisions))),
+                            NOTHING_CHANGED))
+        others = sorted(set(outside) - set(str(fw.get("Name")) for fw in collisions))
+        if others:
+            warnings.append("rules outside the group %r carry the name prefix %r (left alone): %s" % (
+                group, prefix, ", ".join(others)))
+        if gp_problem:
+            if state == "present" and args["local_policy_override"] == "fail" and ops:
+                raise _Fail("win_nap_firewall: %s (%s)" % (gp_problem, NOTHING_CHANGED))
+            warnings.append(gp_problem)
+        if ops and not args["allow_lockout"]:
+            problems = wb.lockout_problems(sources, ports, doc, group, target, mask)
+            if problems:
+                raise _Fail("win_nap_firewall: host %s: after this run no enabled inbound rule would admit "
+                            "WinRM/PSRP from the management sources (%s): %s. Add a rule for it (the plan's "
+                            "MGMT-WINRM flow), fix management_sources, or set allow_lockout: true (%s)" % (
+                                host, ", ".join(sources), "; ".join(problems), NOTHING_CHANGED))
+
+        if not ops:
+            return
+        result["changed"] = True
+        result["diff"] = rdiff.ansible_diff(target=host)
+        if self._task.check_mode:
+            return
+
+        if args["backup"]:
+            result["backup_path"] = self._backup(args, task_vars, host, group, prefix, hs)
+
+        # ---- apply: one remote call with every change
+        reply = self._powershell(wb.APPLY_PS1, wb.apply_parameters(group, ops), task_vars, "apply", host)
+        results = reply.get("results") or []
+        if isinstance(results, dict):
+            results = [results]
+        result["apply_results"] = results
+        failed = [r for r in results if not r.get("ok")]
+        if len(results) != len(ops):
+            failed.append({"name": "?", "error": "the apply script answered %d of %d ops" % (len(results), len(ops))})
+        if failed:
+            done = [r for r in results if r.get("ok")]
+            result["changed"] = bool(done)
+            result["after"] = self._after_partial(hs, ops, results, prefix)
+            raise _Fail("win_nap_firewall: host %s: %d of %d change(s) failed, %d applied (a partial apply; the "
+                        "next run completes it): %s" % (
+                            host, len(failed), len(ops), len(done),
+                            "; ".join("%s %s: %s" % (r.get("op", "?"), r.get("name"), r.get("error")) for r in failed)))
+
+    @staticmethod
+    def _after_partial(hs, ops, results, prefix):
+        ok = set()
+        for op, res in zip(ops, results):
+            if res.get("ok"):
+                ok.add(id(op))
+        removed = set(op["name"].lower() for op in ops if op["op"] == "remove" and id(op) in ok)
+        after = [r for r in hs.owned if r.name.lower() not in removed]
+        for op in ops:
+            if op["op"] == "add" and id(op) in ok:
+                after.append(wb.fw_to_rule(op["rule"], prefix, op["rule"]["Profiles"]))
+        return [wb.to_model(r, prefix) for r in after]
+
+    def _backup(self, args, task_vars, host, group, prefix, hs):
+        directory = args.get("backup_dir") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
+        directory = os.path.abspath(os.path.expanduser(to_text(directory)))
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
+        path = os.path.join(directory, "%s_win_nap_firewall.%s.json" % (host, stamp))
+        content = {
+            "host": host,
+            "group": group,
+            "name_prefix": prefix,
+            "saved": stamp,
+            "os_version": hs.doc.get("os_version"),
+            "rules": hs.owned_fw,
+            "model": [wb.to_model(r, prefix) for r in hs.owned],
+        }
+        try:
+            if not os.path.isdir(directory):
+                os.makedirs(directory)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".win_nap_firewall.")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(to_bytes(json.dumps(content, indent=2, sort_keys=True) + "\n"))
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, path)
+        except (IOError, OSError) as exc:
+            raise _Fail("win_nap_firewall: cannot write the backup to %s: %s (%s)" % (directory, exc, NOTHING_CHANGED))
+        return path

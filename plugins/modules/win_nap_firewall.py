@@ -1,0 +1,312 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: win_nap_firewall
+short_description: Make a Windows host's firewall hold exactly the NAP rules of the plan
+version_added: 0.1.0
+description:
+  - Converges the Windows Firewall rules that the collection owns on a Windows host to the wanted rules:
+    the rules of one rule group (O(group), default C(ConfigMgr NAP)) whose names carry a unique prefix
+    (O(name_prefix), default C(configmgr.nap )). Rules outside the group are never changed or removed.
+  - Runs as an action plugin. It validates every input on the controller before contacting the host,
+    reads the host once (one C(ansible.windows.win_powershell) call that makes one pass over the
+    C(HNetCfg.FwPolicy2) rule collection), computes the difference on the controller with the
+    collection's shared rule diff and sends all changes in one more call. When nothing differs, nothing
+    is sent.
+  - A rule name used by a rule outside the group is refused (the COM API removes rules by name).
+  - Refuses a run that would leave no enabled inbound rule admitting WinRM/PSRP (TCP 5985/5986) from
+    O(management_sources), judged on every enabled inbound rule of the host (rules of other groups
+    included) and on the firewall profile state, unless O(allow_lockout=true).
+  - Checks the host's Windows and PowerShell versions first. Windows Server 2008 R2 SP1 with WMF 5.1 and
+    newer are managed; older hosts fail with a message naming the host and pointing to O(state=rendered).
+  - When Group Policy keeps local rules from taking effect (C(LocalPolicyModifyState)), fails, or warns
+    with O(local_policy_override=warn).
+  - O(state=rendered) contacts no host and returns three scripts that build the rule set from scratch: a
+    PowerShell 2.0 script over the C(HNetCfg.FwPolicy2) COM API (Windows Server 2008 and later; sets the
+    rule group), C(New-NetFirewallRule) commands (2012 and later) and C(netsh advfirewall firewall)
+    commands (netsh cannot set a group, so there ownership is the name prefix).
+  - See the collection's C(docs/windows.md) for the support matrix, the call counts and the COM facts.
+author:
+  - configmgr.nap contributors
+options:
+  rules:
+    description:
+      - The wanted rules in the collection's canonical rule model (C(name), C(flow_id), C(direction) C(in)
+        or C(out), C(action) C(allow), C(protocol), C(src_addresses), C(dst_addresses), C(src_ports),
+        C(dst_ports), C(description), C(source)).
+      - For an C(in) rule C(src_addresses) are the remote addresses and C(dst_ports) the local ports; for an
+        C(out) rule C(dst_addresses) are remote and C(dst_ports) the remote ports. An empty address list
+        means any address. Addresses may be IPv4/IPv6 addresses, CIDRs or C(first-last) ranges.
+      - The port keywords C(rpc-epmap) and C(rpc-dynamic) stand alone on an inbound TCP rule and are
+        written as Windows spells them (C(RPC-EPMap)/C(RPC) in COM and netsh, C(RPCEPMap)/C(RPC) in
+        PowerShell).
+      - Names are given without O(name_prefix); the module adds it.
+      - Mutually exclusive with O(plan).
+    type: list
+    elements: dict
+  plan:
+    description:
+      - The plan document of M(configmgr.nap.nap_plan) (its C(plan) result or the content of C(flows.json)).
+        The module takes the C(inbound) and C(outbound) rules of O(host) from it, and its
+        C(nap_management_sources) when O(management_sources) is not set.
+    type: dict
+  host:
+    description:
+      - The name of this host in O(plan). Defaults to C(inventory_hostname).
+    type: str
+  group:
+    description:
+      - The Windows Firewall rule group (C(Grouping)) the collection owns on the host.
+    type: str
+    default: ConfigMgr NAP
+  name_prefix:
+    description:
+      - The prefix of every owned rule name on the host, which keeps the names unique (the COM API and
+        netsh remove rules by name). Must not be empty.
+    type: str
+    default: 'configmgr.nap '
+  profiles:
+    description:
+      - The firewall profiles the owned rules apply to.
+    type: list
+    elements: str
+    choices: [all, domain, private, public]
+    default: [all]
+  state:
+    description:
+      - C(present) converges the owned rules to the wanted rules and removes owned rules that are not wanted.
+      - C(absent) removes every owned rule.
+      - C(gathered) returns the owned rules in the canonical model (RV(gathered)); nothing is changed.
+      - C(rendered) returns the three scripts of RV(rendered) without contacting the host.
+    type: str
+    choices: [present, absent, gathered, rendered]
+    default: present
+  management_sources:
+    description:
+      - The addresses (CIDRs) Ansible manages the host from, for the anti-lockout check.
+      - Defaults to the plan's C(nap_management_sources), then to the C(nap_management_sources) variable.
+        When none is known, WinRM must stay open from every address of the connection's family.
+    type: list
+    elements: str
+  allow_lockout:
+    description:
+      - Apply even when no enabled inbound rule would admit WinRM/PSRP from O(management_sources) afterwards.
+    type: bool
+    default: false
+  local_policy_override:
+    description:
+      - What to do when the host reports that locally added rules do not take effect
+        (C(LocalPolicyModifyState) C(GP_OVERRIDE) or C(INBOUND_BLOCKED)) and O(state=present).
+      - C(fail) stops before any change; C(warn) writes the rules and returns a warning.
+      - With O(state=absent) or O(state=gathered) the module only warns.
+    type: str
+    choices: [fail, warn]
+    default: fail
+  backup:
+    description:
+      - Before a change, save the owned rules as read from the host (Windows properties and canonical model)
+        to a JSON file on the controller.
+    type: bool
+    default: false
+  backup_dir:
+    description:
+      - Directory on the controller for O(backup) files, created when missing. The file is named
+        C(<host>_win_nap_firewall.<date>@<time>.json).
+      - Defaults to C(backup/) beside the playbook.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: The host is read (the read script declares C(SupportsShouldProcess)); nothing is written.
+  diff_mode:
+    support: full
+    details: One line per rule added, removed or changed.
+  platform:
+    platforms: windows
+requirements:
+  - The C(ansible.windows) collection (C(ansible.windows.win_powershell)) on the controller.
+  - Windows Server 2008 R2 SP1 with WMF 5.1, or newer, on the host (older hosts - O(state=rendered)).
+notes:
+  - Changed rules are applied as remove and add in the same call; an apply error is reported with the rule
+    it concerns, the other changes are still made, and the next run completes the rest.
+  - RV(commands) lists the changes in netsh syntax for review; the module applies them through the COM API.
+  - Only the firewall rules are managed. Turn the profiles on and set their default inbound action with
+    M(ansible.windows.win_firewall).
+seealso:
+  - module: configmgr.nap.nap_plan
+  - module: ansible.windows.win_firewall
+  - module: ansible.windows.win_powershell
+"""
+
+EXAMPLES = r"""
+- name: Converge the host's NAP rules to the plan
+  configmgr.nap.win_nap_firewall:
+    plan: "{{ __nap_plan.plan }}"
+
+- name: Report drift only (check mode, per-rule diff)
+  configmgr.nap.win_nap_firewall:
+    plan: "{{ lookup('ansible.builtin.file', 'nap-report/flows.json') | from_json }}"
+  check_mode: true
+  diff: true
+  register: __nap_drift
+
+- name: Explicit rules, domain profile only, with a backup of the owned rules before a change
+  configmgr.nap.win_nap_firewall:
+    management_sources: [203.0.113.10/32]
+    profiles: [domain]
+    backup: true
+    rules:
+      - name: MGMT-WINRM-TCP-IN
+        flow_id: MGMT-WINRM
+        direction: in
+        protocol: tcp
+        src_addresses: [203.0.113.10/32]
+        dst_ports: [5985, 5986]
+      - name: NAP-SHV-CONFIG-TCP-IN-EPMAP
+        flow_id: NAP-SHV-CONFIG
+        direction: in
+        protocol: tcp
+        src_addresses: [192.0.2.10]
+        dst_ports: [rpc-epmap]
+
+- name: Scripts for a Windows Server 2008 host that Ansible cannot manage
+  configmgr.nap.win_nap_firewall:
+    plan: "{{ __nap_plan.plan }}"
+    host: nps01
+    state: rendered
+  delegate_to: localhost
+  register: __nap_scripts
+
+- name: Read the owned rules back in the model
+  configmgr.nap.win_nap_firewall:
+    state: gathered
+  register: __nap_gathered
+
+- name: Remove every rule the collection owns
+  configmgr.nap.win_nap_firewall:
+    state: absent
+"""
+
+RETURN = r"""
+before:
+  description: The owned rules before the run, in the canonical model (names without the prefix).
+  returned: state is present or absent
+  type: list
+  elements: dict
+after:
+  description: The owned rules after the run (in check mode, as they would be).
+  returned: state is present or absent
+  type: list
+  elements: dict
+commands:
+  description: The changes, in netsh syntax for review (applied through the COM API).
+  returned: state is present or absent
+  type: list
+  elements: str
+  sample:
+    - delete rule name="configmgr.nap NAP-SHV-INSTALL-TCP-IN"
+    - add rule name="configmgr.nap NAP-SHV-INSTALL-TCP-IN" dir=in action=allow protocol=tcp localport=445
+      remoteip=192.0.2.10/32 profile=any enable=yes
+rule_changes:
+  description: The rule diff of the shared diff module (C(op) add, remove or update, C(name), C(fields)).
+  returned: state is present or absent
+  type: list
+  elements: dict
+drift:
+  description: Rule names C(missing), C(extra) and C(changed) in the owned group compared to the wanted rules.
+  returned: state is present or absent
+  type: dict
+gathered:
+  description: The owned rules in the canonical model, valid as O(rules).
+  returned: state is gathered
+  type: list
+  elements: dict
+rendered:
+  description: Three scripts that build the rule set from scratch.
+  returned: state is rendered
+  type: dict
+  contains:
+    com:
+      description: PowerShell 2.0 script over C(HNetCfg.FwPolicy2) (Windows Server 2008 and later).
+      type: str
+    netsecurity:
+      description: C(New-NetFirewallRule) commands (Windows Server 2012 and later).
+      type: str
+    netsh:
+      description: C(netsh advfirewall firewall) commands, as a C(.cmd) batch file.
+      type: str
+host_info:
+  description: What the read returned about the host.
+  returned: when the host was read
+  type: dict
+  contains:
+    os_version:
+      description: Windows version (C([Environment]::OSVersion.Version)).
+      type: str
+    ps_version:
+      description: PowerShell version.
+      type: str
+    local_policy_modify_state:
+      description: C(INetFwPolicy2.LocalPolicyModifyState) (0 OK, 1 GP_OVERRIDE, 2 INBOUND_BLOCKED).
+      type: int
+    rule_count:
+      description: How many rules the host has (the read walks them once).
+      type: int
+remote_calls:
+  description: How many remote calls the run made (1 to read, 1 more when changes are applied).
+  returned: when the host was read
+  type: int
+apply_results:
+  description: Per-op results of the apply call (C(op), C(name), C(ok), C(error)).
+  returned: when changes were applied
+  type: list
+  elements: dict
+backup_path:
+  description: The backup file written on the controller.
+  returned: backup is true and the owned rules changed
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def argument_spec():
+    return dict(
+        rules=dict(type="list", elements="dict"),
+        plan=dict(type="dict"),
+        host=dict(type="str"),
+        group=dict(type="str", default="ConfigMgr NAP"),
+        name_prefix=dict(type="str", default="configmgr.nap "),
+        profiles=dict(type="list", elements="str", choices=["all", "domain", "private", "public"], default=["all"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
+        management_sources=dict(type="list", elements="str"),
+        allow_lockout=dict(type="bool", default=False),
+        local_policy_override=dict(type="str", default="fail", choices=["fail", "warn"]),
+        backup=dict(type="bool", default=False),
+        backup_dir=dict(type="path"),
+    )
+
+
+MUTUALLY_EXCLUSIVE = [["rules", "plan"]]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    module.fail_json(msg="configmgr.nap.win_nap_firewall runs as an action plugin on the controller; "
+                         "it cannot run on a host")
+
+
+if __name__ == "__main__":
+    main()
