@@ -874,7 +874,8 @@ def ios_acl_interfaces_config(data, device=None, interfaces=None, acl_name=DEFAU
     With ``current`` (the module's gathered output) every other binding of those interfaces is
     kept, so ``replaced`` changes only ours; an interface that already binds another ACL in the
     same direction and family fails (an interface takes one ACL per direction).  With
-    ``state=absent`` the result is the interfaces' bindings without ours.
+    ``state=absent`` the result is the interfaces' bindings without ours (without ``interfaces``:
+    every interface of ``current`` that binds ours; [] when none does).
     """
     _check_name(acl_name, "ACL name")
     if direction not in ("in", "out"):
@@ -883,6 +884,12 @@ def ios_acl_interfaces_config(data, device=None, interfaces=None, acl_name=DEFAU
         interfaces = list(interfaces)
     if isinstance(interfaces, str):
         interfaces = [interfaces]
+    if state == "absent" and not interfaces:
+        interfaces = [item.get("name") for item in current or []
+                      if any(a.get("name") == acl_name and a.get("direction") == direction
+                             for g in item.get("access_groups") or [] for a in g.get("acls") or [])]
+        if not interfaces:
+            return []
     if not interfaces:
         raise NapError("no interfaces to bind %s to: set nap_perimeter_interfaces (the interfaces facing the "
                        "NAP zones, e.g. [GigabitEthernet0/0, GigabitEthernet0/1])" % acl_name)

@@ -220,6 +220,9 @@ def test_ios_binding_keeps_other_bindings():
     assert gone == [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT",
                                                                                    "direction": "out"}]}]},
                     {"name": "Gi0/1"}]
+    # without interfaces: every interface that binds ours, and nothing when none does
+    assert cisco.ios_acl_interfaces_config(None, None, None, current=out, state="absent") == gone
+    assert cisco.ios_acl_interfaces_config(None, None, None, current=gone, state="absent") == []
 
 
 def test_ios_binding_conflict_and_missing_interfaces():
