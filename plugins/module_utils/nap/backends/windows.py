@@ -63,7 +63,7 @@ MANAGEMENT_PORTS = (5985, 5986)
 MIN_OS_VERSION = "6.1.7601"     # Windows Server 2008 R2 SP1
 MIN_PS_VERSION = "5.1"          # WMF 5.1
 TAMPERED = "edited by hand on Windows: "
-FLOW_TAG_RE = re.compile(r"^(.*?)(?: ?\[flow ([^\]]+)\])?$", re.S)
+FLOW_TAG_RE = re.compile(r"^(.*?)(?: ?\[flow ([^\];]+)(?:; source ([^\]]+))?\])?$", re.S)
 # Address keywords Windows Firewall accepts in LocalAddresses/RemoteAddresses (netsh help).
 ADDRESS_KEYWORDS = ("localsubnet", "dns", "dhcp", "wins", "defaultgateway", "internet", "intranet",
                     "intranetremoteaccess", "playtodevice", "any")
@@ -222,16 +222,24 @@ def ports_cover(text, port):
 
 
 def encode_description(rule, model_name):
-    """Windows Description: the rule's description, with its flow id when it differs from the name."""
+    """Windows Description: the rule's description, then ``[flow <flow_id>; source <source>]``.
+
+    The tag carries what the model has and Windows has not, so that gathered rules round-trip; it is
+    left out when the flow id is the name and there is no source.
+    """
     text = rule.description or ""
-    if rule.flow_id and rule.flow_id != model_name:
-        text = ("%s [flow %s]" % (text, rule.flow_id)).strip()
+    source = rule.source if rule.source and "]" not in rule.source else ""
+    flow_id = rule.flow_id if rule.flow_id and not re.search(r"[\];]", rule.flow_id) else model_name
+    if flow_id != model_name or source:
+        tag = "[flow %s%s]" % (flow_id, "; source %s" % source if source else "")
+        text = ("%s %s" % (text, tag)).strip()
     return text
 
 
 def decode_description(text):
+    """(description, flow_id or None, source) from a Windows Description."""
     match = FLOW_TAG_RE.match(text or "")
-    return match.group(1), match.group(2)
+    return match.group(1), match.group(2), match.group(3) or ""
 
 
 # ---------------------------------------------------------------------------
@@ -449,7 +457,7 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL):
         problems.append("EdgeTraversal=True")
     if direction == "out" and any(p in PORT_KEYWORDS for p in remote_ports + local_ports):
         problems.append("RPC keyword on an outbound rule")
-    description, flow_id = decode_description(str(fw.get("Description") or ""))
+    description, flow_id, source = decode_description(str(fw.get("Description") or ""))
     if problems:
         description = TAMPERED + "; ".join(problems) + (" (description: %s)" % description if description else "")
     if direction == "in":
@@ -460,7 +468,7 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL):
         src_ports, dst_ports = (), ()
     return Rule(name=name, flow_id=flow_id or model_name(name, prefix), direction=direction, protocol=protocol,
                 src_addresses=src_addr, dst_addresses=dst_addr, src_ports=src_ports, dst_ports=dst_ports,
-                description=description, source="")
+                description=description, source=source)
 
 
 # ---------------------------------------------------------------------------
