@@ -41,9 +41,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(OWN_COLLECTIONS):$(DEP_COLLECTIONS)
 # the venv's copies; make itself still calls $(VBIN)/<tool> explicitly.
 export PATH := $(VBIN):$(PATH)
 
-# OS packages: nftables/iproute2 are used by the collection's Linux side,
-# shellcheck lets the `shellcheck` sanity test run instead of being skipped.
-APT_PACKAGES := nftables iproute2 shellcheck
+# OS packages (hack/install-lab-packages.sh): nftables/iproute2 for the Linux
+# side and the lab, shellcheck so the `shellcheck` sanity test runs, and the
+# daemons the lab runs inside its namespaces; nothing is started on install.
 
 PYTEST_ARGS ?=
 
@@ -59,7 +59,7 @@ help:
 	@echo "  venv         create .venv and install requirements-dev.txt"
 	@echo "  collections  install dependency collections offline into .cache/collections"
 	@echo "               and link this checkout as build/collections/.../configmgr/nap"
-	@echo "  apt          apt-get install $(APT_PACKAGES) (only if missing, root only)"
+	@echo "  apt          Debian packages (hack/install-lab-packages.sh; only if missing, root only)"
 	@echo "  demo         run playbooks/plan.yml on examples/inventory.yml -> nap-report/"
 	@echo "  test         unit, sanity, lint, build-check, docs-check (in this order)"
 	@echo "  unit         pytest tests/unit"
@@ -102,20 +102,7 @@ $(DEP_STAMP): $(ROOT)/hack/install-collections.sh | $(VENV_STAMP)
 	@touch "$@"
 
 apt:
-	@missing=""; \
-	for p in $(APT_PACKAGES); do \
-		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -z "$$missing" ]; then \
-		echo "==> apt: $(APT_PACKAGES) already installed"; \
-	elif [ "$$(id -u)" != 0 ]; then \
-		echo "==> apt: NOT root, skipping install of:$$missing (install them by hand)"; \
-	else \
-		echo "==> apt: installing:$$missing"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq; \
-		apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	"$(ROOT)/hack/install-lab-packages.sh"
 
 # --------------------------------------------------------------------------
 # run
