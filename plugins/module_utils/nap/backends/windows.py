@@ -232,7 +232,7 @@ def encode_description(rule, model_name):
     flow_id = rule.flow_id if rule.flow_id and not re.search(r"[\];]", rule.flow_id) else model_name
     if flow_id != model_name or source:
         tag = "[flow %s%s]" % (flow_id, "; source %s" % source if source else "")
-        text = ("%s %s" % (text, tag)).strip()
+        text = "%s %s" % (text, tag) if text else tag
     return text
 
 

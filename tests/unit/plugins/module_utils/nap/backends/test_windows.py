@@ -1,0 +1,402 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Windows backend: translation, hand-edit detection, guards, op lists and the three rendered forms.
+
+Rendered scripts are compared with golden files ``golden/win_<case>.<form>.ref`` (a mismatch writes
+``.actual`` beside it; ``NAP_UPDATE_GOLDEN=1`` accepts the new output) and, when the tree-sitter
+PowerShell grammar is installed, parsed for syntax errors.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(HERE, "golden")
+PREFIX = wb.DEFAULT_PREFIX
+
+
+def estate_plan():
+    groups = {"nap_site_servers": ["cm01"], "nap_shv_points": ["nps01"], "nap_domain_controllers": ["dc01"],
+              "nap_global_catalogs": ["dc01"], "nap_hras": ["hra01"], "nap_certification_authorities": ["ca01"]}
+    hostvars = {"cm01": {"ansible_host": "192.0.2.10"}, "nps01": {"ansible_host": "192.0.2.20"},
+                "dc01": {"ansible_host": "192.0.2.5"}, "hra01": {"ansible_host": "192.0.2.30"},
+                "ca01": {"ansible_host": "192.0.2.35"}}
+    settings = {"nap_management_sources": ["203.0.113.10"], "nap_enforcement_methods": ["ipsec"],
+                "nap_client_networks": ["198.51.100.0/24"], "nap_windows_outbound_policy": "block"}
+    return planner.plan(groups, hostvars, settings)
+
+
+PLAN = estate_plan()
+
+ODD_RULES = [
+    {"name": "ICMP-ECHO-IN", "direction": "in", "protocol": "icmp", "src_addresses": ["2001:db8::/64", "192.0.2.0/24"],
+     "description": "ping from the servers' zone"},
+    {"name": "IKE-ESP-IN", "direction": "in", "protocol": "esp", "src_addresses": ["198.51.100.0/24"],
+     "description": u"IPsec \u2018ESP\u2019 - 100% of the traffic"},
+    {"name": "DNS-OUT", "direction": "out", "protocol": "udp", "dst_addresses": ["192.0.2.5", "192.0.2.6"],
+     "dst_ports": [53], "src_ports": ["49152-65535"]},
+    {"name": "LOCAL-ONLY", "direction": "in", "protocol": "tcp", "dst_addresses": ["192.0.2.20"], "dst_ports": [8530, 8531]},
+]
+
+CASES = {
+    "nps01": (PLAN["hosts"]["nps01"]["inbound"] + PLAN["hosts"]["nps01"]["outbound"], ["all"]),
+    "cm01": (PLAN["hosts"]["cm01"]["inbound"] + PLAN["hosts"]["cm01"]["outbound"], ["all"]),
+    "odd": (ODD_RULES, ["domain", "private"]),
+}
+FORMS = ("com", "netsecurity", "netsh")
+
+
+def rendered(case):
+    items, profiles = CASES[case]
+    rules = wb.rules_from_input(items)
+    return wb.render_all(rules, mask=wb.profiles_mask(profiles), host=case)
+
+
+@pytest.mark.parametrize("case,form", [(c, f) for c in CASES for f in FORMS],
+                         ids=["%s.%s" % (c, f) for c in CASES for f in FORMS])
+def test_rendered_matches_golden(case, form):
+    text = rendered(case)[form]
+    ref = os.path.join(GOLDEN, "win_%s.%s.ref" % (case, form))
+    actual = ref[:-4] + ".actual"
+    if os.environ.get("NAP_UPDATE_GOLDEN"):
+        with open(ref, "w", newline="") as handle:
+            handle.write(text)
+    with open(ref, newline="") as handle:
+        expected = handle.read()
+    if text != expected:
+        with open(actual, "w", newline="") as handle:
+            handle.write(text)
+        pytest.fail("%s differs from %s (written to %s; NAP_UPDATE_GOLDEN=1 accepts it)" % (form, ref, actual))
+    if os.path.exists(actual):
+        os.unlink(actual)
+
+
+def _parser():
+    try:
+        import tree_sitter
+        import tree_sitter_powershell
+    except ImportError:
+        return None
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+def _errors(parser, text):
+    tree = parser.parse(text.encode("utf-8"))
+    out = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            out.append((node.start_point, text.encode("utf-8")[node.start_byte:node.end_byte][:60]))
+        stack.extend(node.children)
+    return out
+
+
+@pytest.mark.parametrize("name,text", [("READ_PS1", wb.READ_PS1), ("APPLY_PS1", wb.APPLY_PS1)]
+                         + [("%s.%s" % (c, f), None) for c in CASES for f in ("com", "netsecurity")])
+def test_powershell_parses(name, text):
+    parser = _parser()
+    if parser is None:
+        pytest.skip("tree-sitter-powershell is not installed (requirements-dev.txt)")
+    if text is None:
+        case, form = name.split(".")
+        text = rendered(case)[form]
+    assert _errors(parser, text) == []
+
+
+def test_ps_quote_doubles_every_single_quote():
+    assert wb.ps_quote(u"it's \u2018x\u2019") == u"'it''s \u2018\u2018x\u2019\u2019'"
+    assert wb.ps_quote("$env:x `n") == "'$env:x `n'"
+
+
+def test_netsh_refuses_what_it_cannot_quote_and_escapes_percent():
+    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": 'say "hi"'})
+    with pytest.raises(NapError, match="double quote"):
+        wb.render_netsh([rule])
+    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": "100%"})
+    assert 'description="100%%"' in wb.render_netsh([rule])
+
+
+# ---------------------------------------------------------------------------
+# Translation
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("text,nets,problems", [
+    ("*", (), []),
+    ("", (), []),
+    (None, (), []),
+    ("192.0.2.10/255.255.255.255", ("192.0.2.10/32",), []),
+    ("192.0.2.0/255.255.255.0,192.0.2.7", ("192.0.2.0/24",), []),
+    ("192.0.2.0-192.0.2.127", ("192.0.2.0/25",), []),
+    ("192.0.2.1-192.0.2.2", ("192.0.2.1/32", "192.0.2.2/32"), []),
+    ("2001:db8::/64,198.51.100.0/24", ("198.51.100.0/24", "2001:db8::/64"), []),
+    ("LocalSubnet,192.0.2.1", ("192.0.2.1/32",), ["LocalSubnet"]),
+    ("not-an-ip", (), ["not-an-ip"]),
+])
+def test_parse_addresses(text, nets, problems):
+    assert wb.parse_addresses(text) == (nets, problems)
+
+
+@pytest.mark.parametrize("text,ports,problems", [
+    ("*", (), []),
+    ("443,80", (80, 443), []),
+    ("49152-65535", ("49152-65535",), []),
+    ("RPC-EPMap", ("rpc-epmap",), []),
+    ("RPCEPMap", ("rpc-epmap",), []),
+    ("RPC", ("rpc-dynamic",), []),
+    ("IPHTTPS", (), ["IPHTTPS"]),
+])
+def test_parse_ports(text, ports, problems):
+    assert wb.parse_ports(text) == (ports, problems)
+
+
+def test_port_keywords_are_spelled_per_backend():
+    assert wb.format_ports(("rpc-epmap",), "com") == "RPC-EPMap"
+    assert wb.format_ports(("rpc-epmap",), "netsh") == "RPC-EPMap"
+    assert wb.format_ports(("rpc-epmap",), "ps") == "RPCEPMap"
+    assert wb.format_ports(("rpc-dynamic",), "ps") == "RPC"
+    assert wb.format_ports((), "com") == "*"
+
+
+def test_profiles():
+    assert wb.profiles_mask(["all"]) == wb.PROFILES_ALL == 0x7FFFFFFF
+    assert wb.profiles_mask(["domain", "private", "public"]) == wb.PROFILES_ALL
+    assert wb.profiles_mask(["domain", "public"]) == 5
+    assert wb.same_profiles(7, wb.PROFILES_ALL) and not wb.same_profiles(1, 3)
+    assert wb.profiles_names(wb.PROFILES_ALL) == ["all"] and wb.profiles_names(6) == ["private", "public"]
+    with pytest.raises(NapError):
+        wb.profiles_mask(["office"])
+
+
+def test_inbound_and_outbound_map_to_local_and_remote():
+    inbound = wb.rule_from_input({"name": "I", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "src_ports": [1000],
+                                  "dst_addresses": ["192.0.2.20"], "dst_ports": [445]})
+    fw = wb.rule_to_fw(inbound, "G", PREFIX)
+    assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalAddresses"], fw["LocalPorts"]) == (
+        1, "192.0.2.1/32", "1000", "192.0.2.20/32", "445")
+    outbound = wb.rule_from_input({"name": "O", "direction": "out", "protocol": "udp", "dst_addresses": ["192.0.2.5"],
+                                   "dst_ports": [53]})
+    fw = wb.rule_to_fw(outbound, "G", PREFIX)
+    assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalPorts"]) == (2, "192.0.2.5/32", "53", "*")
+    icmp = wb.rule_to_fw(wb.rule_from_input({"name": "P", "protocol": "icmp"}), "G", PREFIX)
+    assert icmp["Protocol"] == 1 and icmp["LocalPorts"] is None and icmp["RemoteAddresses"] == "*"
+
+
+@pytest.mark.parametrize("edit,needle", [
+    ({"Enabled": False}, "Enabled=False"),
+    ({"Action": 0}, "Action=Block"),
+    ({"Profiles": 1}, "Profiles=domain"),
+    ({"RemoteAddresses": "LocalSubnet"}, "RemoteAddresses=LocalSubnet"),
+    ({"LocalPorts": "IPHTTPS"}, "LocalPorts=IPHTTPS"),
+    ({"ApplicationName": "C:\\x.exe"}, "ApplicationName=C:\\x.exe"),
+    ({"EdgeTraversal": True}, "EdgeTraversal=True"),
+    ({"InterfaceTypes": "Wireless"}, "InterfaceTypes=Wireless"),
+    ({"Protocol": 41}, "Protocol=41"),
+    ({"Direction": 3}, "Direction=3"),
+])
+def test_hand_edits_show_in_the_description(edit, needle):
+    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "dst_ports": [445],
+                               "description": "SMB"})
+    fw = dict(wb.rule_to_fw(rule, "G", PREFIX))
+    assert wb.fw_to_rule(fw, PREFIX).description == "SMB"
+    fw.update(edit)
+    back = wb.fw_to_rule(fw, PREFIX)
+    assert back.description.startswith(wb.TAMPERED) and needle in back.description
+    assert "(description: SMB)" in back.description
+
+
+def test_description_carries_flow_id_and_source():
+    rule = wb.rule_from_input({"name": "X-IN", "flow_id": "X", "source": "seed row 3", "protocol": "udp",
+                               "dst_ports": [67], "description": "DHCP"})
+    fw = wb.rule_to_fw(rule, "G", PREFIX)
+    assert fw["Description"] == "DHCP [flow X; source seed row 3]"
+    back = wb.fw_to_rule(fw, PREFIX)
+    assert (back.flow_id, back.source, back.description) == ("X", "seed row 3", "DHCP")
+    plain = wb.rule_from_input({"name": "Y", "protocol": "gre"})
+    assert wb.rule_to_fw(plain, "G", PREFIX)["Description"] == ""
+
+
+ADDRESS = st.builds(lambda a, b, n: "192.%d.%d.0/%d" % (a, b, n), st.integers(0, 255), st.integers(0, 255),
+                    st.integers(16, 32)) | st.builds(lambda a, n: "2001:db8:%x::/%d" % (a, n), st.integers(0, 0xffff),
+                                                     st.integers(48, 128))
+PORT = st.integers(1, 65535) | st.builds(lambda a, b: "%d-%d" % (min(a, b), max(a, b)), st.integers(1, 65535),
+                                         st.integers(1, 65535))
+
+
+@st.composite
+def model_rules(draw):
+    direction = draw(st.sampled_from(["in", "out"]))
+    protocol = draw(st.sampled_from(["tcp", "udp", "esp", "ah", "gre", "icmp"]))
+    data = {"name": draw(st.text("ABCXYZ-_.0123456789 ", min_size=1, max_size=20)).strip() or "R",
+            "flow_id": draw(st.sampled_from(["F1", "NAP-GC-READ"])), "direction": direction, "protocol": protocol,
+            "src_addresses": draw(st.lists(ADDRESS, max_size=3)), "dst_addresses": draw(st.lists(ADDRESS, max_size=3)),
+            "description": draw(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)),
+            "source": draw(st.sampled_from(["", "NAP", "seed row 1"]))}
+    if protocol in ("tcp", "udp"):
+        if direction == "in" and protocol == "tcp" and draw(st.booleans()):
+            data["dst_ports"] = [draw(st.sampled_from(["rpc-epmap", "rpc-dynamic"]))]
+        else:
+            data["dst_ports"] = draw(st.lists(PORT, max_size=3))
+            data["src_ports"] = draw(st.lists(PORT, max_size=2))
+    return wb.rule_from_input(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(model_rules(), st.sampled_from([wb.PROFILES_ALL, 1, 6]))
+def test_round_trip_through_windows_form(rule, mask):
+    """model -> INetFwRule -> (the COM address form) -> model is the identity, and diffs to nothing."""
+    fw = dict(wb.rule_to_fw(rule, "G", PREFIX, mask))
+    for key in ("RemoteAddresses", "LocalAddresses"):
+        if fw[key] != "*":
+            parts = []
+            for item in fw[key].split(","):
+                import ipaddress
+                net = ipaddress.ip_network(item)
+                parts.append("%s/%s" % (net.network_address, net.netmask) if net.version == 4 else item)
+            fw[key] = ",".join(parts)
+    back = wb.fw_to_rule(fw, PREFIX, mask)
+    want = wb.full_rules([rule], PREFIX)[0]
+    assert back.to_dict() == want.to_dict()
+
+
+# ---------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------
+def test_ranges_in_input_become_cidrs():
+    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [80],
+                               "src_addresses": ["192.0.2.0-192.0.2.255", "198.51.100.7"]})
+    assert rule.src_addresses == ("192.0.2.0/24", "198.51.100.7/32")
+
+
+def test_rules_from_plan():
+    rules = wb.rules_from_plan(PLAN, "nps01")
+    assert rules == PLAN["hosts"]["nps01"]["inbound"] + PLAN["hosts"]["nps01"]["outbound"]
+    with pytest.raises(NapError, match="host is not"):
+        wb.rules_from_plan(PLAN, None)
+    with pytest.raises(NapError, match="not in the plan"):
+        wb.rules_from_plan(PLAN, "zz")
+    with pytest.raises(NapError, match="plan document"):
+        wb.rules_from_plan({"x": 1}, "nps01")
+
+
+# ---------------------------------------------------------------------------
+# Versions, Group Policy, lockout
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("os_version,ps_version,ok", [
+    ("6.1.7601.65536", "5.1.14409.1005", True),
+    ("6.1.7601", "5.1", True),
+    ("10.0.17763.0", "5.1.17763.1", True),
+    ("10.0.20348.0", "7.4.1", True),
+    ("6.1.7600.16385", "5.1", False),
+    ("6.0.6002.18005", "5.1", False),
+    ("6.1.7601", "4.0", False),
+    ("6.1.7601", "2.0", False),
+    ("", "", False),
+])
+def test_version_ok(os_version, ps_version, ok):
+    assert wb.version_ok(os_version, ps_version) is ok
+
+
+def test_local_policy_problem():
+    assert wb.local_policy_problem("h", 0) is None
+    assert "GP_OVERRIDE" in wb.local_policy_problem("h", 1) and "local_policy_override" in wb.local_policy_problem("h", 1)
+    assert "INBOUND_BLOCKED" in wb.local_policy_problem("h", 2)
+
+
+def _profiles(**kw):
+    out = dict((p, {"enabled": True, "default_inbound_action": 0, "block_all_inbound": False}) for p in wb.PROFILE_BITS)
+    for name, values in kw.items():
+        out[name].update(values)
+    return out
+
+
+def _fw(**kw):
+    base = {"Name": "f", "Grouping": "other", "Direction": 1, "Action": 1, "Protocol": 6, "LocalPorts": "5985",
+            "RemoteAddresses": "*", "Profiles": wb.PROFILES_ALL, "Enabled": True, "ApplicationName": "",
+            "ServiceName": ""}
+    base.update(kw)
+    return base
+
+
+def _lockout(sources, foreign=(), owned=(), profiles=None, current=1, ports=(5985, 5986)):
+    read = {"profiles": profiles or _profiles(), "current_profile_types": current,
+            "management_rules": list(foreign), "rules": []}
+    owned = [wb.full_rules([wb.rule_from_input(r)], PREFIX)[0] for r in owned]
+    return wb.lockout_problems(sources, ports, read, "G", owned, wb.PROFILES_ALL)
+
+
+def test_lockout_judgement():
+    assert _lockout(["203.0.113.10/32"]) != []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw()]) == []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(RemoteAddresses="203.0.113.0/255.255.255.240")]) == []
+    assert _lockout(["203.0.113.0/24"], foreign=[_fw(RemoteAddresses="203.0.113.0/255.255.255.128")]) != []
+    assert _lockout(["203.0.113.0/24"], foreign=[_fw(RemoteAddresses="203.0.113.0/255.255.255.128"),
+                                                 _fw(RemoteAddresses="203.0.113.128-203.0.113.255")]) == []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(LocalPorts="5986")]) == []            # either port will do
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(LocalPorts="5986")], ports=(5985,)) != []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(Enabled=False)]) != []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(Profiles=4)]) != []                  # domain is current
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(ApplicationName="C:\\app.exe")]) != []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(ApplicationName="System")]) == []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(RemoteAddresses="LocalSubnet")]) != []
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(), _fw(Action=0, RemoteAddresses="203.0.113.0/24")]) != []
+    assert _lockout(["2001:db8::10/128"], foreign=[_fw(RemoteAddresses="2001:db8::/32")]) == []
+    owned = [{"name": "MGMT", "protocol": "tcp", "src_addresses": ["203.0.113.10"], "dst_ports": [5985, 5986]}]
+    assert _lockout(["203.0.113.10/32"], owned=owned) == []
+    # profile state: firewall off, default allow, block all
+    assert _lockout(["203.0.113.10/32"], profiles=_profiles(domain={"enabled": False})) == []
+    assert _lockout(["203.0.113.10/32"], profiles=_profiles(domain={"default_inbound_action": 1})) == []
+    problems = _lockout(["203.0.113.10/32"], foreign=[_fw()], profiles=_profiles(domain={"block_all_inbound": True}))
+    assert problems and "BlockAllInboundTraffic" in problems[0]
+    # every current profile must keep the path
+    assert _lockout(["203.0.113.10/32"], foreign=[_fw(Profiles=1)], current=5) != []
+
+
+# ---------------------------------------------------------------------------
+# Ops
+# ---------------------------------------------------------------------------
+def _state(rules, group="G"):
+    doc = {"rules": [dict(wb.rule_to_fw(r, group, PREFIX)) for r in rules]}
+    return wb.HostState(doc, group, PREFIX)
+
+
+def test_ops_remove_first_then_update_as_remove_add_then_add():
+    a, b, c = (wb.rule_from_input({"name": n, "protocol": "tcp", "dst_ports": [p]}) for n, p in
+               (("A", 1), ("B", 2), ("C", 3)))
+    b2 = wb.rule_from_input({"name": "B", "protocol": "tcp", "dst_ports": [22]})
+    state = _state([a, b])
+    rdiff, ops = wb.plan_changes(wb.full_rules([b2, c], PREFIX), state)
+    assert [(o["op"], o["name"]) for o in ops] == [("remove", PREFIX + "A"), ("remove", PREFIX + "B"),
+                                                   ("add", PREFIX + "B"), ("add", PREFIX + "C")]
+    assert ops[2]["rule"]["LocalPorts"] == "22" and ops[2]["rule"]["Grouping"] == "G"
+    assert [wb.op_command(o) for o in ops][0] == 'delete rule name="configmgr.nap A"'
+    assert rdiff.summary() == {"missing": [PREFIX + "C"], "extra": [PREFIX + "A"], "changed": [PREFIX + "B"]}
+    _rdiff, ops = wb.plan_changes(wb.full_rules([a, b], PREFIX), state)
+    assert ops == []
+
+
+def test_collisions_are_found_case_insensitively():
+    doc = {"rules": [dict(wb.rule_to_fw(wb.rule_from_input({"name": "A", "protocol": "gre"}), "other", PREFIX))]}
+    doc["rules"][0]["Name"] = PREFIX.upper() + "a"
+    state = wb.HostState(doc, "G", PREFIX)
+    assert state.owned == [] and len(state.collisions([PREFIX + "A"])) == 1
+
+
+def test_group_and_prefix_checks():
+    with pytest.raises(NapError):
+        wb.check_prefix("")
+    with pytest.raises(NapError):
+        wb.check_group(" ")
+    assert wb.model_name(PREFIX + "X", PREFIX) == "X" and wb.model_name("Other", PREFIX) == "Other"
+    assert isinstance(wb.full_rules([Rule("X", "X", "in", "gre")], PREFIX)[0], Rule)
