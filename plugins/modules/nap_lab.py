@@ -344,7 +344,7 @@ class Topology:
             hvars["nap_address"] = addrs if name in self.routers else addrs[0]
             if name in self.routers:
                 hvars["nap_perimeter_platform"] = spec.get("platform", "nftables")
-                hvars["nap_perimeter_zones"] = list(spec["zones"])
+                hvars["nap_perimeter_zones"] = [str(z) for z in spec.get("perimeter_zones") or spec["zones"]]
             else:
                 hvars["nap_platform"] = spec.get("platform", "windows")
             if spec.get("listen"):

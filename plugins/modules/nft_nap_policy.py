@@ -45,8 +45,10 @@ options:
     description:
       - The plan document of M(configmgr.nap.nap_plan) (its RV(configmgr.nap.nap_plan#module:plan) result or the
         content of C(flows.json)). The module takes the rules of O(host) from it (inbound, outbound and, for a
-        perimeter device, forward), the owned zones (the device's C(zone_networks), or every zone of
-        C(nap_zones) for a host), the management sources and the host's dynamic RPC range.
+        perimeter device, forward), the owned zones, the management sources and the host's dynamic RPC range.
+      - A perimeter device owns the zones it joins plus the zones that the plan's other perimeter devices join
+        to them (devices in series), so that each device on the path drops unplanned traffic. A host owns every
+        zone of C(nap_zones).
       - Requires O(host).
     type: dict
   host:
@@ -271,6 +273,27 @@ def argument_spec():
     )
 
 
+def owned_zones(plan, device):
+    """The zones a perimeter device owns: those it joins, plus those the plan's other perimeter devices join
+    with them (devices in series), so that unplanned traffic crossing several devices is dropped by each."""
+    perimeter = plan.get("perimeter") or {}
+    all_zones = (plan.get("settings") or {}).get("nap_zones") or {}
+    component = set(perimeter[device].get("zones") or [])
+    grown = True
+    while grown:
+        grown = False
+        for entry in perimeter.values():
+            zones = set(entry.get("zones") or [])
+            if zones & component and not zones <= component:
+                component |= zones
+                grown = True
+    out = dict(perimeter[device].get("zone_networks") or {})
+    for zone in component:
+        if zone not in out and zone in all_zones:
+            out[zone] = all_zones[zone]
+    return dict((z, out[z]) for z in sorted(out))
+
+
 def policy_from_params(params, environ=None):
     """(Policy, warnings) from the module parameters (plan + host, or rules + zones)."""
     environ = os.environ if environ is None else environ
@@ -294,7 +317,7 @@ def policy_from_params(params, environ=None):
         rules = list(entry.get("inbound") or []) + list(entry.get("outbound") or [])
         if host in perimeter:
             rules += list(perimeter[host].get("forward") or [])
-            plan_zones = perimeter[host].get("zone_networks") or {}
+            plan_zones = owned_zones(plan, host)
         else:
             plan_zones = (plan.get("settings") or {}).get("nap_zones") or {}
         if zones is None:

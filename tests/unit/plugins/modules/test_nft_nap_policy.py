@@ -216,3 +216,12 @@ def test_management_source_from_ssh_connection():
                                               environ={"SSH_CONNECTION": "192.0.2.99 50000 192.0.2.1 22"})
     assert policy.management_sources == ("192.0.2.99/32",)
     assert "192.0.2.99" in warnings[0]
+
+
+def test_devices_in_series_own_the_zones_behind_each_other():
+    plan = {"settings": {"nap_zones": {"a": ["198.18.1.0/24"], "b": ["198.18.2.0/24"], "c": ["198.18.3.0/24"],
+                                       "x": ["198.18.9.0/24"]}},
+            "perimeter": {"r1": {"zones": ["a", "b"], "zone_networks": {"a": ["198.18.1.0/24"], "b": ["198.18.2.0/24"]}},
+                          "r2": {"zones": ["b", "c"], "zone_networks": {"b": ["198.18.2.0/24"], "c": ["198.18.3.0/24"]}}}}
+    assert sorted(mod.owned_zones(plan, "r1")) == ["a", "b", "c"]
+    assert sorted(mod.owned_zones(plan, "r2")) == ["a", "b", "c"]
