@@ -14,7 +14,7 @@ short_description: Build or remove a NAP site in Linux network namespaces (test 
 version_added: 0.1.0
 description:
   - Builds, on the machine it runs on (as root), a NAP site made of Linux network namespaces, from a lab
-    definition (zones, routers, hosts): one namespace per host and router, one switch namespace per zone
+    definition (zones, routers, hosts), with one namespace per host and router, one switch namespace per zone
     (a bridge that the zone's hosts and routers are plugged into with veth pairs), addresses from the
     benchmarking range 198.18.0.0/15, and routes between the lab zones through the routers.
   - The machine's own network namespace is never changed. No veth reaches it and no namespace has a route out
@@ -72,7 +72,7 @@ options:
     default: true
 notes:
   - Needs root, C(ip) (iproute2) and a kernel with network namespaces, veth and bridge support.
-  - Runs on the controller (C(hosts: localhost)); it changes nothing outside the namespaces it creates.
+  - "Runs on the controller (C(hosts: localhost)); it changes nothing outside the namespaces it creates."
 attributes:
   check_mode:
     support: full
