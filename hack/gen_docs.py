@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: configmgr.nap contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Generate docs/flows.md from the catalogue; with --check, fail when it is not current."""
+"""Generate docs/flows.md and the roles' meta/argument_specs.yml from the catalogue; --check: fail if stale."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,6 +13,56 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "docs", "flows.md")
+
+# Options of the roles besides the catalogue's settings: name -> (type, default, description[, extra]).
+FIREWALL_OPTIONS = [
+    ("nap_firewall_state", "str", "present", "present: the host's firewall holds exactly the planned NAP rules "
+     "(owned rules no longer planned are removed); absent: every rule the collection owns is removed.",
+     {"choices": ["present", "absent"]}),
+    ("nap_allow_lockout", "bool", False, "Allow a converge that would cut the management channel (WinRM or SSH "
+     "from nap_management_sources)."),
+    ("nap_firewall_backup", "bool", False, "Save the owned rules before a change."),
+    ("nap_firewall_backup_dir", "path", "{{ playbook_dir }}/nap-backups", "Windows: directory on the controller "
+     "for the backups."),
+    ("nap_windows_rule_group", "str", "ConfigMgr NAP", "Windows Firewall rule group the collection owns."),
+    ("nap_windows_rule_prefix", "str", "configmgr.nap ", "Prefix of the names of the rules the collection owns."),
+    ("nap_nft_table", "str", "configmgr_nap", "nftables table (family inet) the collection owns."),
+]
+PLAN_OPTIONS = [
+    ("nap_report_dir", "str", "", "Directory on the controller for flows.json, flows.csv, flows.md and "
+     "topology.mmd; empty: no files."),
+    ("nap_report_formats", "list", ["json", "csv", "md", "mermaid"], "Report files to write.",
+     {"elements": "str", "choices": ["json", "csv", "md", "mermaid"]}),
+]
+PERIMETER_OPTIONS = [
+    ("nap_perimeter_state", "str", "present", "present: the device holds exactly the planned forward rules; "
+     "absent: what the collection owns (table, ACL, object groups) is removed.", {"choices": ["present", "absent"]}),
+    ("nap_perimeter_acl_name", "str", "CONFIGMGR-NAP", "Cisco: the access list the collection owns; its object "
+     "groups are named after it."),
+    ("nap_perimeter_asa_binding", "str", "global", "Cisco ASA: global (access-group <acl> global), block (a "
+     "remark-delimited block inside nap_perimeter_asa_block_acl) or none.",
+     {"choices": ["global", "block", "none"]}),
+    ("nap_perimeter_asa_block_acl", "str", "", "Cisco ASA: the interface ACL that holds the block (binding block)."),
+    ("nap_perimeter_interfaces", "raw", [], "Cisco IOS: interfaces to bind the owned ACL to (a list, or a mapping "
+     "interface -> zone)."),
+    ("nap_perimeter_ios_direction", "str", "in", "Cisco IOS: binding direction.", {"choices": ["in", "out"]}),
+    ("nap_allow_lockout", "bool", False, "Allow a converge that would cut the management channel."),
+    ("nap_firewall_backup", "bool", False, "Save what the collection owns before a change."),
+]
+ROLES = [
+    ("plan", "Plan the NAP flows of the whole inventory once per play (controller only)", PLAN_OPTIONS),
+    ("host_firewall", "Converge one host's firewall to its planned NAP rules (internal; used by the profile roles)",
+     FIREWALL_OPTIONS),
+    ("site_server", "Open exactly the NAP flows of a ConfigMgr 2007 site server on its firewall", FIREWALL_OPTIONS),
+    ("shv_point", "Open exactly the NAP flows of a System Health Validator point (NPS) on its firewall",
+     FIREWALL_OPTIONS),
+    ("enforcement_point", "Open exactly the NAP flows of an enforcement point (DHCP server, HRA, VPN server, "
+     "TS Gateway, DHCP relay) on its firewall", FIREWALL_OPTIONS),
+    ("nap_client", "Open the NAP flows of individual NAP clients (outbound rules where outbound is blocked)",
+     FIREWALL_OPTIONS),
+    ("perimeter", "Converge a perimeter device (nftables, Cisco ASA, Cisco IOS) to its planned forward rules",
+     PERIMETER_OPTIONS),
+]
 
 
 def _import_catalogue():
@@ -71,27 +121,89 @@ def render(cat):
     return "\n".join(lines) + "\n"
 
 
+def _setting_spec(spec):
+    option = {"description": ["%s. One of the collection's settings (docs/flows.md#settings); %s." % (
+        spec.text[0].upper() + spec.text[1:], spec.expected())]}
+    if spec.kind == "choice":
+        option.update(type="str", choices=list(spec.choices))
+    elif spec.kind == "bool":
+        option.update(type="bool")
+    elif spec.kind == "list_choice":
+        option.update(type="list", elements="str", choices=list(spec.choices))
+    elif spec.kind == "cidrs":
+        option.update(type="list", elements="str")
+    else:
+        option.update(type="str")
+    return option
+
+
+def render_argument_specs(cat, options):
+    specs = {}
+    for name, kind, default, text, *extra in options:
+        option = {"description": [text], "type": kind, "default": default}
+        for more in extra:
+            option.update(more)
+        specs[name] = option
+    for spec in cat.SETTINGS:
+        specs[spec.name] = _setting_spec(spec)
+    specs["nap_zones"] = {"type": "dict", "description": [
+        "Zone name -> list of CIDRs; perimeter devices join zones (docs/inventory.md)."]}
+    return specs
+
+
+def role_files(cat):
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    class Dumper(yaml.SafeDumper):  # pylint: disable=too-many-ancestors
+        """Indent sequences under their key, as yamllint wants."""
+
+        def increase_indent(self, flow=False, indentless=False):
+            return super(Dumper, self).increase_indent(flow, False)
+
+    out = {}
+    for role, text, options in ROLES:
+        doc = {"argument_specs": {"main": {
+            "short_description": text,
+            "description": [text + ".", "Generated by hack/gen_docs.py; do not edit."],
+            "author": ["configmgr.nap maintainers"],
+            "options": render_argument_specs(cat, options),
+        }}}
+        body = yaml.dump(doc, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=110)
+        out[os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")] = "---\n" + body
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail when docs/flows.md is not current")
     args = parser.parse_args()
-    text = render(_import_catalogue())
-    if args.check:
+    cat = _import_catalogue()
+    files = {TARGET: render(cat)}
+    files.update(role_files(cat))
+    stale = []
+    for path, text in sorted(files.items()):
         try:
-            with open(TARGET) as handle:
+            with open(path) as handle:
                 current = handle.read()
         except IOError:
             current = ""
-        if current != text:
+        if current == text:
+            continue
+        stale.append(path)
+        rel = os.path.relpath(path, ROOT)
+        if args.check:
             sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                       "docs/flows.md (committed)", "docs/flows.md (generated)"))
-            print("docs/flows.md is not current: run `make docs` (hack/gen_docs.py) and commit it", file=sys.stderr)
-            return 1
-        print("docs/flows.md is current")
-        return 0
-    with open(TARGET, "w") as handle:
-        handle.write(text)
-    print("wrote %s" % TARGET)
+                                                       rel + " (committed)", rel + " (generated)"))
+        else:
+            with open(path, "w") as handle:
+                handle.write(text)
+            print("wrote %s" % rel)
+    if args.check and stale:
+        print("not current: %s; run `make docs` (hack/gen_docs.py) and commit" % ", ".join(
+            os.path.relpath(p, ROOT) for p in stale), file=sys.stderr)
+        return 1
+    if args.check:
+        print("generated docs are current")
     return 0
 
 
