@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit sanity lint build-check docs docs-check clean distclean
+.PHONY: help setup venv collections apt demo test unit sanity lint build-check docs docs-check ee-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -68,6 +68,7 @@ help:
 	@echo "  build-check  build, install and run the collection tarball (hack/test-build.sh)"
 	@echo "  docs         regenerate docs/flows.md from the catalogue"
 	@echo "  docs-check   hack/gen_docs.py --check"
+	@echo "  ee-check     ansible-builder create accepts execution-environment.yml"
 	@echo "  clean        remove build/, nap-report/, tests/output/"
 	@echo "  distclean    clean + remove .venv/ and .cache/"
 
@@ -122,6 +123,7 @@ test: setup
 	@$(MAKE) lint SETUP_DEP=
 	@$(MAKE) build-check SETUP_DEP=
 	@$(MAKE) docs-check SETUP_DEP=
+	@$(MAKE) ee-check SETUP_DEP=
 	@echo "==> test: all checks passed"
 
 # pytest exit code 5 (no tests collected) is a failure on purpose.
@@ -167,6 +169,13 @@ docs: $(SETUP_DEP)
 docs-check: $(SETUP_DEP)
 	@echo "==> docs-check: hack/gen_docs.py --check"
 	cd "$(ROOT)" && "$(VBIN)/python" "$(ROOT)/hack/gen_docs.py" --check
+
+ee-check: $(SETUP_DEP)
+	@echo "==> ee-check: ansible-builder create accepts execution-environment.yml"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		cp "$(ROOT)"/{execution-environment.yml,bindep.txt,requirements.txt,requirements.yml} "$$tmp"/ && \
+		cd "$$tmp" && "$(VBIN)/ansible-builder" create --output-filename Containerfile >/dev/null && \
+		test -s context/Containerfile && echo "==> ee-check: context/Containerfile created"
 
 # --------------------------------------------------------------------------
 
