@@ -27,7 +27,9 @@ description:
     process the lab made, also after a create that stopped half way, using the state file it writes first.
   - O(prefix) and O(base_subnet) let two labs (for example parallel Molecule scenarios) run side by side.
 author:
-  - configmgr.nap contributors
+  - configmgr.nap maintainers (@configmgr-nap)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   state:
     description:
@@ -80,6 +82,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 """
 
@@ -136,7 +139,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections import OrderedDict, deque
@@ -157,6 +159,17 @@ LISTENER = r'''#!/usr/bin/env python3
 # configmgr.nap lab listener: accepts TCP connections on the given ports, answers one line, closes.
 import os, selectors, socket, sys
 pidfile, name, ports = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3:]]
+# daemonize (the lab starts it with run_command, which waits for stdout and stderr to close)
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+log = os.open(pidfile[:-4] + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(null, 0)
+os.dup2(log, 1)
+os.dup2(log, 2)
 sel = selectors.DefaultSelector()
 for port in ports:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -572,10 +585,11 @@ class Lab:
         pidfile = self.pidfile(node)
         if os.path.exists(pidfile):
             os.unlink(pidfile)
-        with open(self.path("run", "%s.log" % node), "ab") as log:
-            subprocess.Popen([self.ip, "netns", "exec", ns, self.python, self.path("bin", "listener.py"), pidfile, node]
-                             + [str(p) for p in ports], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                             close_fds=True, start_new_session=True)
+        rc, out, err = self.module.run_command([self.ip, "netns", "exec", ns, self.python,
+                                                self.path("bin", "listener.py"), pidfile, node]
+                                               + [str(p) for p in ports])
+        if rc != 0:
+            raise LabError("the listener in %s did not start: %s" % (ns, (err or out).strip()))
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.running(node):

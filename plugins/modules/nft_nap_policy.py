@@ -31,7 +31,9 @@ description:
   - See the collection's C(docs/nftables.md) for how the owned table composes with another table that has a
     drop policy.
 author:
-  - configmgr.nap contributors
+  - configmgr.nap maintainers (@configmgr-nap)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   rules:
     description:
@@ -122,6 +124,7 @@ attributes:
     support: full
     details: One line per rule that is added, removed or changed, plus changed sets and the table's own rules.
   platform:
+    support: full
     platforms: posix
 requirements:
   - nftables (the C(nft) command; Debian package C(nftables)) and a kernel with nf_tables.
