@@ -600,7 +600,7 @@ class Lab:
     # -- absent -----------------------------------------------------------
     def destroy(self):
         topo = self.topo
-        targets = [ns for ns in topo.namespaces()]
+        targets = list(topo.namespaces())
         targets += [ns for ns in self.recorded() if ns not in targets]
         have = self.existing()
         for node in topo.nodes:
@@ -637,7 +637,7 @@ class Lab:
             os.kill(pid, signal.SIGTERM)
         except OSError:
             return
-        for _ in range(40):
+        for _attempt in range(40):
             try:
                 os.kill(pid, 0)
             except OSError:

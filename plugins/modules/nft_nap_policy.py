@@ -314,8 +314,8 @@ def policy_from_params(params, environ=None):
         hosts = plan.get("hosts") or {}
         perimeter = plan.get("perimeter") or {}
         if host not in hosts and host not in perimeter:
-            raise NapError("host %r is not in the plan (hosts: %s)" % (host, ", ".join(sorted(set(hosts) | set(perimeter)))
-                                                                         or "none"))
+            known = ", ".join(sorted(set(hosts) | set(perimeter))) or "none"
+            raise NapError("host %r is not in the plan (hosts: %s)" % (host, known))
         entry = hosts.get(host) or {}
         rules = list(entry.get("inbound") or []) + list(entry.get("outbound") or [])
         if host in perimeter:
@@ -402,16 +402,15 @@ class Nft:
                 continue
             if chain.get("family") in families and chain.get("hook") in ("input", "forward", "output") \
                     and chain.get("policy") == "drop":
-                hits.append("%s %s chain %s (hook %s)" % (chain.get("family"), chain.get("table"), chain.get("name"),
-                                                         chain.get("hook")))
+                hits.append("%s %s chain %s (hook %s)" % (
+                    chain.get("family"), chain.get("table"), chain.get("name"), chain.get("hook")))
         return hits
 
     def apply(self, script):
         rc, out, err = self.run(["-c", "-f", "-"], data=script)
         if rc != 0:
-            if "No such file or directory" not in err and ("Operation not permitted" in err
-                                                            or "Protocol not supported" in err
-                                                            or "Operation not supported" in err):
+            if any(text in err for text in ("Operation not permitted", "Protocol not supported",
+                                             "Operation not supported")):
                 self.fail_on(err, "nft -c -f -")
             self.module.fail_json(msg="nft -c rejected the transaction, nothing was changed: %s"
                                   % nb.nft_error(err, script), script=script)

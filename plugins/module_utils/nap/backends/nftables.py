@@ -235,8 +235,7 @@ class TableState:
 
     def all_rules(self):
         for chain in self.chains.values():
-            for rule in chain.rules:
-                yield rule
+            yield from chain.rules
 
     def definition(self):
         """``table <family> <name> { ... }`` with every set, chain and rule."""
@@ -481,9 +480,10 @@ class Policy:
         self.rpc_dynamic_range = "%d-%d" % (int(match.group(1)), int(match.group(2)))
         self.warnings = []
         self.zones = effective_zones(zones or {})
-        self.zone_networks = OrderedDict((str(z), list(normalize_addresses(c if not isinstance(c, str) else [c],
-                                                                            collapse=False)))
-                                         for z, c in (zones or {}).items())
+        self.zone_networks = OrderedDict()
+        for zone, cidrs in (zones or {}).items():
+            cidrs = [cidrs] if isinstance(cidrs, str) else cidrs
+            self.zone_networks[str(zone)] = list(normalize_addresses(cidrs, collapse=False))
         self.management_sources = normalize_addresses(management_sources or (), "management_sources")
         seen = set()
         self.rules = []
@@ -780,8 +780,8 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
                     protocol = ",".join(sorted(names))
     if keyword == "rpc-epmap" and tuple(dports) == (135,):
         dports = ("rpc-epmap",)
-    elif keyword == "rpc-dynamic" and len(dports) == 1 and (rpc_range is None or
-                                                           tuple(dports) == (parse_port(rpc_range),)):
+    elif keyword == "rpc-dynamic" and len(dports) == 1 and (
+            rpc_range is None or tuple(dports) == (parse_port(rpc_range),)):
         dports = ("rpc-dynamic",)
     return Rule(name=name, flow_id=flow_id, direction=direction, protocol=protocol or "?",
                 src_addresses=normalize_addresses([a for a in src if not a.startswith("@")]) +
@@ -819,7 +819,7 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
                 continue
             groups.setdefault((parsed[0], chain.name), (parsed, []))[1].append(nrule)
     out = []
-    for (name, _chain), ((_, flow_id, keyword), parts) in groups.items():
+    for (name, _chain), ((_name, flow_id, keyword), parts) in groups.items():
         rule = _nft_to_rule(name, flow_id, keyword, parts, rpc_range)
         spelled = rpc_range
         if rpc_range is None:

@@ -13,7 +13,6 @@ import os
 import pytest
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
 from ansible_collections.configmgr.nap.plugins.modules import nft_nap_policy as mod
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "nap", "fixtures")

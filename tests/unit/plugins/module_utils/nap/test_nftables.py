@@ -144,7 +144,7 @@ def test_one_family_part_deleted_is_a_change(policy, listing):
     assert len(parts) == 2
     doc["nftables"].remove(parts[1])
     change = nb.compare(policy, nb.parse_table(doc))
-    assert [n.name for _, n in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
+    assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
 
 
 def test_hand_edited_port_is_an_update(policy, listing):
@@ -161,7 +161,7 @@ def test_hand_edited_port_is_an_update(policy, listing):
     doc = copy.deepcopy(listing)
     rule_item(doc, "IPSEC-HRA-TCP-FWD|IPSEC-HRA")["rule"]["expr"][2]["match"]["right"] = 8443
     change = nb.compare(policy, nb.parse_table(doc))
-    assert [n.name for _, n in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
+    assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
     item = parts[0]
     cmds = change.commands()
     assert any(c.startswith("delete rule inet configmgr_nap forward handle %d" % item["rule"]["handle"]) for c in cmds)
@@ -172,7 +172,7 @@ def test_verdict_changed_by_hand_is_an_update(policy, listing):
     item = rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE")
     item["rule"]["expr"][-1] = {"drop": None}
     change = nb.compare(policy, nb.parse_table(doc))
-    assert [n.name for _, n in change.rule_diff.update] == ["IPSEC-IKE-ESP-FWD"]
+    assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-IKE-ESP-FWD"]
     old = change.rule_diff.update[0][0]
     assert old.description.startswith(nb.TAMPERED) and " drop " in old.description
 
@@ -208,7 +208,7 @@ def test_structural_drift_set_and_drop_rule(policy, listing):
     doc["nftables"].remove(rule_item(doc, "configmgr.nap:drop unplanned from zone quarantine"))
     change = nb.compare(policy, nb.parse_table(doc))
     assert change.changed and not change.rule_diff.changed
-    whats = [(op, what) for op, what, _ in change.structure]
+    whats = [(op, what) for op, what, _detail in change.structure]
     assert ("update", "set zone_servers_v4") in whats
     assert ("add", "rule drop unplanned from zone quarantine") in whats
     cmds = change.commands()
@@ -222,7 +222,7 @@ def test_chain_policy_changed_by_hand(policy, listing):
         if "chain" in item and item["chain"]["name"] == "forward":
             item["chain"]["policy"] = "drop"
     change = nb.compare(policy, nb.parse_table(doc))
-    assert ("update", "chain forward") in [(op, what) for op, what, _ in change.structure]
+    assert ("update", "chain forward") in [(op, what) for op, what, _detail in change.structure]
 
 
 def test_rule_moved_behind_the_drop_is_a_change(policy, listing):
@@ -239,7 +239,7 @@ def test_foreign_object_in_owned_table_is_removed(policy, listing):
     doc = copy.deepcopy(listing)
     doc["nftables"].append({"counter": {"family": "inet", "table": "configmgr_nap", "name": "c1", "handle": 50}})
     change = nb.compare(policy, nb.parse_table(doc))
-    assert ("remove", "counter c1") in [(op, what) for op, what, _ in change.structure]
+    assert ("remove", "counter c1") in [(op, what) for op, what, _detail in change.structure]
 
 
 # --- model -> nft -------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_rule_that_can_never_match_fails_closed():
 
 
 def test_ports_merge_like_nft():
-    eff, _ = nb.effective_rule(rule(dst_ports=[135, "100-200", 5985, 5986, 201]))
+    eff = nb.effective_rule(rule(dst_ports=[135, "100-200", 5985, 5986, 201]))[0]
     assert eff.dst_ports == ("100-201", "5985-5986")
 
 
