@@ -1018,6 +1018,7 @@ class _Probe:
         self.target = target
         self.source_address = source_address
         self.sock = None
+        self.extra = []
         self.started = None
         self.result = None
         self.answer = {}
@@ -1032,13 +1033,17 @@ class _Probe:
             elapsed = (now - self.started) if self.started is not None else 0.0
             self.result = (state, elapsed, detail, answer if answer is not None else self.answer)
 
+    def sockets(self):
+        return ([self.sock] if self.sock is not None else []) + list(self.extra)
+
     def close(self):
-        if self.sock is not None:
+        for sock in self.sockets():
             try:
-                self.sock.close()
+                sock.close()
             except OSError:
                 pass
-            self.sock = None
+        self.sock = None
+        self.extra = []
 
     def _socket(self):
         sock = socket.socket(self.target.family, self.socktype)
@@ -1064,7 +1069,7 @@ class TcpProbe(_Probe):
             self.finish("error", now, "cannot start the connection: %s" % exc)
             return None
         if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            return selectors.EVENT_WRITE
+            return [(sock, selectors.EVENT_WRITE)]
         self._error(err, now)
         return None
 
@@ -1076,7 +1081,7 @@ class TcpProbe(_Probe):
         else:
             self.finish("error", now, "connect failed: %s" % os.strerror(err))
 
-    def on_event(self, mask, now):
+    def on_event(self, sock, mask, now):
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0:
             self.finish("open", now, "TCP handshake completed")
@@ -1133,12 +1138,12 @@ class UdpProbe(_Probe):
             else:
                 self.finish("error", now, "cannot send: %s" % exc)
             return None
-        return selectors.EVENT_READ
+        return [(sock, selectors.EVENT_READ)] + [(extra, selectors.EVENT_READ) for extra in self.extra]
 
-    def on_event(self, mask, now):
+    def on_event(self, sock, mask, now):
         while self.result is None:
             try:
-                data = self.sock.recv(65535)
+                data = sock.recv(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -1151,7 +1156,8 @@ class UdpProbe(_Probe):
                 return
             verdict = self.check(data)
             if verdict is None:
-                self.ignored += 1
+                if sock is self.sock:
+                    self.ignored += 1
                 continue
             state, detail, answer = verdict
             self.finish(state, now, detail, answer)
@@ -1179,15 +1185,26 @@ class DhcpProbe(UdpProbe):
     def exclusive(self):
         return ("udp", self.local_port, self.target.address)
 
-    def _prepare(self, sock):
+    def _bind(self, sock, address):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         try:
-            self._bind_source(sock, self.local_port)
+            sock.bind((address, self.local_port))
         except OSError as exc:
             raise OSError(exc.errno, "binding UDP %d failed (%s); a DHCP %s probe needs root or CAP_NET_BIND_SERVICE, "
                           "and no other DHCP software holding the port without SO_REUSEADDR"
                           % (self.local_port, exc.strerror, "relay" if self.relay else "client"))
+
+    def _prepare(self, sock):
+        self._bind(sock, self.source_address or "0.0.0.0")
+        # The connected socket gets ICMP errors and the answers sent from the server's address.  A
+        # server answers a DISCOVER with the BROADCAST flag by a broadcast to UDP 68, which a
+        # connected socket does not see (connect() pins its local address), and a multi-homed
+        # server may answer from another of its addresses: an unconnected listener on the same
+        # port takes those; answers are matched on the xid.
+        listener = self._socket()
+        self.extra.append(listener)
+        self._bind(listener, "0.0.0.0")
 
     def requests(self, local_address):
         opts = self.target.options
@@ -1447,14 +1464,15 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
                     i += 1
                     continue
                 waiting.pop(i)
-                events = probe.start(clock())
-                if probe.result is not None or not events:
+                registrations = probe.start(clock())
+                if probe.result is not None or not registrations:
                     if probe.result is None:
                         probe.finish("error", clock(), "the probe did not start")
                     _settle(probe, policy, busy)
                     continue
-                sel.register(probe.sock, events, probe)
-                active[probe.sock.fileno()] = probe
+                for sock, events in registrations:
+                    sel.register(sock, events, probe)
+                active[id(probe)] = probe
                 if key is not None:
                     busy.add(key)
             if not active:
@@ -1466,8 +1484,10 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
             wait = max(0.0, min(next_due, hard_end) - now)
             for key, mask in sel.select(wait):
                 probe = key.data
+                if id(probe) not in active:
+                    continue
                 if probe.result is None:
-                    probe.on_event(mask, clock())
+                    probe.on_event(key.fileobj, mask, clock())
                 if probe.result is not None:
                     _retire(probe, sel, active, policy, busy)
             now = clock()
@@ -1506,11 +1526,12 @@ def _settle(probe, policy, busy):
 
 
 def _retire(probe, sel, active, policy, busy):
-    try:
-        sel.unregister(probe.sock)
-    except (KeyError, ValueError):
-        pass
-    active.pop(probe.sock.fileno(), None)
+    for sock in probe.sockets():
+        try:
+            sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+    active.pop(id(probe), None)
     _settle(probe, policy, busy)
 
 
