@@ -409,8 +409,8 @@ class Nft:
     def apply(self, script):
         rc, out, err = self.run(["-c", "-f", "-"], data=script)
         if rc != 0:
-            if any(text in err for text in ("Operation not permitted", "Protocol not supported",
-                                             "Operation not supported")):
+            system = ("Operation not permitted", "Protocol not supported", "Operation not supported")
+            if any(text in err for text in system):
                 self.fail_on(err, "nft -c -f -")
             self.module.fail_json(msg="nft -c rejected the transaction, nothing was changed: %s"
                                   % nb.nft_error(err, script), script=script)
