@@ -72,7 +72,8 @@ def repo_files():
 def rendered_sources():
     """(label, text) of the PowerShell the Python code renders or sends."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import conftest  # noqa: F401  pylint: disable=unused-import,import-error  (makes the collection importable)
+    # tests/conftest.py makes ansible_collections.configmgr.nap importable from any checkout path
+    import conftest  # noqa: F401  pylint: disable=unused-import,import-error
     from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
 
     sample = wb.rules_from_input([

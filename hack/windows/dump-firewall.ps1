@@ -96,11 +96,11 @@ function Hide-Address {
 
 $policy = New-Object -ComObject HNetCfg.FwPolicy2
 $profiles = @{}
-foreach ($profile in @(@('domain', 1), @('private', 2), @('public', 4))) {
-    $profiles[$profile[0]] = @{
-        enabled = [bool]$policy.FirewallEnabled($profile[1])
-        default_inbound_action = [int]$policy.DefaultInboundAction($profile[1])
-        block_all_inbound = [bool]$policy.BlockAllInboundTraffic($profile[1])
+foreach ($entry in @(@('domain', 1), @('private', 2), @('public', 4))) {
+    $profiles[$entry[0]] = @{
+        enabled = [bool]$policy.FirewallEnabled($entry[1])
+        default_inbound_action = [int]$policy.DefaultInboundAction($entry[1])
+        block_all_inbound = [bool]$policy.BlockAllInboundTraffic($entry[1])
     }
 }
 $rules = @()

@@ -179,7 +179,8 @@ class ActionModule(ActionBase):
 
         os_version, ps_version = wb.facts_versions(task_vars)
         if os_version and ps_version:
-            old_ps = str(ps_version).split(".")[0].isdigit() and int(str(ps_version).split(".")[0]) < 5
+            ps_major = str(ps_version).split(".", 1)[0]
+            old_ps = ps_major.isdigit() and int(ps_major) < 5
             if old_ps or not wb.version_ok(os_version, "5.1"):
                 raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, os_version, ps_version))
 

@@ -13,7 +13,7 @@ module: win_nap_firewall
 short_description: Make a Windows host's firewall hold exactly the NAP rules of the plan
 version_added: 0.1.0
 description:
-  - Converges the Windows Firewall rules that the collection owns on a Windows host to the wanted rules:
+  - Converges the Windows Firewall rules that the collection owns on a Windows host to the wanted rules,
     the rules of one rule group (O(group), default C(ConfigMgr NAP)) whose names carry a unique prefix
     (O(name_prefix), default C(configmgr.nap )). Rules outside the group are never changed or removed.
   - Runs as an action plugin. It validates every input on the controller before contacting the host,
@@ -29,7 +29,7 @@ description:
     newer are managed; older hosts fail with a message naming the host and pointing to O(state=rendered).
   - When Group Policy keeps local rules from taking effect (C(LocalPolicyModifyState)), fails, or warns
     with O(local_policy_override=warn).
-  - O(state=rendered) contacts no host and returns three scripts that build the rule set from scratch: a
+  - O(state=rendered) contacts no host and returns three scripts that build the rule set from scratch, a
     PowerShell 2.0 script over the C(HNetCfg.FwPolicy2) COM API (Windows Server 2008 and later; sets the
     rule group), C(New-NetFirewallRule) commands (2012 and later) and C(netsh advfirewall firewall)
     commands (netsh cannot set a group, so there ownership is the name prefix).

@@ -552,11 +552,11 @@ $out.supported = $true
 $policy = New-Object -ComObject HNetCfg.FwPolicy2
 $out.local_policy_modify_state = [int]$policy.LocalPolicyModifyState
 $out.current_profile_types = [int]$policy.CurrentProfileTypes
-foreach ($profile in @(@('domain', 1), @('private', 2), @('public', 4))) {
-    $out.profiles[$profile[0]] = @{
-        enabled = [bool]$policy.FirewallEnabled($profile[1])
-        default_inbound_action = [int]$policy.DefaultInboundAction($profile[1])
-        block_all_inbound = [bool]$policy.BlockAllInboundTraffic($profile[1])
+foreach ($entry in @(@('domain', 1), @('private', 2), @('public', 4))) {
+    $out.profiles[$entry[0]] = @{
+        enabled = [bool]$policy.FirewallEnabled($entry[1])
+        default_inbound_action = [int]$policy.DefaultInboundAction($entry[1])
+        block_all_inbound = [bool]$policy.BlockAllInboundTraffic($entry[1])
     }
 }
 
@@ -596,7 +596,9 @@ $Ansible.Changed = $false
 
 $policy = New-Object -ComObject HNetCfg.FwPolicy2
 $rules = $policy.Rules
-$ops = @(ConvertFrom-Json -InputObject $OpsJson)
+# No @(): Windows PowerShell 5.1 writes a JSON array as ONE object, which @() would wrap again;
+# foreach enumerates it either way.
+$ops = ConvertFrom-Json -InputObject $OpsJson
 $results = New-Object -TypeName System.Collections.ArrayList
 $applied = 0
 $failed = 0
@@ -872,11 +874,11 @@ def plan_changes(want, state):
         if new.name.lower() not in removed:
             ops.append({"op": "remove", "name": new.name})
             removed.add(new.name.lower())
-        ops.append({"op": "add", "name": new.name, "rule": rule_to_fw(new, state.group, state.prefix, mask,
-                                                                     named=True)})
+        fw = rule_to_fw(new, state.group, state.prefix, mask, named=True)
+        ops.append({"op": "add", "name": new.name, "rule": fw})
     for rule in rdiff.add + readd:
-        ops.append({"op": "add", "name": rule.name, "rule": rule_to_fw(rule, state.group, state.prefix, mask,
-                                                                      named=True)})
+        fw = rule_to_fw(rule, state.group, state.prefix, mask, named=True)
+        ops.append({"op": "add", "name": rule.name, "rule": fw})
     return rdiff, ops
 
 
@@ -909,8 +911,8 @@ def _cmd_quote(text, what, strict=True):
 def _header(comment, host, group, prefix, count, form):
     lines = [
         "%s configmgr.nap win_nap_firewall, state: rendered (%s)" % (comment, form),
-        "%s host: %s; rule group: %s; name prefix: %s; %d rule(s)" % (comment, host or "-", group, prefix.strip(),
-                                                                     count),
+        "%s host: %s; rule group: %s; name prefix: %s; %d rule(s)" % (
+            comment, host or "-", group, prefix.strip(), count),
         "%s Builds the owned rule set from scratch. Run it as an administrator." % comment,
     ]
     return lines
