@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit sanity lint build-check docs docs-check ee-check clean distclean
+.PHONY: help setup venv collections apt demo test unit lab-test sanity lint build-check docs docs-check ee-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -60,9 +60,10 @@ help:
 	@echo "  collections  install dependency collections offline into .cache/collections"
 	@echo "               and link this checkout as build/collections/.../configmgr/nap"
 	@echo "  apt          Debian packages (hack/install-lab-packages.sh; only if missing, root only)"
-	@echo "  demo         run playbooks/plan.yml on examples/inventory.yml -> nap-report/"
-	@echo "  test         unit, sanity, lint, build-check, docs-check (in this order)"
+	@echo "  demo         plan examples/inventory.yml -> nap-report/, then the lab before/after converge"
+	@echo "  test         unit, lab-test, sanity, lint, build-check, docs-check, ee-check (in order)"
 	@echo "  unit         pytest tests/unit"
+	@echo "  lab-test     pytest tests/lab (real packets in network namespaces; root)"
 	@echo "  sanity       ansible-test sanity on a staged copy under build/sanity"
 	@echo "  lint         ansible-lint --profile production"
 	@echo "  build-check  build, install and run the collection tarball (hack/test-build.sh)"
@@ -108,10 +109,17 @@ apt:
 # --------------------------------------------------------------------------
 # run
 
+# The demo plans the bundled example, then builds the network-namespace lab, shows an allowed and a
+# blocked connection before and after the perimeter is converged, and removes the lab (also on failure).
 demo: setup
 	@echo "==> demo: ansible-playbook playbooks/plan.yml -> $(REPORT_DIR)"
 	cd "$(ROOT)" && "$(VBIN)/ansible-playbook" -i "$(ROOT)/examples/inventory.yml" \
 		"$(ROOT)/playbooks/plan.yml" -e nap_report_dir="$(REPORT_DIR)"
+	@echo "==> demo: the lab (network namespaces on this machine, needs root)"
+	@cd "$(ROOT)" && trap '"$(VBIN)/ansible-playbook" "$(ROOT)/playbooks/lab.yml" -e nap_lab_state=absent >/dev/null \
+			&& echo "==> demo: lab removed"' EXIT; \
+		"$(VBIN)/ansible-playbook" "$(ROOT)/playbooks/lab.yml" -e nap_lab_state=present && \
+		"$(VBIN)/ansible-playbook" -i "$(BUILD)/lab/nap/inventory.yml" "$(ROOT)/playbooks/lab_demo.yml"
 
 # --------------------------------------------------------------------------
 # tests
@@ -119,6 +127,7 @@ demo: setup
 # Sub-makes keep the order even under `make -j`.
 test: setup
 	@$(MAKE) unit SETUP_DEP=
+	@$(MAKE) lab-test SETUP_DEP=
 	@$(MAKE) sanity SETUP_DEP=
 	@$(MAKE) lint SETUP_DEP=
 	@$(MAKE) build-check SETUP_DEP=
@@ -133,6 +142,12 @@ unit: $(SETUP_DEP)
 	@echo "==> unit: pytest tests/unit"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
 		"$(VBIN)/python" -m pytest "$(ROOT)/tests/unit" -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Real packets: tests that build their own network namespaces (root, nft, ip) and remove them.
+lab-test: $(SETUP_DEP)
+	@echo "==> lab-test: pytest tests/lab (network namespaces, root)"
+	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
+		"$(VBIN)/python" -m pytest "$(ROOT)/tests/lab" -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # ansible-test must run from .../ansible_collections/configmgr/nap, so
 # hack/sanity.sh stages a copy of the git-visible files (tracked + untracked

@@ -122,14 +122,19 @@ def render(cat):
 
 
 def _setting_spec(spec):
-    option = {"description": ["%s. One of the collection's settings (docs/flows.md#settings); %s." % (
-        spec.text[0].upper() + spec.text[1:], spec.expected())]}
+    """A catalogue setting as a role option: typed, with its values in the text.
+
+    The values themselves are checked by the planner, whose one-line message names the host that set a wrong
+    value (Ansible's argument-spec failure would dump the whole spec instead).
+    """
+    option = {"description": ["%s. One of the collection's settings (docs/flows.md#settings); %s, checked by the "
+                              "planner." % (spec.text[0].upper() + spec.text[1:], spec.expected())]}
     if spec.kind == "choice":
-        option.update(type="str", choices=list(spec.choices))
+        option.update(type="str")
     elif spec.kind == "bool":
-        option.update(type="bool")
+        option.update(type="raw")
     elif spec.kind == "list_choice":
-        option.update(type="list", elements="str", choices=list(spec.choices))
+        option.update(type="list", elements="str")
     elif spec.kind == "cidrs":
         option.update(type="list", elements="str")
     else:

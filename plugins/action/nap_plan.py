@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import tempfile
 
@@ -95,6 +96,7 @@ class ActionModule(ActionBase):
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result
+        plan = json.loads(json.dumps(plan))     # plain dicts and lists: what variable storage supports
         result["plan"] = plan
         result["summary"] = planner.summary(plan)
         if plan["warnings"]:

@@ -212,6 +212,10 @@ class Topology:
         self._cache[key] = dist
         return dist
 
+    def component(self, zones):
+        """Every zone reachable from these zones through perimeter devices (the device's own included)."""
+        return set(self._distances(frozenset(zones)))
+
     def crossed(self, src_zones, dst_zones):
         """Devices on any shortest path between the two zone sets ([] when they share a zone).
 
@@ -682,6 +686,7 @@ class Planner:
             pentry["platform"] = self.platform[dev]
             pentry["zones"] = sorted(zones)
             pentry["zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in sorted(zones))
+            pentry["owned_zones"] = sorted(self.topology.component(zones))
             pentry["addresses"] = list(self.addresses[dev])
             pentry["forward"] = [r.to_dict() for r in _finish(forward.get(dev, []), "both")]
             perimeter[dev] = pentry

@@ -308,6 +308,7 @@ def test_two_devices_in_series_both_get_the_forward_rule():
         assert rules["IPSEC-HRA-TCP-FWD"]["src_addresses"] == [CLIENTS_A]
         assert rules["IPSEC-HRA-TCP-FWD"]["dst_addresses"] == ["192.0.2.30/32"]
         assert rules["IPSEC-HRA-TCP-FWD"]["dst_ports"] == [443]
+    assert plan["perimeter"]["core"]["owned_zones"] == ["clients-a", "servers", "transit"]
     # traffic inside the server zone crosses no device
     assert not [r for r in plan["perimeter"]["core"]["forward"] if r["flow_id"] == "NAP-AD-WRITE"]
 
