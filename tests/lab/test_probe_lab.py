@@ -318,10 +318,10 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def probe_from_vantage(targets, **kwargs):
+def probe_from_vantage(targets, python=PYTHON, **kwargs):
     """Run the probe engine inside the vantage namespace; return its output."""
     kwargs["targets"] = targets
-    proc = in_ns(NS_A, PYTHON, "-c", DRIVER, collections_root(), input=json.dumps(kwargs), check=False)
+    proc = in_ns(NS_A, python, "-c", DRIVER, collections_root(), input=json.dumps(kwargs), check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -420,6 +420,32 @@ def test_wrong_answers_are_unexpected_or_silent(lab):
     assert out["failures"][0].startswith("echo as ike (udp 198.18.250.2:7 ike): expected open, got unexpected")
 
 
+def oldest_python():
+    """A Python 3.8 interpreter (the oldest the module supports on a vantage host), if there is one."""
+    candidates = [shutil.which("python3.8"), os.path.expanduser("~/.pyenv/versions/3.8.18/bin/python3.8")]
+    for path in candidates:
+        if path and os.access(path, os.X_OK) and sh(path, "-c", "import sys; assert sys.version_info[:2] == (3, 8)",
+                                                    check=False).returncode == 0:
+            return path
+    return None
+
+
+def test_engine_on_python38(lab):
+    python = oldest_python()
+    if python is None:
+        pytest.skip("no Python 3.8 interpreter here")
+    out = probe_from_vantage([
+        {"name": "tcp", "host": OPEN, "port": 8080, "expect": "open"},
+        {"name": "radius", "host": OPEN, "port": 1812, "kind": "radius", "secret": SECRET, "expect": "open"},
+        {"name": "dhcp", "host": OPEN, "port": 67, "kind": "dhcp", "expect": "open"},
+        {"name": "ike", "host": OPEN, "port": 500, "kind": "ike", "expect": "open"},
+        {"name": "cldap", "host": OPEN, "port": 389, "kind": "cldap", "expect": "open"},
+        {"name": "closed", "host": CLOSED, "port": 53, "kind": "dns", "expect": "closed"},
+        {"name": "dropped", "host": DROP, "port": 123, "kind": "ntp", "expect": "blocked"},
+    ], python=python, timeout="auto", max_timeout=1.0)
+    assert out["failures"] == [], out["failures"]
+
+
 # ===========================================================================
 # Concurrency and timeout: auto
 # ===========================================================================
@@ -427,6 +453,7 @@ def test_fifty_filtered_targets_run_concurrently(lab):
     targets = [{"host": DROP, "port": 20000 + i, "protocol": "tcp" if i % 2 else "udp", "expect": "blocked"}
                for i in range(50)]
     out = probe_from_vantage(targets, timeout=0.5)
+    print("50 filtered targets, timeout 0.5 s: %.3f s" % out["wall"])
     assert out["summary"]["failed"] == 0
     assert set(r["state"] for r in out["results"]) == {"filtered", "open|filtered"}
     assert out["wall"] < 5.0, "50 x 0.5 s took %.2f s: the probes did not run concurrently" % out["wall"]
@@ -445,6 +472,7 @@ def test_timeout_auto_finishes_in_a_fraction_of_the_maximum(lab):
     silent = [{"host": DROP, "port": 22000 + i, "protocol": "tcp" if i % 2 else "udp", "expect": "blocked"}
               for i in range(10)]
     out = probe_from_vantage(answering + silent, timeout="auto", max_timeout=3.0)
+    print("timeout auto, 5 answering + 10 silent, max 3 s: %.3f s (rtt %s)" % (out["wall"], out["info"]["rtt"]))
     assert out["summary"]["failed"] == 0, out["failures"]
     assert out["wall"] < 1.0, "timeout auto took %.2f s of a 3 s maximum" % out["wall"]
     assert out["info"]["rtt"]["samples"] >= 5

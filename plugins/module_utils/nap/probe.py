@@ -31,6 +31,7 @@ import errno
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import selectors
 import socket
@@ -790,7 +791,7 @@ def parse_timeout(value, where="timeout", allow_auto=True):
         seconds = float(value)
     except (TypeError, ValueError):
         raise ProbeError("%s: %r is not a number of seconds%s" % (where, value, " or 'auto'" if allow_auto else ""))
-    if not seconds > 0 or seconds > 3600:
+    if math.isnan(seconds) or seconds <= 0 or seconds > 3600:
         raise ProbeError("%s: %r must be more than 0 and at most 3600 seconds" % (where, value))
     return seconds
 
@@ -882,8 +883,8 @@ def _normalize_target(index, raw, where, resolver):
                              % where)
         request = str(raw.get("radius_request") or "status_server").strip().lower()
         if request not in RADIUS_REQUESTS:
-            raise ProbeError("%s: radius_request %r is not one of %s" % (where, raw.get("radius_request"),
-                                                                          ", ".join(RADIUS_REQUESTS)))
+            raise ProbeError("%s: radius_request %r is not one of %s"
+                             % (where, raw.get("radius_request"), ", ".join(RADIUS_REQUESTS)))
         options.update(secret=_to_bytes(raw.get("secret")), radius_request=request,
                        user=str(raw.get("user") or "configmgr-nap-probe"),
                        password=_to_bytes(raw.get("password")) if raw.get("password") else _rand(12).hex().encode())
@@ -894,8 +895,8 @@ def _normalize_target(index, raw, where, resolver):
     if kind in ("dhcp", "dhcp_relay"):
         message = str(raw.get("dhcp_message") or "discover").strip().lower()
         if message not in DHCP_MESSAGES:
-            raise ProbeError("%s: dhcp_message %r is not one of %s" % (where, raw.get("dhcp_message"),
-                                                                        ", ".join(DHCP_MESSAGES)))
+            raise ProbeError("%s: dhcp_message %r is not one of %s"
+                             % (where, raw.get("dhcp_message"), ", ".join(DHCP_MESSAGES)))
         try:
             mac = parse_mac(raw["mac"]) if raw.get("mac") else random_mac()
         except ValueError as exc:
@@ -904,8 +905,8 @@ def _normalize_target(index, raw, where, resolver):
     if kind == "ike":
         version = str(raw.get("ike_version") or "both").strip().lower()
         if version not in IKE_VERSIONS:
-            raise ProbeError("%s: ike_version %r is not one of %s" % (where, raw.get("ike_version"),
-                                                                       ", ".join(IKE_VERSIONS)))
+            raise ProbeError("%s: ike_version %r is not one of %s"
+                             % (where, raw.get("ike_version"), ", ".join(IKE_VERSIONS)))
         options["ike_version"] = version
     if kind == "dns":
         try:

@@ -356,8 +356,8 @@ def _attr(name, *values):
 
 
 def test_parse_cldap_entry_and_done_in_one_datagram():
-    entry = tlv(0x30, tlv(0x02, b"\x2a") + tlv(0x64, tlv(0x04, b"") + tlv(0x30, _attr(b"dnsHostName", b"dc01.nap.example")
-                                                                            + _attr(b"supportedLDAPVersion", b"3", b"2"))))
+    attributes = _attr(b"dnsHostName", b"dc01.nap.example") + _attr(b"supportedLDAPVersion", b"3", b"2")
+    entry = tlv(0x30, tlv(0x02, b"\x2a") + tlv(0x64, tlv(0x04, b"") + tlv(0x30, attributes)))
     done = tlv(0x30, tlv(0x02, b"\x2a") + tlv(0x65, h("0a 01 00 04 00 04 00")))
     messages = probe.parse_cldap(entry + done)
     assert messages[0] == {"message_id": 42, "op": "searchResEntry", "dn": "",
