@@ -524,6 +524,13 @@ PLAYBOOK = """
       register: bad
       ignore_errors: true
 
+    - name: Probes are read-only, so they run in check mode too
+      configmgr.nap.nap_port_probe:
+        targets:
+          - {host: %(open)s, port: 53, kind: dns, expect: open}
+      check_mode: true
+      register: checked
+
     - name: Bad input fails before sending
       configmgr.nap.nap_port_probe:
         targets:
@@ -533,7 +540,7 @@ PLAYBOOK = """
 
     - name: Write what we saw
       ansible.builtin.copy:
-        content: "{{ {'good': good, 'bad': bad, 'refused': refused} | to_json }}"
+        content: "{{ {'good': good, 'bad': bad, 'refused': refused, 'checked': checked} | to_json }}"
         dest: "%(out)s"
       delegate_to: localhost
 """
@@ -581,6 +588,8 @@ def test_module_through_ansible_playbook(lab):
     assert "SHOULD-BE-OPEN (tcp 198.18.250.4:8080): expected open, got filtered" in bad["msg"]
     assert "SHOULD-BE-BLOCKED (tcp 198.18.250.2:8080): expected blocked, got open" in bad["msg"]
     assert "FINE" not in bad["msg"]
+    checked = seen["checked"]
+    assert not checked.get("failed") and checked["results"][0]["state"] == "open", checked
     refused = seen["refused"]
     assert refused["failed"] and "needs the shared secret" in refused["msg"] and "nothing was sent" in refused["msg"]
 
