@@ -19,7 +19,6 @@ __metaclass__ = type
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,17 +26,13 @@ import time
 import pytest
 import yaml
 
+from labkit import changed_count, needs_root_and_tools, remove_namespaces, sh
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "napt%d" % (os.getpid() % 100000)
 BASE = "198.19.0.0/16"
 
-pytestmark = [
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                       reason="lab tests create network namespaces: run them as root"),
-    pytest.mark.skipif(shutil.which("nft") is None,
-                       reason="lab tests need nft: apt-get install nftables"),
-    pytest.mark.skipif(shutil.which("ip") is None, reason="lab tests need ip: apt-get install iproute2"),
-]
+pytestmark = needs_root_and_tools
 
 LAB = {
     "base_subnet": BASE,
@@ -86,11 +81,6 @@ CONVERGE = """
       check_mode: false
       changed_when: false
 """
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          check=False, **kw)
 
 
 def ns(host):
@@ -151,10 +141,6 @@ class Lab:
         return out, results
 
 
-def changed_count(out):
-    return sum(int(n) for n in re.findall(r"changed=(\d+)", out.stdout.split("PLAY RECAP")[-1]))
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("naplab"))
@@ -170,12 +156,7 @@ def lab(tmp_path_factory):
             lab.lab("absent")
         finally:
             # safety net: whatever happened above, no namespace of this module survives
-            for line in sh("ip", "netns", "list").stdout.splitlines():
-                name = line.split()[0] if line.strip() else ""
-                if name.startswith(PREFIX + "-"):
-                    for pid in sh("ip", "netns", "pids", name).stdout.split():
-                        sh("kill", "-9", pid)
-                    sh("ip", "netns", "del", name)
+            remove_namespaces(PREFIX)
 
 
 def strip_counters(text):

@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared helpers of the lab tests: run commands and playbooks, probe from inside a namespace, clean up."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+needs_root_and_tools = [
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                       reason="lab tests create network namespaces: run them as root"),
+    pytest.mark.skipif(shutil.which("nft") is None, reason="lab tests need nft: apt-get install nftables"),
+    pytest.mark.skipif(shutil.which("ip") is None, reason="lab tests need ip: apt-get install iproute2"),
+]
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False, **kw)
+
+
+def ansible_env():
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
+        [os.path.join(ROOT, "build", "pytest")] + [p for p in [os.environ.get("ANSIBLE_COLLECTIONS_PATH")] if p]
+        + [os.path.join(ROOT, ".cache", "collections")]),
+        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="0",
+        ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+
+
+def playbook(*args, **kw):
+    """Run ansible-playbook from the repository root; assert success unless check=False."""
+    out = sh(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *args, env=ansible_env(), cwd=ROOT)
+    if kw.get("check", True):
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    return out
+
+
+def changed_count(out):
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", out.stdout.split("PLAY RECAP")[-1]))
+
+
+def remove_namespaces(prefix):
+    """Safety net: kill the processes of and delete every namespace whose name starts with prefix-."""
+    for line in sh("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(prefix + "-"):
+            for pid in sh("ip", "netns", "pids", name).stdout.split():
+                sh("kill", "-9", pid)
+            sh("ip", "netns", "del", name)
+
+
+def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
+    """TCP connect from inside a namespace; True when the listener answered (with the banner, if given)."""
+    code = ("import socket,sys\ntry:\n s=socket.create_connection((sys.argv[1],int(sys.argv[2])),%s)\n"
+            " print('OK', s.recv(64).decode().strip())\nexcept OSError as e:\n print('FAIL',e)\n" % timeout)
+    out = sh("ip", "netns", "exec", netns, sys.executable, "-c", code, address, str(port))
+    if not out.stdout.startswith("OK"):
+        return False
+    return expect_banner is None or expect_banner in out.stdout
