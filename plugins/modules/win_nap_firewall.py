@@ -35,7 +35,7 @@ description:
     commands (netsh cannot set a group, so there ownership is the name prefix).
   - See the collection's C(docs/windows.md) for the support matrix, the call counts and the COM facts.
 author:
-  - configmgr.nap contributors
+  - configmgr.nap contributors (@configmgr-nap)
 options:
   rules:
     description:
@@ -124,12 +124,16 @@ options:
     type: path
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The host is read (the read script declares C(SupportsShouldProcess)); nothing is written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One line per rule added, removed or changed.
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: windows
 requirements:
   - The C(ansible.windows) collection (C(ansible.windows.win_powershell)) on the controller.
