@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit lab-test sanity lint build-check docs docs-check ee-check clean distclean
+.PHONY: help setup venv collections apt demo test unit ps1-check lab-test sanity lint build-check docs docs-check ee-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -63,6 +63,7 @@ help:
 	@echo "  demo         plan examples/inventory.yml -> nap-report/, then the lab before/after converge"
 	@echo "  test         unit, lab-test, sanity, lint, build-check, docs-check, ee-check (in order)"
 	@echo "  unit         pytest tests/unit"
+	@echo "  ps1-check    syntax of every PowerShell script (tree-sitter grammar)"
 	@echo "  lab-test     pytest tests/lab (real packets in network namespaces; root)"
 	@echo "  sanity       ansible-test sanity on a staged copy under build/sanity"
 	@echo "  lint         ansible-lint --profile production"
@@ -127,6 +128,7 @@ demo: setup
 # Sub-makes keep the order even under `make -j`.
 test: setup
 	@$(MAKE) unit SETUP_DEP=
+	@$(MAKE) ps1-check SETUP_DEP=
 	@$(MAKE) lab-test SETUP_DEP=
 	@$(MAKE) sanity SETUP_DEP=
 	@$(MAKE) lint SETUP_DEP=
@@ -142,6 +144,11 @@ unit: $(SETUP_DEP)
 	@echo "==> unit: pytest tests/unit"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
 		"$(VBIN)/python" -m pytest "$(ROOT)/tests/unit" -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# PowerShell cannot be installed here: its syntax is checked with a tree-sitter grammar from PyPI.
+ps1-check: $(SETUP_DEP)
+	@echo "==> ps1-check: hack/check_ps1.py"
+	cd "$(ROOT)" && "$(VBIN)/python" "$(ROOT)/hack/check_ps1.py"
 
 # Real packets: tests that build their own network namespaces (root, nft, ip) and remove them.
 lab-test: $(SETUP_DEP)

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The integration target tests/integration/targets/win_nap_firewall through real ansible-playbook.
 
-No Windows host: a stand-in ``ansible.windows.win_powershell`` module (written to a temporary
-collection path ahead of the real one) answers with the fake Windows host of fake_windows.py, whose
+No Windows host: the stand-in ``ansible.windows.win_powershell`` of tests/fake_windows (ahead of the
+real one on the collections path) answers with the fake Windows host of fake_windows.py, whose
 rule store persists in a JSON file between tasks. This checks the target's tasks and assertions
 (idempotence, call counts, check mode) with the real action plugin, module_defaults and templating.
 The target's drift task (a COM script of its own) is understood by the stand-in through two regexes.
@@ -24,50 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, *[os.pardir] * 4))
 FIXTURE = os.path.join(HERE, "fixtures", "windows", "synthetic-2008r2-sp1.json")
 
-STAND_IN = r'''#!/usr/bin/python
-# Test stand-in for ansible.windows.win_powershell: answers with the fake Windows host (SYNTHETIC).
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-import json
-import os
-import re
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows  # noqa: F401 (bundled)
-import fake_windows
-
-
-def main():
-    module = AnsibleModule(argument_spec=dict(script=dict(type="str", required=True), parameters=dict(type="dict")),
-                           supports_check_mode=True)
-    path = os.environ["FAKE_WINDOWS_STATE"]
-    with open(path) as handle:
-        doc = json.load(handle)
-    host = fake_windows.FakeWindowsHost.from_dump(doc)
-    script = module.params["script"]
-    params = module.params["parameters"] or {}
-    if script in (windows.READ_PS1, windows.APPLY_PS1):
-        result = host.execute_module(module_name="ansible.windows.win_powershell",
-                                     module_args={"script": script, "parameters": params},
-                                     check_mode=module.check_mode)
-    else:
-        if module.check_mode:
-            module.exit_json(changed=True, msg="skipped, running in check mode", result={})
-        prefix = params.get("Prefix", "")
-        for name in re.findall(r"\.Remove\(\$Prefix \+ '([^']+)'\)", script):
-            host.remove(prefix + name)
-        for name in re.findall(r"\.Item\(\$Prefix \+ '([^']+)'\)\.Enabled = \$false", script):
-            host.edit(prefix + name, Enabled=False)
-        result = {"changed": True, "result": {}}
-    doc["rules"] = [r.record() for r in host.store]
-    doc["calls"] = doc.get("calls", 0) + 1
-    with open(path, "w") as handle:
-        json.dump(doc, handle)
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()
-'''
+FAKE_COLLECTIONS = os.path.join(ROOT, "tests", "fake_windows")
 
 PLAYBOOK = """- hosts: localhost
   gather_facts: false
@@ -77,17 +34,13 @@ PLAYBOOK = """- hosts: localhost
 
 
 def test_integration_target_runs_against_the_fake_host(tmp_path):
-    coll = tmp_path / "collections" / "ansible_collections" / "ansible" / "windows"
-    (coll / "plugins" / "modules").mkdir(parents=True)
-    (coll / "galaxy.yml").write_text("namespace: ansible\nname: windows\nversion: 0.0.0\n")
-    (coll / "plugins" / "modules" / "win_powershell.py").write_text(STAND_IN)
     state = tmp_path / "host.json"
     with open(FIXTURE) as handle:
         state.write_text(handle.read())
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK)
     env = dict(os.environ)
-    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(tmp_path / "collections"),
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([FAKE_COLLECTIONS,
                                                        os.path.join(ROOT, "build", "pytest")])
     env["ANSIBLE_ROLES_PATH"] = os.path.join(ROOT, "tests", "integration", "targets")
     env["ANSIBLE_NOCOLOR"] = "1"
