@@ -30,17 +30,29 @@ def sh(*args, **kw):
                           check=False, **kw)
 
 
-def ansible_env():
-    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
-        [os.path.join(ROOT, "build", "pytest")] + [p for p in [os.environ.get("ANSIBLE_COLLECTIONS_PATH")] if p]
-        + [os.path.join(ROOT, ".cache", "collections")]),
-        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="0",
-        ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+FAKE_WINDOWS_COLLECTIONS = os.path.join(ROOT, "tests", "fake_windows")
+FAKE_WINDOWS_CODE = os.path.join(ROOT, "tests", "unit", "plugins", "action")
+
+
+def ansible_env(fake_windows_dir=None):
+    """Environment for ansible-playbook; with fake_windows_dir, Windows hosts answer through the fake
+    Windows host of tests/fake_windows, one rule store per lab namespace in that directory."""
+    paths = [os.path.join(ROOT, "build", "pytest")] + [p for p in [os.environ.get("ANSIBLE_COLLECTIONS_PATH")] if p]
+    paths.append(os.path.join(ROOT, ".cache", "collections"))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="0",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    if fake_windows_dir:
+        paths.insert(0, FAKE_WINDOWS_COLLECTIONS)
+        env["FAKE_WINDOWS_STATE_DIR"] = fake_windows_dir
+        env["PYTHONPATH"] = os.pathsep.join([FAKE_WINDOWS_CODE] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(paths)
+    return env
 
 
 def playbook(*args, **kw):
     """Run ansible-playbook from the repository root; assert success unless check=False."""
-    out = sh(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *args, env=ansible_env(), cwd=ROOT)
+    out = sh(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *args,
+             env=ansible_env(kw.get("fake_windows_dir")), cwd=ROOT)
     if kw.get("check", True):
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     return out
