@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit ps1-check lab-test sanity lint build-check docs docs-check ee-check clean distclean
+.PHONY: help setup venv collections apt demo test unit ps1-check lab-test molecule sanity lint build-check docs docs-check ee-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -61,10 +61,11 @@ help:
 	@echo "               and link this checkout as build/collections/.../configmgr/nap"
 	@echo "  apt          Debian packages (hack/install-lab-packages.sh; only if missing, root only)"
 	@echo "  demo         plan examples/inventory.yml -> nap-report/, then the lab before/after converge"
-	@echo "  test         unit, lab-test, sanity, lint, build-check, docs-check, ee-check (in order)"
+	@echo "  test         unit, ps1-check, lab-test, molecule, sanity, lint, build-check, docs-check, ee-check"
 	@echo "  unit         pytest tests/unit"
 	@echo "  ps1-check    syntax of every PowerShell script (tree-sitter grammar)"
 	@echo "  lab-test     pytest tests/lab (real packets in network namespaces; root)"
+	@echo "  molecule     Molecule scenarios (extensions/molecule), 2 at a time; SCENARIOS=name for one"
 	@echo "  sanity       ansible-test sanity on a staged copy under build/sanity"
 	@echo "  lint         ansible-lint --profile production"
 	@echo "  build-check  build, install and run the collection tarball (hack/test-build.sh)"
@@ -130,6 +131,7 @@ test: setup
 	@$(MAKE) unit SETUP_DEP=
 	@$(MAKE) ps1-check SETUP_DEP=
 	@$(MAKE) lab-test SETUP_DEP=
+	@$(MAKE) molecule SETUP_DEP=
 	@$(MAKE) sanity SETUP_DEP=
 	@$(MAKE) lint SETUP_DEP=
 	@$(MAKE) build-check SETUP_DEP=
@@ -155,6 +157,16 @@ lab-test: $(SETUP_DEP)
 	@echo "==> lab-test: pytest tests/lab (network namespaces, root)"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
 		"$(VBIN)/python" -m pytest "$(ROOT)/tests/lab" -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Molecule: one scenario per role (+ drift) under extensions/molecule, each on a lab of its own (its
+# own namespace prefix), two at a time. One scenario: make molecule SCENARIOS=perimeter
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard $(ROOT)/extensions/molecule/*/molecule.yml)))
+molecule: $(SETUP_DEP)
+	@echo "==> molecule: $(SCENARIOS)"
+	@mkdir -p "$(BUILD)/molecule"
+	@cd "$(ROOT)/extensions" && printf '%s\n' $(SCENARIOS) | xargs -P 2 -I{} sh -c \
+		'if "$(VBIN)/molecule" test -s {} > "$(BUILD)/molecule/{}.log" 2>&1; then echo "==> molecule: {} passed"; \
+		 else echo "==> molecule: {} FAILED (log: build/molecule/{}.log)"; tail -40 "$(BUILD)/molecule/{}.log"; exit 255; fi'
 
 # ansible-test must run from .../ansible_collections/configmgr/nap, so
 # hack/sanity.sh stages a copy of the git-visible files (tracked + untracked
