@@ -390,6 +390,7 @@ LISTENERS = {
     "vpn_server": "TCP 1723 / UDP 500, 4500 / TCP 443, per nap_vpn_protocols",
     "ts_gateway": "TCP 443",
     "certification_authority": "TCP 135",
+    "dns_server": "TCP/UDP 53",
 }
 
 
