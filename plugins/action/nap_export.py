@@ -8,43 +8,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import aerleon
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
 
 FORMATS = ("aerleon",)
 COMMAND = "aclgen --base_directory policies --definitions_directory def --output_directory out"
-
-
-def write_tree(files, directory, check_mode):
-    """Write {relative path: text} under directory; return (all paths, changed paths)."""
-    paths, changed = [], []
-    for name, text in files.items():
-        path = os.path.join(directory, *name.split("/"))
-        paths.append(path)
-        data = to_bytes(text)
-        try:
-            with open(path, "rb") as handle:
-                if handle.read() == data:
-                    continue
-        except (IOError, OSError):
-            pass
-        changed.append(path)
-        if check_mode:
-            continue
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".%s." % os.path.basename(path))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    return paths, changed
 
 
 class ActionModule(ActionBase):

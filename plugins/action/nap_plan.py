@@ -9,15 +9,15 @@ __metaclass__ = type
 
 import json
 import os
-import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
 
 SETTING_NAMES = tuple(s.name for s in cat.SETTINGS) + ("nap_zones",)
 HOST_VAR_PREFIXES = ("nap_",)
@@ -37,33 +37,6 @@ def inventory_from_task_vars(task_vars):
             hostvars[host] = dict((k, hvars[k]) for k in list(hvars.keys())
                                   if k.startswith(HOST_VAR_PREFIXES) or k in HOST_VAR_NAMES)
     return groups, hostvars
-
-
-def write_reports(files, directory, check_mode):
-    """Write the files that differ; return (changed names, written paths)."""
-    changed = []
-    paths = []
-    for name, text in files.items():
-        path = os.path.join(directory, name)
-        paths.append(path)
-        data = to_bytes(text)
-        try:
-            with open(path, "rb") as handle:
-                if handle.read() == data:
-                    continue
-        except (IOError, OSError):
-            pass
-        changed.append(name)
-        if check_mode:
-            continue
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % name)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    return changed, paths
 
 
 class ActionModule(ActionBase):
@@ -106,7 +79,7 @@ class ActionModule(ActionBase):
             report_dir = os.path.abspath(os.path.expanduser(to_text(report_dir)))
             files = report.render_all(plan, formats)
             try:
-                changed, paths = write_reports(files, report_dir, self._task.check_mode)
+                paths, changed = write_tree(files, report_dir, self._task.check_mode)
             except (IOError, OSError) as exc:
                 result.update(failed=True, msg="configmgr.nap plan: cannot write the report to %s: %s"
                               % (report_dir, to_text(exc)))

@@ -18,15 +18,13 @@ from collections.abc import Mapping
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.planner import validate_setting
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.planner import parse_bool, validate_setting
 
 # Settings the listener table depends on (and their defaults come from the catalogue).
 LISTENER_SETTINGS = ("nap_ad_ldap_mode", "nap_gc_mode", "nap_hra_transport", "nap_radius_legacy_ports",
                      "nap_vpn_protocols")
 # Host variable (see docs/inventory.md): false when a domain controller does not serve DNS.
 DNS_SETTING = "nap_dc_serves_dns"
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
 
 
 def _dc(s):
@@ -85,17 +83,6 @@ ROLE_LISTENERS = {
 ROLE_ORDER = [role for role, _group, _text in cat.ROLE_GROUPS]
 
 
-def _bool(name, value, where):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise NapError("%s%s is %r; expected true or false" % (where, name, value))
-
-
 def effective_settings(*layers):
     """Merge setting mappings (later wins) over the defaults and validate the ones used here."""
     merged = {}
@@ -111,7 +98,7 @@ def effective_settings(*layers):
     for name in LISTENER_SETTINGS:
         spec = cat.SETTINGS_BY_NAME[name]
         out[name] = validate_setting(name, merged.get(name, spec.default), "")
-    out[DNS_SETTING] = _bool(DNS_SETTING, merged.get(DNS_SETTING, True), "")
+    out[DNS_SETTING] = parse_bool(merged.get(DNS_SETTING, True), DNS_SETTING)
     return out
 
 

@@ -34,6 +34,18 @@ _PLAIN_TEXT = {"nap_ad_ldap_mode": "plain LDAP (TCP 389)", "nap_gc_mode": "plain
 # ---------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------
+def parse_bool(value, what):
+    """true/false, yes/no, on/off, 1/0 (as YAML and -e give them); NapError naming ``what`` otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise NapError("%s is %r; expected true or false" % (what, value))
+
+
 def _list_value(value):
     """A list setting given as text (-e name=a,b or -e "name=['a', 'b']") becomes a list."""
     if not isinstance(value, str):
@@ -56,14 +68,7 @@ def validate_setting(name, value, where):
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         return text
     if spec.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
+        return parse_bool(value, prefix)
     if spec.kind == "list_choice":
         value = _list_value(value)
         if not isinstance(value, (list, tuple)):
@@ -473,14 +478,7 @@ class Planner:
         return self.role_endpoints(name)
 
     def _bool_hostvar(self, host, name, default):
-        value = self.hostvars.get(host, {}).get(name, default)
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in _TRUE:
-            return True
-        if str(value).lower() in _FALSE:
-            return False
-        raise NapError("host %s: %s is %r; expected true or false" % (host, name, value))
+        return parse_bool(self.hostvars.get(host, {}).get(name, default), "host %s: %s" % (host, name))
 
     @staticmethod
     def _unique(endpoints):

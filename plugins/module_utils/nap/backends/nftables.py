@@ -314,6 +314,20 @@ def spell_ports(rule, rpc_range):
     return out
 
 
+def _matching_families(rule, src, dst, families):
+    """Address families in which the rule can match: each side that lists addresses needs one of it."""
+    out = []
+    for fam in (4, 6):
+        if fam not in families:
+            continue
+        if rule.src_addresses and not src[fam]:
+            continue
+        if rule.dst_addresses and not dst[fam]:
+            continue
+        out.append(fam)
+    return out
+
+
 def effective_rule(rule, families=(4, 6)):
     """The rule as nft can express it, plus warnings.
 
@@ -324,15 +338,7 @@ def effective_rule(rule, families=(4, 6)):
     warnings = []
     src = _split_family(rule.src_addresses)
     dst = _split_family(rule.dst_addresses)
-    keep = []
-    for fam in (4, 6):
-        if fam not in families:
-            continue
-        if rule.src_addresses and not src[fam]:
-            continue
-        if rule.dst_addresses and not dst[fam]:
-            continue
-        keep.append(fam)
+    keep = _matching_families(rule, src, dst, families)
     if (rule.src_addresses or rule.dst_addresses) and not keep:
         raise NapError("rule %r can never match in an nft table of family %s: its sources and destinations "
                        "share no address family the table carries (sources %s, destinations %s)"
@@ -364,18 +370,10 @@ def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):
     sports = _merge_ports(rule.src_ports)
     src = _split_family(rule.src_addresses)
     dst = _split_family(rule.dst_addresses)
-    targets = []
     if not rule.src_addresses and not rule.dst_addresses:
-        targets.append(None)
+        targets = [None]
     else:
-        for fam in (4, 6):
-            if fam not in families:
-                continue
-            if rule.src_addresses and not src[fam]:
-                continue
-            if rule.dst_addresses and not dst[fam]:
-                continue
-            targets.append(fam)
+        targets = _matching_families(rule, src, dst, families)
     out = []
     for fam in targets:
         matches = []
