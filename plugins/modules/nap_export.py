@@ -25,7 +25,10 @@ description:
   - Input errors (not a plan, an unknown device, a device whose zones do not match C(nap_zones)) fail
     the task before anything is written.
 author:
-  - configmgr.nap contributors
+  - configmgr.nap maintainers (@configmgr-nap)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 options:
   plan:
     description:
@@ -65,9 +68,15 @@ options:
     type: str
     default: CONFIGMGR-NAP
 attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
-    details: In check mode nothing is written; RV(changed) says whether a file would change.
+    details: In check mode nothing is written; C(changed) says whether a file would change.
   diff_mode:
     support: none
   platform:

@@ -140,6 +140,7 @@ def port_spelling(number, protocol, platform="cisco_asa"):
     """
     return DISPLAY_TABLES.get(platform, {}).get(protocol, {}).get(int(number), str(int(number)))
 
+
 ASA_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "esp": "esp", "ah": "ah", "gre": "gre", "icmp": "icmp"}
 IOS_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "esp": "esp", "ah": "ahp", "gre": "gre", "icmp": "icmp"}
 _PROTO_NUMBERS_BACK = {"6": "tcp", "17": "udp", "50": "esp", "51": "ah", "47": "gre", "1": "icmp"}
@@ -527,7 +528,7 @@ def asa_rules_from_parsed(acls, ogs, acl_name=DEFAULT_ACL_NAME, prefix=None):
             acl = item
     if acl is None:
         return []
-    groups = dict((g["name"], g) for _, g in _og_entries(ogs))
+    groups = dict((g["name"], g) for _kind, g in _og_entries(ogs))
     rules = []
     for n, ace in enumerate(acl.get("aces") or [], 1):
         if ace.get("remark") and not ace.get("grant"):
@@ -820,14 +821,14 @@ def ios_rules_from_parsed(parsed, acl_name=DEFAULT_ACL_NAME):
             for ace in acl.get("aces") or []:
                 for remark in ace.get("remarks") or []:
                     text = str(remark).strip().strip("'")
-                    kind, _, rest = text.partition(" ")
+                    kind, _sep, rest = text.partition(" ")
                     if kind in ("FWD", "IN", "RET"):
                         current = (kind, rest)
                 if not ace.get("grant"):
                     continue
                 if current is None:
-                    current = ("FWD", "%s-SEQ%s (%s-SEQ%s)" % (acl_name, ace.get("sequence"), acl_name,
-                                                              ace.get("sequence")))
+                    seq = ace.get("sequence")
+                    current = ("FWD", "%s-SEQ%s (%s-SEQ%s)" % (acl_name, seq, acl_name, seq))
                 groups.setdefault(current, []).append(ace)
     out = {"forward": [], "inbound": [], "return": OrderedDict()}
     merged = OrderedDict()

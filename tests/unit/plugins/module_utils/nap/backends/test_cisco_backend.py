@@ -172,8 +172,8 @@ def _apply(running, commands, acl):
         if cmd.startswith("no "):
             lines.remove(cmd[3:])
         else:
-            _, _, rest = cmd.partition(head + "line ")
-            number, _, text = rest.partition(" ")
+            rest = cmd.partition(head + "line ")[2]
+            number, _sep, text = rest.partition(" ")
             lines.insert(int(number) - 1, head + text)
     return "\n".join(lines) + "\n"
 
@@ -217,9 +217,8 @@ def test_ios_binding_keeps_other_bindings():
                                                                      {"name": "CONFIGMGR-NAP", "direction": "in"}]}]},
         {"name": "Gi0/1", "access_groups": [{"afi": "ipv4", "acls": [{"name": "CONFIGMGR-NAP", "direction": "in"}]}]}]
     gone = cisco.ios_acl_interfaces_config(None, None, ["Gi0/0", "Gi0/1"], current=out, state="absent")
-    assert gone == [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT",
-                                                                                   "direction": "out"}]}]},
-                    {"name": "Gi0/1"}]
+    user_out = {"afi": "ipv4", "acls": [{"name": "USER-OUT", "direction": "out"}]}
+    assert gone == [{"name": "Gi0/0", "access_groups": [user_out]}, {"name": "Gi0/1"}]
     # without interfaces: every interface that binds ours, and nothing when none does
     assert cisco.ios_acl_interfaces_config(None, None, None, current=out, state="absent") == gone
     assert cisco.ios_acl_interfaces_config(None, None, None, current=gone, state="absent") == []

@@ -214,7 +214,7 @@ def _run(tmp_path, name, playbook, cases):
     env["ANSIBLE_DEPRECATION_WARNINGS"] = "0"
     proc = subprocess.run([ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), "-e", "@%s" % (tmp_path / "vars.json"),
                            str(tmp_path / ("%s.yml" % name))], cwd=str(tmp_path), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:]
     return json.loads(out.read_text())
 
@@ -324,8 +324,8 @@ def test_asa_port_names_round_trip(runs):
     assert "destination eq 1812" in running and "destination eq radius" in running
     assert "destination eq 88" in running and "destination eq 445" in running
     assert "kerberos" not in running and "cifs" not in running
-    rules = dict((r.name, r) for r in cisco.asa_rules_from_parsed(runs["parsed"]["vendor_fw01"]["asa_acls"],
-                                                                 runs["parsed"]["vendor_fw01"]["asa_ogs"]))
+    parsed = runs["parsed"]["vendor_fw01"]
+    rules = dict((r.name, r) for r in cisco.asa_rules_from_parsed(parsed["asa_acls"], parsed["asa_ogs"]))
     assert rules["VPN-RADIUS-UDP-FWD"].dst_ports == (1645, 1646, 1812, 1813)
     assert rules["AD-KERBEROS-TCP-FWD"].dst_ports == (88,)
     assert rules["NAP-SHV-INSTALL-TCP-FWD"].dst_ports == (445,)

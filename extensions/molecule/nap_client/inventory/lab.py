@@ -1,0 +1,1 @@
+../../resources/inventory/lab.py
