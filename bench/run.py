@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # Copyright: configmgr.nap contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -414,8 +414,8 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
     for n in set(sizes) | set(anchor_sizes.values()):
         vars_files[n] = env.write("nft-vars-%d.json" % n, dict(
             bench_rules=nft_rules(n), bench_zones=NFT_ZONES, bench_management=NFT_MANAGEMENT))
-    raw = res.raw.setdefault("nft", {"sizes": sizes, "reps": reps, "anchor_sizes": anchor_sizes,
-                                      "anchor_reps_from_300": anchor_reps_big, "runs": []})
+    raw = res.raw.setdefault("nft", dict(sizes=sizes, reps=reps, anchor_sizes=anchor_sizes,
+                                         anchor_reps_from_300=anchor_reps_big, runs=[]))
 
     def flush():
         nss.exec_(router, "nft", "flush", "ruleset")
@@ -447,8 +447,8 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
 
     def module_alone(n, rep):
         """The module's own run for a no-op (same wrapper, no ansible-playbook around it)."""
-        args = json.dumps({"ANSIBLE_MODULE_ARGS": dict(rules=nft_rules(n), zones=NFT_ZONES,
-                                                        management_sources=NFT_MANAGEMENT)})
+        module_args = dict(rules=nft_rules(n), zones=NFT_ZONES, management_sources=NFT_MANAGEMENT)
+        args = json.dumps({"ANSIBLE_MODULE_ARGS": module_args})
         out = timed([wrapper, "-c", MODULE_ALONE, env.collections], stdin_text=args)
         match = re.search(r"MODULE_ALONE ([\d.]+)", out["err"])
         if out["rc"] != 0 or not match or '"changed": false' not in out["out"]:
@@ -572,6 +572,16 @@ def windows_rules(n):
     return rules
 
 
+def counted_reader(fake, counting):
+    """Wrap the fake's read so that every walk adds the store size (every rule visited) to counting."""
+    read = fake._read
+
+    def counted_read(params):
+        counting["visited"] += len(fake.store)
+        return read(params)
+    return counted_read
+
+
 class WindowsRunner:
     """The real action plugin; the transport (win_powershell) answered by the fake Windows host."""
 
@@ -617,19 +627,13 @@ class WindowsRunner:
 def case_windows(res, quick, reps):
     fake_windows, action_cls = _windows_imports()
     sizes = SIZES.get("windows") or [50, 300, 1000]      # in process and cheap: the same in quick mode
-    raw = res.raw.setdefault("windows", {"sizes": sizes, "reps": reps, "foreign_rules": FOREIGN_RULES, "runs": [],
-                                          "anchor_model": {}})
+    raw = res.raw.setdefault("windows", dict(sizes=sizes, reps=reps, foreign_rules=FOREIGN_RULES, runs=[],
+                                             anchor_model={}))
     for rep in range(reps):
         for n in (sizes if rep % 2 == 0 else list(reversed(sizes))):
             fake = windows_store(fake_windows, FOREIGN_RULES)
             counting = {"visited": 0}
-            read = fake._read
-
-            def counted_read(params, _read=read, _fake=fake, _counting=counting):
-                _counting["visited"] += len(_fake.store)     # one walk visits every rule on the host
-                return _read(params)
-
-            fake._read = counted_read
+            fake._read = counted_reader(fake, counting)
             runner = WindowsRunner(fake, action_cls, counting)
             args = dict(rules=windows_rules(n), management_sources=["198.18.9.10"])
             gc.collect()
@@ -653,8 +657,9 @@ def case_windows(res, quick, reps):
         noop = [r for r in runs if r["phase"] == "noop"]
         anchor_conv = sum(FOREIGN_RULES + k for k in range(n))      # the store grows by one rule per run
         anchor_noop = n * (FOREIGN_RULES + n)
-        raw["anchor_model"][str(n)] = dict(converge=dict(remote_calls=n, walks=n, visited=anchor_conv),
-                                          noop=dict(remote_calls=n, walks=n, visited=anchor_noop))
+        raw["anchor_model"][str(n)] = dict(
+            converge=dict(remote_calls=n, walks=n, visited=anchor_conv),
+            noop=dict(remote_calls=n, walks=n, visited=anchor_noop))
         for phase, group, anchor_visited in (("converge", conv, anchor_conv), ("noop", noop, anchor_noop)):
             calls = median([r["remote_calls"] for r in group])
             walks = median([r["walks"] for r in group])
@@ -884,8 +889,8 @@ def case_planner(res, env, quick, reps):
                     if key in out:
                         entry[key] = out[key]
                 raw["runs"].append(entry)
-                log("planner %-18s N=%-6d %7.3f s%s" % (kind, n, out["wall"], "" if "maxrss_kb" not in out else
-                                                       "  maxrss %d MiB" % (out["maxrss_kb"] // 1024)))
+                rss = "" if "maxrss_kb" not in out else "  maxrss %d MiB" % (out["maxrss_kb"] // 1024)
+                log("planner %-18s N=%-6d %7.3f s%s" % (kind, n, out["wall"], rss))
     for n in sizes:
         entry = planner_child(n, "memory")
         raw["runs"].append(dict(kind="planner_memory", n=n, peak_bytes=entry["peak_bytes"]))
@@ -1232,9 +1237,9 @@ def write_report(res, vers, out_dir, args, duration):
         json.dump(doc, handle, indent=1, sort_keys=True, default=str)
     lines = ["# configmgr.nap benchmark results", "",
              "%s run of `python bench/run.py%s`, %s, %.0f s, medians of %s repetitions (see results.json for "
-             "every sample). Generated; do not edit." % ("Quick" if res.quick else "Full",
-                                                        " --quick" if res.quick else "", doc["started"], duration,
-                                                        args.reps_text), "",
+             "every sample). Generated; do not edit." % (
+                 "Quick" if res.quick else "Full", " --quick" if res.quick else "", doc["started"], duration,
+                 args.reps_text), "",
              "## Versions", "", "| component | version |", "|---|---|"]
     for key in sorted(vers):
         lines.append("| %s | %s |" % (key, vers[key]))
@@ -1250,8 +1255,8 @@ def write_report(res, vers, out_dir, args, duration):
                   "|---|---:|---|---|---|---|"]
         for f in figs:
             result = "" if f["met"] is None else ("met" if f["met"] else "**missed**")
-            lines.append("| `%s` | %s | %s | %s | %s | %s |" % (f["name"], _fmt(f["value"]), f["unit"] or "ratio",
-                                                               f["target"] or "", result, f["note"] or ""))
+            cells = (f["name"], _fmt(f["value"]), f["unit"] or "ratio", f["target"] or "", result, f["note"] or "")
+            lines.append("| `%s` | %s | %s | %s | %s | %s |" % cells)
     if res.notes:
         lines += ["", "## Notes", ""] + ["- " + n for n in res.notes]
     with open(os.path.join(out_dir, "results.md"), "w") as handle:
@@ -1315,8 +1320,8 @@ def main():
         vers = versions()
         print("# configmgr.nap bench (%s), namespaces %s-*, work dir %s" % (
             "quick" if args.quick else "full", PREFIX, work), flush=True)
-        print("# " + ", ".join("%s %s" % (k, vers[k]) for k in ("ansible-core", "python", "configmgr.nap", "nft",
-                                                               "iptables", "nmap")), flush=True)
+        shown = ("ansible-core", "python", "configmgr.nap", "nft", "iptables", "nmap")
+        print("# " + ", ".join("%s %s" % (k, vers[k]) for k in shown), flush=True)
         for case in ("nft", "windows", "planner", "probe"):
             if case not in cases:
                 continue
