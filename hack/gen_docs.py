@@ -49,6 +49,27 @@ PERIMETER_OPTIONS = [
     ("nap_allow_lockout", "bool", False, "Allow a converge that would cut the management channel."),
     ("nap_firewall_backup", "bool", False, "Save what the collection owns before a change."),
 ]
+VERIFY_OPTIONS = [
+    ("nap_report_dir", "str", "./nap-report", "Directory on the controller for verify.md and verify.json."),
+    ("nap_probe_vantage", "dict", {}, "Zone name -> inventory host that probes for that zone: the flows from "
+     "networks (client networks, management sources) and from hosts that cannot run the probe."),
+    ("nap_probe_controller_zones", "list", [], "Zones the controller sits in; it probes for them when no "
+     "vantage is named.", {"elements": "str"}),
+    ("nap_verify_negative", "bool", True, "Probe across the perimeter devices the collection owns and expect "
+     "blocked: the unchosen side of each \"X or Y\" and unplanned ports."),
+    ("nap_verify_unplanned_ports", "list", [{"protocol": "tcp", "port": 135}, {"protocol": "tcp", "port": 445},
+                                            {"protocol": "tcp", "port": 3389}],
+     "Ports probed as unplanned (expect blocked) from each zone vantage, besides the destination's expected "
+     "listeners.", {"elements": "dict"}),
+    ("nap_verify_listeners", "bool", True, "Compare each host's expected listeners with what it listens on "
+     "(listen_ports_facts, win_listen_ports_facts, or netstat -ano per nap_listener_method)."),
+    ("nap_verify_timeout", "raw", "auto", "Probe timeout in seconds, or auto (derived from measured round trips)."),
+    ("nap_verify_max_timeout", "float", 3.0, "Upper bound of the probe timeout in auto mode."),
+    ("nap_probe_dns_name", "str", ".", "Name the DNS probes ask for (SOA, recursion not desired)."),
+    ("nap_verify_fail", "bool", True, "Fail the play when a check is broken (after writing the report)."),
+    ("nap_radius_secret", "str", None, "RADIUS shared secret of the vantages (a host variable per vantage, or one "
+     "for all); RADIUS flows are not probed without it.", {"no_log": True}),
+]
 ROLES = [
     ("plan", "Plan the NAP flows of the whole inventory once per play (controller only)", PLAN_OPTIONS),
     ("host_firewall", "Converge one host's firewall to its planned NAP rules (internal; used by the profile roles)",
@@ -62,6 +83,8 @@ ROLES = [
      FIREWALL_OPTIONS),
     ("perimeter", "Converge a perimeter device (nftables, Cisco ASA, Cisco IOS) to its planned forward rules",
      PERIMETER_OPTIONS),
+    ("verify", "Probe every planned flow with real packets, probe negatively across the owned perimeters, check "
+     "the listeners, and report", VERIFY_OPTIONS),
 ]
 
 

@@ -553,7 +553,8 @@ def _nginx_conf(base, address, http, https):
     listens = ["    listen %s:%d;" % (address, p) for p in http]
     listens += ["    listen %s:%d ssl;" % (address, p) for p in https]
     return "\n".join([
-        "# configmgr.nap lab: nginx stands in for IIS",
+        "# configmgr.nap lab: nginx stands in for IIS (workers as root: the lab directory may be private to root)",
+        "user root root;",
         "worker_processes 1;",
         "pid %s/run/nginx.pid;" % base,
         "error_log %s/log/error.log;" % base,

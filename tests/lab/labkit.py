@@ -80,3 +80,70 @@ def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
     if not out.stdout.startswith("OK"):
         return False
     return expect_banner is None or expect_banner in out.stdout
+
+
+# --- additions for the verify lab test (services, probes, isolation) --------------------------------------------
+PROBE_DRIVER = (
+    "import json, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe\n"
+    "args = json.load(sys.stdin)\n"
+    "results, summary, info, failures = probe.probe_many(args.pop('targets'), **args)\n"
+    "json.dump({'results': results, 'summary': summary, 'failures': failures}, sys.stdout)\n")
+
+
+def collections_root():
+    """A directory holding ansible_collections/configmgr/nap (tests/conftest.py makes it)."""
+    parts = ROOT.split(os.sep)
+    if parts[-3:-1] == ["ansible_collections", "configmgr"]:
+        return os.sep.join(parts[:-3])
+    return os.path.join(ROOT, "build", "pytest")
+
+
+def probe_from(netns, targets, **kwargs):
+    """Run the nap_port_probe engine inside a namespace; return {results, summary, failures}."""
+    import json  # pylint: disable=import-outside-toplevel
+    kwargs["targets"] = targets
+    out = sh("ip", "netns", "exec", netns, sys.executable, "-c", PROBE_DRIVER, collections_root(),
+             input=json.dumps(kwargs))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def states_by_name(out):
+    return dict((r["name"], r["state"]) for r in out["results"])
+
+
+def host_listeners():
+    """Listening TCP and UDP sockets of the machine's own namespace, with their processes (ss -lntupH)."""
+    out = sh("ss", "-lntupH")
+    assert out.returncode == 0, out.stderr
+    return set(" ".join(line.split()[:1] + line.split()[4:5] + line.split()[6:7]) for line in out.stdout.splitlines()
+               if line.strip())
+
+
+def namespace_pids(prefix):
+    """{pid: namespace} of every process in a namespace whose name starts with prefix-."""
+    pids = {}
+    for line in sh("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(prefix + "-"):
+            for pid in sh("ip", "netns", "pids", name).stdout.split():
+                pids[int(pid)] = name
+    return pids
+
+
+def pids_with_cmdline(fragment):
+    """pids of the processes whose command line contains fragment (for example a lab directory)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                cmd = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except (IOError, OSError):
+            continue
+        if fragment in cmd:
+            found.append(int(entry))
+    return found

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the verify role (thin wrappers over module_utils/nap/verify.py and netstat.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import verify
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.netstat import parse_netstat_ano
+
+
+def _plain(data):
+    """Plain dicts and lists (Ansible stores no OrderedDict)."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def _plan(data):
+    if isinstance(data, dict) and "plan" in data and "flows" not in data:
+        return data["plan"]
+    return data
+
+
+def nap_verify_probes(plan, inventory, vantages=None, controller_zones=None, controller="localhost",
+                      radius_secret=None, dns_name=".", negatives=True, unplanned_ports=None):
+    try:
+        return _plain(verify.probe_jobs(_plan(plan), inventory, vantages=vantages, controller_zones=controller_zones,
+                                 controller=controller, radius_secret=radius_secret, dns_name=dns_name,
+                                 negatives=negatives,
+                                 unplanned_ports=verify.DEFAULT_UNPLANNED if unplanned_ports is None else unplanned_ports))
+    except (NapError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_verify_probes: %s" % to_native(exc))
+
+
+def nap_verify_listener_jobs(plan, inventory, settings=None):
+    try:
+        return _plain(verify.listener_jobs(_plan(plan), inventory, settings))
+    except (NapError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_verify_listener_jobs: %s" % to_native(exc))
+
+
+def nap_verify_report(probes, results, listener_jobs=None, listener_results=None, when=None):
+    try:
+        observed = verify.observed_listeners(listener_results)
+        checks = verify.listener_checks(listener_jobs or [], observed, when)
+        return _plain(verify.report(probes, results, checks, when))
+    except (NapError, ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_verify_report: %s" % to_native(exc))
+
+
+def nap_verify_targets(targets, secret=None):
+    try:
+        return verify.with_secret(targets, secret)
+    except NapError as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_verify_targets: %s" % to_native(exc))
+
+
+def nap_netstat_listeners(text):
+    try:
+        return parse_netstat_ano(text)
+    except (ValueError, TypeError) as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_netstat_listeners: %s" % to_native(exc))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "nap_verify_probes": nap_verify_probes,
+            "nap_verify_listener_jobs": nap_verify_listener_jobs,
+            "nap_verify_report": nap_verify_report,
+            "nap_verify_targets": nap_verify_targets,
+            "nap_netstat_listeners": nap_netstat_listeners,
+        }
