@@ -31,10 +31,11 @@ def _plan(data):
 def nap_verify_probes(plan, inventory, vantages=None, controller_zones=None, controller="localhost",
                       radius_secret=None, dns_name=".", negatives=True, unplanned_ports=None):
     try:
-        return _plain(verify.probe_jobs(_plan(plan), inventory, vantages=vantages, controller_zones=controller_zones,
+        unplanned = verify.DEFAULT_UNPLANNED if unplanned_ports is None else unplanned_ports
+        jobs = verify.probe_jobs(_plan(plan), inventory, vantages=vantages, controller_zones=controller_zones,
                                  controller=controller, radius_secret=radius_secret, dns_name=dns_name,
-                                 negatives=negatives,
-                                 unplanned_ports=verify.DEFAULT_UNPLANNED if unplanned_ports is None else unplanned_ports))
+                                 negatives=negatives, unplanned_ports=unplanned)
+        return _plain(jobs)
     except (NapError, ValueError, TypeError) as exc:
         raise AnsibleFilterError("configmgr.nap.nap_verify_probes: %s" % to_native(exc))
 

@@ -605,7 +605,7 @@ class Services:
         lab_vars = topo.vars
         domain = topo.domain
         self.realm = str(domain.get("realm", "LAB.NAP.TEST")).upper()
-        self.workgroup = str(domain.get("netbios", self.realm.split(".")[0]))[:15].upper()
+        self.workgroup = str(domain.get("netbios", self.realm.split(".", 1)[0]))[:15].upper()
         self.secret = lab_vars.get("nap_radius_secret")
 
     def base(self, node, service):
@@ -744,8 +744,8 @@ class Services:
         cert = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                 "-days", "365", "-subj", "/CN=%s.%s" % (node, self.realm.lower()), "-keyout",
                 os.path.join(base, "key.pem"), "-out", os.path.join(base, "cert.pem")]
-        return [Daemon(node, "nginx", "nginx", ["nginx", "-e", os.path.join(base, "log", "error.log"), "-p", base,
-                                                 "-c", os.path.join(base, "nginx.conf")],
+        argv = ["nginx", "-e", os.path.join(base, "log", "error.log"), "-p", base, "-c", os.path.join(base, "nginx.conf")]
+        return [Daemon(node, "nginx", "nginx", argv,
                        os.path.join(base, "run", "nginx.pid"), "nginx", [("tcp", p) for p in http + https], files,
                        prepare=[("self-signed certificate", cert, os.path.join(base, "cert.pem"))],
                        dirs=[os.path.join(base, d) for d in ("run", "log", "tmp")])]
@@ -1107,8 +1107,8 @@ class Lab:
     def binary(self, name):
         if name in BINARIES:
             if not os.access(BINARIES[name], os.X_OK):
-                raise LabError("%s is missing: install the Debian package %s (make setup)" % (BINARIES[name],
-                                                                                            PACKAGES[name]))
+                raise LabError("%s is missing: install the Debian package %s (make setup)"
+                               % (BINARIES[name], PACKAGES[name]))
             return BINARIES[name]
         path = self.module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"])
         if not path:
@@ -1120,8 +1120,8 @@ class Lab:
         if os.path.isabs(first):
             if not os.access(first, os.X_OK):
                 name = os.path.basename(first)
-                raise LabError("%s is missing: install the Debian package %s (make setup)" % (first,
-                                                                                            PACKAGES.get(name, name)))
+                raise LabError("%s is missing: install the Debian package %s (make setup)"
+                               % (first, PACKAGES.get(name, name)))
             return list(argv)
         return [self.binary(first)] + list(argv[1:])
 

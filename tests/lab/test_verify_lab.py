@@ -17,7 +17,6 @@ __metaclass__ = type
 import json
 import os
 import shutil
-import struct
 import sys
 import time
 
@@ -37,8 +36,8 @@ PREFIX = "napv%d" % (os.getpid() % 100000)
 LAB_PLAYBOOK = os.path.join(ROOT, "playbooks", "lab.yml")
 VERIFY = os.path.join(ROOT, "playbooks", "verify.yml")
 SECRET = "nap-lab-radius-secret"      # vars.nap_radius_secret of examples/lab/lab.yml
-DC, CM, NPS, HRA, CA, DHCP, IPSEC, WSUS = ("198.18.1.5", "198.18.1.10", "198.18.1.20", "198.18.1.30", "198.18.1.35",
-                                          "198.18.1.40", "198.18.1.45", "198.18.1.50")
+DC, CM, NPS, HRA, CA = "198.18.1.5", "198.18.1.10", "198.18.1.20", "198.18.1.30", "198.18.1.35"
+DHCP, IPSEC, WSUS = "198.18.1.40", "198.18.1.45", "198.18.1.50"
 DAEMONS = ("samba", "smbd", "samba-dcerpcd", "freeradius", "nginx", "dnsmasq", "charon", "listener.py")
 TIMES = {}
 

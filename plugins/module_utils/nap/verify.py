@@ -63,7 +63,7 @@ def _net(text):
 
 
 def _addr(text):
-    return ipaddress.ip_address(str(text).split("/")[0])
+    return ipaddress.ip_address(str(text).split("/", 1)[0])
 
 
 def _zones(value):
@@ -551,9 +551,8 @@ def listener_checks(jobs, observed, when=None):
                                      sorted(set(str(s.get("address")) for s in found))),
                                      (" by %s" % found[0]["name"]) if found[0].get("name") else ""))
                 else:
-                    entry.update(verdict="broken", observed="missing",
-                                 detail="nothing listens on %s/%d (other than loopback)" % (item["protocol"],
-                                                                                           item["port"]))
+                    detail = "nothing listens on %s/%d (other than loopback)" % (item["protocol"], item["port"])
+                    entry.update(verdict="broken", observed="missing", detail=detail)
             out.append(entry)
     return out
 
@@ -619,8 +618,8 @@ def _line(entry):
     what = entry["flow"] if entry.get("check") == "flow" else "%s %s" % (entry["flow"], entry.get("check"))
     if entry.get("check") == "listener":
         return "LISTENER %s %s: expected listening, observed %s" % (entry["target"], port, entry.get("observed"))
-    return "%s %s %s%s: expected %s, observed %s (%s)" % (what, where, port, vantage, entry["expected"],
-                                                        entry.get("observed"), entry.get("detail"))
+    return "%s %s %s%s: expected %s, observed %s (%s)" % (
+        what, where, port, vantage, entry["expected"], entry.get("observed"), entry.get("detail"))
 
 
 def report(jobs, results, listeners=None, when=None):

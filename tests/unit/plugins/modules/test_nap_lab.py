@@ -88,3 +88,112 @@ def test_static_example_inventory_matches_the_definition():
         static = yaml.safe_load(handle)
     generated = json.loads(json.dumps(nap_lab.Topology(lab()).inventory("{{ inventory_dir }}/../../build/lab/nap")))
     assert static == generated
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Services (pure part: what each daemon gets)
+# ---------------------------------------------------------------------------------------------------------------
+def daemons(lab_dir="/x/lab"):
+    out = {}
+    for daemon in nap_lab.Services(nap_lab.Topology(lab()), lab_dir).all():
+        out[(daemon.node, daemon.name)] = daemon
+    return out
+
+
+def test_example_lab_services():
+    got = daemons()
+    assert sorted(got) == sorted([
+        ("rtr01", "dnsmasq (DHCP relay)"), ("dc01", "samba AD DC"), ("cm01", "smbd"), ("cm01", "samba-dcerpcd"),
+        ("nps01", "smbd"), ("nps01", "samba-dcerpcd"), ("nps01", "freeradius"), ("hra01", "nginx"),
+        ("ca01", "samba-dcerpcd"), ("dhcp01", "dnsmasq (DHCP)"), ("ipsec01", "charon (IKE)"), ("wsus01", "nginx")])
+    for daemon in got.values():
+        # every path of every daemon is under the lab directory
+        paths = [daemon.pidfile] + list(daemon.files) + list(daemon.dirs) + [m for _t, _a, m in daemon.prepare]
+        assert all(p.startswith("/x/lab/srv/%s/" % daemon.node) for p in paths), (daemon.label, paths)
+        for path, (content, _mode) in daemon.files.items():
+            for line in (content or "").splitlines():
+                if line.lstrip().startswith("#"):
+                    continue
+                for word in line.replace("=", " ").split():
+                    if word.startswith("/") and word not in ("/dev/null",):
+                        assert word.startswith("/x/lab/srv/"), (daemon.label, path, line)
+    dc = got[("dc01", "samba AD DC")]
+    provision = dc.prepare[0][1]
+    assert provision[:3] == ["samba-tool", "domain", "provision"]
+    assert "--use-rfc2307" in provision and "--dns-backend=SAMBA_INTERNAL" in provision
+    assert "--realm=LAB.NAP.TEST" in provision and "--host-ip=198.18.1.5" in provision
+    assert "--configfile=/dev/null" in provision      # the machine's smb.conf is not read
+    assert ("tcp", 3269) in dc.ready and ("udp", 389) in dc.ready
+    assert dc.argv == ["samba", "-s", "/x/lab/srv/dc01/samba/etc/smb.conf"]
+
+
+def test_freeradius_clients_and_secret():
+    got = daemons()
+    conf = got[("nps01", "freeradius")].files["/x/lab/srv/nps01/freeradius/raddb/clients.conf"][0]
+    # the enforcement points (DHCP server, HRA) and the extra vantage, with the lab's secret
+    for name, address in (("dhcp01", "198.18.1.40"), ("hra01", "198.18.1.30"), ("mgmt01", "198.18.9.10")):
+        assert "client %s-" % name in conf and "ipaddr = %s" % address in conf
+    assert conf.count('secret = "nap-lab-radius-secret"') == 3
+    assert "198.18.1.10" not in conf       # the site server is no RADIUS client
+    data = lab()
+    data["vars"] = dict(data["vars"])
+    del data["vars"]["nap_radius_secret"]
+    with pytest.raises(nap_lab.LabError, match="nap_radius_secret"):
+        nap_lab.Services(nap_lab.Topology(data), "/x").all()
+
+
+def test_radiusd_conf_points_at_the_lab():
+    text = ("prefix = /usr\nlogdir = /var/log/freeradius\nraddbdir = /etc/freeradius/3.0\n"
+            "run_dir = ${localstatedir}/run/${name}\npidfile = ${run_dir}/${name}.pid\nsecurity {\n"
+            "\tuser = freerad\n\tgroup = freerad\n\treject_delay = 1\n\tstatus_server = yes\n}\n")
+    out = nap_lab.radiusd_conf(text, "/x/f")
+    assert "logdir = /x/f/log\n" in out and "raddbdir = /x/f/raddb\n" in out and "run_dir = /x/f/run\n" in out
+    assert "pidfile = /x/f/run/radiusd.pid\n" in out
+    assert "#\tuser = freerad" in out and "#\tgroup = freerad" in out and "\treject_delay = 0\n" in out
+    assert "\tstatus_server = yes" in out
+
+
+def test_dhcp_scopes_and_relay():
+    got = daemons()
+    server = got[("dhcp01", "dnsmasq (DHCP)")].files["/x/lab/srv/dhcp01/dnsmasq/dnsmasq.conf"][0]
+    assert "dhcp-range=set:clients-a,198.18.2.100,198.18.2.199,255.255.255.0,1h" in server
+    assert "dhcp-range=set:servers,198.18.1.100,198.18.1.199,255.255.255.0,1h" in server
+    assert "port=0" in server and "no-ping" in server
+    relay = got[("rtr01", "dnsmasq (DHCP relay)")].files["/x/lab/srv/rtr01/dhcp-relay/dnsmasq.conf"][0]
+    assert "dhcp-relay=198.18.2.1,198.18.1.40" in relay and "dhcp-relay=198.18.3.1,198.18.1.40" in relay
+    assert "dhcp-relay=198.18.1.1" not in relay and "bind-interfaces" in relay
+
+
+def test_charon_gets_its_own_conf_and_run_directory():
+    charon = daemons()[("ipsec01", "charon (IKE)")]
+    assert charon.env == {"STRONGSWAN_CONF": "/x/lab/srv/ipsec01/charon/strongswan.conf"}
+    assert charon.spawn and charon.exe == "charon"
+    assert charon.argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    assert "/x/lab/srv/ipsec01/charon/run" in charon.argv
+    conf = charon.files["/x/lab/srv/ipsec01/charon/strongswan.conf"][0]
+    assert "socket = unix:///x/lab/srv/ipsec01/charon/run/charon.vici" in conf
+
+
+def test_inventory_marks_every_lab_host_probe_capable():
+    inv = json.loads(json.dumps(nap_lab.Topology(lab()).inventory("/x/lab")))["all"]
+    assert all(h["nap_probe_capable"] is True for h in inv["hosts"].values())
+    assert inv["hosts"]["dc01"]["nap_lab_services"] == ["samba_dc", "ntp"]
+    assert inv["vars"]["nap_probe_vantage"] == {"clients-a": "cla01", "clients-b": "clb01", "management": "mgmt01"}
+
+
+@pytest.mark.parametrize("services,match", [
+    (["bogus"], "unknown service 'bogus'"),
+    ("samba_dc", "unknown service 's'"),
+])
+def test_bad_services(services, match):
+    data = lab()
+    data["hosts"]["dc01"] = dict(data["hosts"]["dc01"], services=services)
+    with pytest.raises(nap_lab.LabError, match=match):
+        nap_lab.Topology(data)
+
+
+def test_dhcp_relay_needs_one_server():
+    data = lab()
+    data["hosts"]["dhcp02"] = {"zone": "servers", "id": 41, "services": ["dhcp_server"]}
+    with pytest.raises(nap_lab.LabError, match="dhcp_relay needs 'server'"):
+        nap_lab.Services(nap_lab.Topology(data), "/x").all()

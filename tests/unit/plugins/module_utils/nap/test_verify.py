@@ -1,0 +1,250 @@
+# -*- coding: utf-8 -*-
+# Copyright: configmgr.nap contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What verify.yml probes (vantages, kinds, negative probes) and how it judges (pure; no packets here)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.configmgr.nap.plugins.filter import nap_verify
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner, verify
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))))
+VANTAGES = {"clients-a": "cla01", "clients-b": "clb01", "management": "mgmt01"}
+
+
+def lab_inventory():
+    with open(os.path.join(ROOT, "examples", "lab", "inventory.yml")) as handle:
+        return yaml.safe_load(handle)["all"]
+
+
+def lab_plan(**overrides):
+    inv = lab_inventory()
+    groups = dict((g, list(v["hosts"])) for g, v in inv["children"].items())
+    settings = dict((k, v) for k, v in inv["vars"].items() if k.startswith("nap_") and not k.startswith("nap_lab"))
+    settings.update(overrides)
+    return planner.plan(groups, inv["hosts"], settings)
+
+
+def lab_hosts(capable=True):
+    out = {}
+    for name, hv in lab_inventory()["hosts"].items():
+        out[name] = {"address": hv["nap_address"], "capable": hv.get("nap_probe_capable") if capable else "",
+                     "platform": hv.get("nap_platform", ""), "radius_secret": True}
+    return out
+
+
+def index(jobs):
+    out = {}
+    for job in jobs["jobs"]:
+        assert len(job["targets"]) == len(job["checks"])
+        for target, check in zip(job["targets"], job["checks"]):
+            key = (check["check"], check["flow"], job["vantage"], target["host"], target["protocol"], target["port"])
+            out.setdefault(key, []).append((target, check))
+    return out
+
+
+def test_every_flow_of_the_lab_gets_a_vantage_and_its_protocol():
+    jobs = verify.probe_jobs(lab_plan(), lab_hosts(), vantages=VANTAGES, radius_secret=True, dns_name="lab.nap.test")
+    idx = index(jobs)
+    kinds = dict((k[1:], v[0][0]["kind"]) for k, v in idx.items() if k[0] == "flow")
+    assert kinds[("NAP-AD-WRITE", "cm01", "198.18.1.5", "tcp", 636)] == "tcp"
+    assert kinds[("NAP-GC-READ", "nps01", "198.18.1.5", "tcp", 3269)] == "tcp"
+    assert kinds[("AD-CLDAP", "cm01", "198.18.1.5", "udp", 389)] == "cldap"
+    assert kinds[("AD-DNS", "nps01", "198.18.1.5", "udp", 53)] == "dns"
+    assert kinds[("AD-TIME", "cm01", "198.18.1.5", "udp", 123)] == "ntp"
+    assert kinds[("AD-KERBEROS", "cm01", "198.18.1.5", "udp", 88)] == "udp"
+    assert kinds[("DHCP-CLIENT", "cla01", "198.18.2.1", "udp", 67)] == "dhcp"      # the relay's address in clients-a
+    assert kinds[("DHCP-CLIENT", "clb01", "198.18.3.1", "udp", 67)] == "dhcp"
+    assert kinds[("DHCP-RELAY", "rtr01", "198.18.1.40", "udp", 67)] == "dhcp_relay"
+    assert kinds[("DHCP-RADIUS", "dhcp01", "198.18.1.20", "udp", 1813)] == "radius"
+    assert kinds[("IPSEC-IKE", "clb01", "198.18.1.45", "udp", 4500)] == "ike"
+    assert kinds[("MGMT-SSH", "mgmt01", "198.18.9.1", "tcp", 22)] == "tcp"
+    dns = idx[("flow", "AD-DNS", "nps01", "198.18.1.5", "udp", 53)][0][0]
+    assert dns["dns_name"] == "lab.nap.test" and dns["expect"] == "open"
+    radius = idx[("flow", "DHCP-RADIUS", "dhcp01", "198.18.1.20", "udp", 1812)][0][0]
+    assert "secret" not in radius, "the secret is added at probe time, never kept in the jobs"
+    plain = idx[("flow", "AD-KERBEROS", "cm01", "198.18.1.5", "udp", 88)][0]
+    assert "expect" not in plain[0] and plain[1]["lenient"]
+    epmap = idx[("flow", "NAP-SHV-CONFIG", "cm01", "198.18.1.20", "tcp", 135)][0][1]
+    assert "dynamic RPC range 49152-65535" in epmap["note"]
+    assert [(c["flow"], c["protocol"], c["detail"]) for c in jobs["not_probed"]] == [
+        ("IPSEC-IKE", "esp", "IP protocol esp has no ports to probe")] * 2
+
+
+def test_negative_probes_cross_the_perimeter_only():
+    jobs = verify.probe_jobs(lab_plan(), lab_hosts(), vantages=VANTAGES, radius_secret=True)
+    idx = index(jobs)
+    negatives = [k for k in idx if k[0] != "flow"]
+    # the unchosen HTTP of the HRA and the custom WSUS ports, from the clients' vantages
+    assert ("unchosen", "IPSEC-HRA", "cla01", "198.18.1.30", "tcp", 80) in negatives
+    assert ("unchosen", "REMEDIATION", "clb01", "198.18.1.50", "tcp", 8530) in negatives
+    # the CM-MP alternative (443) is planned by CM-SUP for the same clients: never probed as negative
+    assert ("unchosen", "REMEDIATION", "cla01", "198.18.1.50", "tcp", 443) not in negatives
+    # the DC's listeners from the clients and the management network
+    for vantage in ("cla01", "clb01", "mgmt01"):
+        for port in (389, 636, 3268, 3269, 88, 445):
+            assert ("unplanned", "UNPLANNED", vantage, "198.18.1.5", "tcp", port) in negatives
+    # planned from there: never negative (WinRM from management, HTTPS to the HRA from clients)
+    assert not [k for k in negatives if k[2] == "mgmt01" and k[5] in (5985, 5986)]
+    assert not [k for k in negatives if k[2] == "cla01" and k[3] == "198.18.1.30" and k[5] == 443]
+    assert ("unplanned", "UNPLANNED", "mgmt01", "198.18.1.30", "tcp", 443) in negatives
+    # nothing negative within a zone: LDAP 389 (unchosen of NAP-AD-WRITE) is not probed from the site server
+    assert not [k for k in negatives if k[2] in ("cm01", "nps01")]
+    for key in negatives:
+        target = idx[key][0][0]
+        assert target["expect"] == "blocked" and target["kind"] in ("tcp", "dns", "cldap", "ike", "ntp", "dhcp")
+    off = verify.probe_jobs(lab_plan(), lab_hosts(), vantages=VANTAGES, radius_secret=True, negatives=False)
+    assert not [k for k in index(off) if k[0] != "flow"]
+
+
+def test_ldap_mode_chooses_the_unchosen_port():
+    plan = lab_plan(nap_ad_ldap_mode="ldap", nap_hra_transport="http")
+    plan = copy.deepcopy(plan)
+    # put the site server behind the router, in the management zone, so that NAP-AD-WRITE crosses it
+    for flow in plan["flows"]:
+        if flow["id"] == "NAP-AD-WRITE":
+            flow["perimeter"] = ["rtr01"]
+    idx = index(verify.probe_jobs(plan, lab_hosts(), vantages=VANTAGES, radius_secret=True))
+    assert ("unchosen", "NAP-AD-WRITE", "cm01", "198.18.1.5", "tcp", 636) in idx
+    assert ("unchosen", "IPSEC-HRA", "cla01", "198.18.1.30", "tcp", 443) in idx
+    assert ("flow", "IPSEC-HRA", "cla01", "198.18.1.30", "tcp", 80) in idx
+
+
+def test_windows_sources_use_the_zone_vantage_or_are_not_probed():
+    hosts = lab_hosts(capable=False)          # the servers are Windows as modelled: they cannot probe
+    jobs = verify.probe_jobs(lab_plan(), hosts, vantages=VANTAGES, radius_secret=True)
+    reasons = dict(((c["flow"], c["source"], c["port"]), c["detail"]) for c in jobs["not_probed"])
+    assert "cm01 cannot run the probe (nap_platform windows" in reasons[("NAP-AD-WRITE", "cm01", 636)]
+    assert "zone servers has no vantage" in reasons[("NAP-AD-WRITE", "cm01", 636)]
+    # the router (nftables) can, and the client flows have their vantages
+    assert [j["vantage"] for j in jobs["jobs"]] == ["cla01", "clb01", "rtr01", "mgmt01"]
+    with_servers = verify.probe_jobs(lab_plan(), hosts, vantages=dict(VANTAGES, servers="mgmt01"),
+                                     radius_secret=True)
+    idx = index(with_servers)
+    check = idx[("flow", "NAP-AD-WRITE", "mgmt01", "198.18.1.5", "tcp", 636)][0][1]
+    assert check["vantage_kind"] == "zone vantage"
+    # the controller in the management zone
+    ctrl = verify.probe_jobs(lab_plan(), hosts, vantages={}, controller_zones=["management"], radius_secret=True)
+    assert "localhost" in [j["vantage"] for j in ctrl["jobs"]]
+    assert ("flow", "MGMT-WINRM", "localhost", "198.18.1.10", "tcp", 5985) in index(ctrl)
+
+
+def test_a_vantage_outside_the_source_networks_is_refused():
+    hosts = lab_hosts()
+    hosts["cla01"]["address"] = "198.18.9.77"     # not in 198.18.2.0/24
+    jobs = verify.probe_jobs(lab_plan(), hosts, vantages=dict(VANTAGES, **{"clients-a": "cla01"}), radius_secret=True)
+    details = [c["detail"] for c in jobs["not_probed"] if c["flow"] == "IPSEC-HRA"]
+    assert details and "is not in the source networks 198.18.2.0/24" in details[0]
+
+
+def test_radius_without_a_secret_is_not_probed():
+    hosts = lab_hosts()
+    for entry in hosts.values():
+        entry["radius_secret"] = False
+    jobs = verify.probe_jobs(lab_plan(), hosts, vantages=VANTAGES, radius_secret=False)
+    assert [c["flow"] for c in jobs["not_probed"] if c["protocol"] == "udp"] == ["DHCP-RADIUS"] * 2 + \
+        ["IPSEC-HRA-RADIUS"] * 2
+    assert "nap_radius_secret" in jobs["not_probed"][0]["detail"] or "nap_radius_secret" in jobs["not_probed"][-1][
+        "detail"]
+
+
+def test_with_secret_fills_radius_targets_only():
+    targets = [{"name": "a", "host": "x", "port": 1812, "kind": "radius"}, {"name": "b", "host": "x", "port": 53}]
+    out = verify.with_secret(targets, "s3cret")
+    assert out[0]["secret"] == "s3cret" and "secret" not in out[1] and "secret" not in targets[0]
+    with pytest.raises(NapError, match="no shared secret"):
+        verify.with_secret(targets, "")
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"vantages": {"nowhere": "cla01"}}, "not in nap_zones"),
+    ({"unplanned_ports": [{"protocol": "sctp", "port": 1}]}, "unplanned_ports"),
+    ({"unplanned_ports": [{"protocol": "tcp", "port": 0}]}, "1-65535"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(NapError, match=match):
+        verify.probe_jobs(lab_plan(), lab_hosts(), **bad)
+
+
+def result(state, detail="d"):
+    return {"state": state, "detail": detail, "time_ms": 1.0}
+
+
+@pytest.mark.parametrize("expected,lenient,state,verdict", [
+    ("open", False, "open", "ok"),
+    ("open", False, "filtered", "broken"),
+    ("open", False, "open|filtered", "broken"),
+    ("open", True, "open|filtered", "unconfirmed"),
+    ("open", True, "closed", "broken"),
+    ("blocked", False, "filtered", "ok"),
+    ("blocked", False, "closed", "ok"),
+    ("blocked", False, "open|filtered", "ok"),
+    ("blocked", False, "open", "broken"),
+    ("blocked", False, "unexpected", "broken"),
+    ("open", False, "error", "broken"),
+])
+def test_judge(expected, lenient, state, verdict):
+    assert verify.judge({"expected": expected, "lenient": lenient}, result(state)) == verdict
+
+
+def test_report_names_the_broken_flow():
+    jobs = verify.probe_jobs(lab_plan(), lab_hosts(), vantages=VANTAGES, radius_secret=True)
+    results = []
+    for job in jobs["jobs"]:
+        got = []
+        for check in job["checks"]:
+            state = "open" if check["expected"] == "open" else "filtered"
+            if check["flow"] == "IPSEC-HRA" and check["port"] == 443 and job["vantage"] == "cla01":
+                state = "filtered"
+            got.append(result(state))
+        results.append({"item": {"vantage": job["vantage"]}, "results": got})
+    results[-1] = {"item": {"vantage": results[-1]["item"]["vantage"]}, "unreachable": True, "msg": "gone"}
+    listeners = verify.listener_checks([{"host": "dc01", "method": "listen_ports_facts", "expected": [
+        {"protocol": "tcp", "port": 389, "service": "ldap", "role": "domain_controller"}]}],
+        {"dc01": {"tcp": [{"address": "198.18.1.5", "port": 389, "name": "samba"}], "udp": []}}, "T")
+    out = verify.report(jobs, results, listeners, when="2026-01-01T00:00:00Z")
+    assert not out["ok"]
+    flows = out["summary"]["broken_flows"]
+    assert "IPSEC-HRA" in flows and "MGMT-WINRM" in flows     # the last job (mgmt01) had no result
+    assert [line for line in out["broken"] if line.startswith("IPSEC-HRA ")] == [
+        "IPSEC-HRA 198.18.2.0/24 -> hra01 (198.18.1.30) tcp/443 from cla01: expected open, observed filtered (d)"]
+    assert any("no result from vantage mgmt01: gone" in line for line in out["broken"])
+    doc = json.loads(out["json"])
+    assert doc["summary"]["time"] == "2026-01-01T00:00:00Z"
+    for entry in doc["entries"]:
+        for key in ("flow", "vantage", "target", "expected", "observed", "verdict", "time"):
+            assert key in entry
+    assert "**Broken:** IPSEC-HRA" in out["markdown"]
+    assert "| ok | LISTENER | dc01 | dc01 | dc01 | 198.18.1.5 | tcp/389 |" in out["markdown"]
+    # the filter gives plain dicts (Ansible stores no OrderedDict)
+    rep = nap_verify.nap_verify_report(jobs, results, when="T")
+    assert rep["entries"][0].__class__ is dict
+
+
+def test_listener_jobs_pick_the_method():
+    plan = lab_plan()
+    hosts = lab_hosts(capable=False)
+    hosts["dc01"]["windows_version"] = "2008 R2"
+    hosts["ca01"]["listener_method"] = "none"
+    jobs = dict((j["host"], j) for j in verify.listener_jobs(plan, hosts))
+    assert jobs["dc01"]["method"] == "netstat"
+    assert jobs["nps01"]["method"] == "win_listen_ports_facts"
+    assert jobs["ca01"]["method"] == "none"
+    assert [(e["protocol"], e["port"]) for e in jobs["hra01"]["expected"]] == [("tcp", 443)]
+    assert "ipsec01" not in jobs and "wsus01" not in jobs        # no listener of their own
+    assert dict((j["host"], j["method"]) for j in verify.listener_jobs(plan, lab_hosts()))["dc01"] == \
+        "listen_ports_facts"
+    hosts["dc01"]["listener_method"] = "telnet"
+    with pytest.raises(NapError, match="nap_listener_method"):
+        verify.listener_jobs(plan, hosts)
