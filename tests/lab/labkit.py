@@ -73,10 +73,13 @@ def remove_namespaces(prefix):
 
 
 def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
-    """TCP connect from inside a namespace; True when the listener answered (with the banner, if given)."""
+    """TCP connect from inside a namespace; True when the handshake completed (and, when expect_banner is given,
+    the server's first line holds it). Real services (LDAP, HTTPS) wait for the client: no read without a banner."""
     code = ("import socket,sys\ntry:\n s=socket.create_connection((sys.argv[1],int(sys.argv[2])),%s)\n"
-            " print('OK', s.recv(64).decode().strip())\nexcept OSError as e:\n print('FAIL',e)\n" % timeout)
-    out = sh("ip", "netns", "exec", netns, sys.executable, "-c", code, address, str(port))
+            " print('OK', s.recv(64).decode().strip() if sys.argv[3]=='1' else '')\nexcept OSError as e:\n"
+            " print('FAIL',e)\n" % timeout)
+    out = sh("ip", "netns", "exec", netns, sys.executable, "-c", code, address, str(port),
+             "1" if expect_banner else "0")
     if not out.stdout.startswith("OK"):
         return False
     return expect_banner is None or expect_banner in out.stdout
