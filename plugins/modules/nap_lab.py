@@ -654,7 +654,7 @@ class Services:
             [("udp", p) for p in (53, 88, 389, 464)]
         return [Daemon(node, "samba_dc", "samba AD DC", ["samba", "-s", conf], os.path.join(base, "run", "samba.pid"),
                        "samba", ready, files, prepare=[("provision the AD domain %s" % realm, provision,
-                                                        os.path.join(base, "private", "sam.ldb"))],
+                                                        os.path.join(base, "provisioned"))],
                        dirs=[os.path.join(base, d) for d in ("run", "log")])]
 
     # -- Samba file server and RPC ----------------------------------------
@@ -1157,17 +1157,25 @@ class Lab:
                             os.unlink(os.path.join(raddb, sub, entry))
                 continue
             if daemon.service == "samba_dc":
-                base = os.path.dirname(os.path.dirname(marker))
+                base = os.path.dirname(marker)
                 if not os.path.isdir(SAMBA_PROVISION_DATA):
                     raise LabError("%s is missing: install the Debian package samba-ad-provision" % SAMBA_PROVISION_DATA)
-                # a provision that stopped half way leaves a partial target directory: start again
+                # a provision that stopped half way leaves a partial target directory: start again (stopping a samba
+                # that runs on it first)
+                running = self.daemon_pid(daemon)
+                if running:
+                    self._kill_all([running])
                 for entry in ("private", "etc", "state", "cache", "bind-dns"):
                     if os.path.isdir(os.path.join(base, entry)):
                         shutil.rmtree(os.path.join(base, entry))
             ns = self.topo.netns(daemon.node)
             rc, out, err = self.module.run_command([self.ip, "netns", "exec", ns] + self._argv(argv))
-            if rc != 0 or not os.path.exists(marker):
+            if rc != 0:
                 raise LabError("%s: %s failed: %s" % (daemon.label, text, (err or out).strip()[-2000:]))
+            if not os.path.exists(marker):
+                # the step leaves no file of its own (a provision): mark it done only now that it succeeded
+                with open(marker, "w") as handle:
+                    handle.write("done\n")
 
     def _render(self, daemon, path, content):
         if content is None and daemon.service == "freeradius":
