@@ -7,7 +7,7 @@
 # this script created it). Only packages that are missing are installed.
 set -euo pipefail
 
-PACKAGES=(nftables iproute2 shellcheck samba samba-dsdb-modules samba-vfs-modules winbind freeradius freeradius-utils
+PACKAGES=(nftables iproute2 shellcheck samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind freeradius freeradius-utils
           nginx-light dnsmasq-base strongswan-charon strongswan-swanctl ldap-utils)
 
 missing=()

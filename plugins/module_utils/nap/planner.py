@@ -671,6 +671,9 @@ class Planner:
         for flow in flows:
             for rule in _host_inbound(flow):
                 inbound.setdefault(flow["dst_host"], []).append(rule)
+            if flow["id"] == "DHCP-RELAY" and flow["src_host"]:
+                # relay <-> server on UDP 67 both ways: the relay takes the server's replies
+                inbound.setdefault(flow["src_host"], []).append(_relay_reply(flow))
             if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
                 outbound.setdefault(flow["src_host"], []).append(_host_outbound(flow))
             for dev in flow["perimeter"]:
@@ -730,6 +733,13 @@ def _host_inbound(flow):
         return [Rule(name=_base_name(flow) + "-IN-EPMAP", dst_ports=("rpc-epmap",), **base),
                 Rule(name=_base_name(flow) + "-IN-RPC", dst_ports=("rpc-dynamic",), **base)]
     return [Rule(name=_base_name(flow) + "-IN", dst_ports=flow["dst_ports"], **base)]
+
+
+def _relay_reply(flow):
+    return Rule(name=_base_name(flow) + "-IN", flow_id=flow["id"], direction="in", protocol=flow["protocol"],
+                src_addresses=flow["dst_addresses"], dst_addresses=(), src_ports=flow["dst_ports"],
+                dst_ports=flow["src_ports"], description=flow["purpose"] + " (the server's replies)",
+                source=flow["source"])
 
 
 def _host_outbound(flow):

@@ -756,9 +756,10 @@ def ios_model(data, device=None, acl_name=DEFAULT_ACL_NAME):
             inbound.append(rule)
             _ios_pair(acl, "IN", rule, rule.src_addresses, normalize_addresses(dst), rule.src_ports,
                       rule.dst_ports, reply=False)
+        planned_in = set(r.flow_id for r in inbound)
         for flow in plan.get("flows") or []:
-            if flow.get("src_host") != device:
-                continue
+            if flow.get("src_host") != device or flow["id"] in planned_in:
+                continue    # (the plan already lets in the replies of e.g. the DHCP relay it starts)
             ports = list(flow.get("dst_ports") or [])
             if flow.get("rpc_dynamic"):
                 ports.append(flow.get("rpc_dynamic_range"))

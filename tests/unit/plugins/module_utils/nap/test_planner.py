@@ -216,6 +216,9 @@ def test_dhcp_server_on_the_client_segment_gets_client_requests():
         "relay-b", "dhcp01", [67], [67])
     assert relay["perimeter"] == ["rtr01"]
     assert not [w for w in plan["warnings"] if "relay assumed" in w]
+    # relay <-> server both ways: the relay accepts the server's replies, UDP 67 -> 67
+    (reply,) = inbound(plan, "relay-b", "DHCP-RELAY")
+    assert (reply["src_addresses"], reply["src_ports"], reply["dst_ports"]) == (["198.51.100.40/32"], [67], [67])
 
 
 def test_dhcp_behind_a_router_assumes_the_router_as_relay_with_a_warning():

@@ -244,5 +244,7 @@ def test_ios_every_entry_has_its_return():
     assert "RET DHCP-RELAY-UDP-ORIG" not in remarks    # relay01 relays here, not the router
     example = cisco.ios_acls_config(example_plan("cisco_ios"), "rtr01")[0]["acls"][0]["aces"]
     example_remarks = [a["remarks"][0] for a in example if a.get("remarks")]
-    assert "RET DHCP-RELAY-UDP-ORIG" in example_remarks   # rtr01 is the relay in the example
+    # rtr01 is the relay in the example: the plan lets the server's replies in (UDP 67 -> 67), once
+    relay = [r for r in example_remarks if "DHCP-RELAY" in r]
+    assert len(relay) == 1 and relay[0].startswith("IN DHCP-RELAY-UDP-IN ")
     assert any(a["destination"].get("host") == "255.255.255.255" for a in example)   # DHCPDISCOVER
