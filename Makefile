@@ -51,7 +51,7 @@ PYTEST_ARGS ?=
 # calls the checks with SETUP_DEP empty.
 SETUP_DEP ?= setup
 
-.PHONY: help setup venv collections apt demo test unit ps1-check lab-test molecule sanity lint build-check docs docs-check ee-check clean distclean
+.PHONY: help setup venv collections apt demo test unit ps1-check lab-test molecule bench bench-quick sanity lint build-check docs docs-check ee-check clean distclean
 
 help:
 	@echo "configmgr.nap make targets:"
@@ -61,7 +61,7 @@ help:
 	@echo "               and link this checkout as build/collections/.../configmgr/nap"
 	@echo "  apt          Debian packages (hack/install-lab-packages.sh; only if missing, root only)"
 	@echo "  demo         plan examples/inventory.yml -> nap-report/, then the lab before/after converge"
-	@echo "  test         unit, ps1-check, lab-test, molecule, sanity, lint, build-check, docs-check, ee-check"
+	@echo "  test         unit, ps1-check, lab-test, molecule, sanity, lint, build-check, docs-check, ee-check, bench-quick"
 	@echo "  unit         pytest tests/unit"
 	@echo "  ps1-check    syntax of every PowerShell script (tree-sitter grammar)"
 	@echo "  lab-test     pytest tests/lab (real packets in network namespaces; root)"
@@ -72,6 +72,7 @@ help:
 	@echo "  docs         regenerate docs/flows.md from the catalogue"
 	@echo "  docs-check   hack/gen_docs.py --check"
 	@echo "  ee-check     ansible-builder create accepts execution-environment.yml"
+	@echo "  bench        benchmarks, full run (about an hour); bench-quick: the CI variant (in make test)"
 	@echo "  clean        remove build/, nap-report/, tests/output/"
 	@echo "  distclean    clean + remove .venv/ and .cache/"
 
@@ -137,6 +138,7 @@ test: setup
 	@$(MAKE) build-check SETUP_DEP=
 	@$(MAKE) docs-check SETUP_DEP=
 	@$(MAKE) ee-check SETUP_DEP=
+	@$(MAKE) bench-quick SETUP_DEP=
 	@echo "==> test: all checks passed"
 
 # pytest exit code 5 (no tests collected) is a failure on purpose.
@@ -210,6 +212,16 @@ ee-check: $(SETUP_DEP)
 		cp "$(ROOT)"/{execution-environment.yml,bindep.txt,requirements.txt,requirements.yml} "$$tmp"/ && \
 		cd "$$tmp" && "$(VBIN)/ansible-builder" create --output-filename Containerfile >/dev/null && \
 		test -s context/Containerfile && echo "==> ee-check: context/Containerfile created"
+
+# Benchmarks (bench/README.md): ours against the per-rule way, side by side in one run; ratios are printed,
+# never asserted. `make bench` is the full run (about an hour); bench-quick (about 1-2 minutes) is in make test.
+bench: $(SETUP_DEP)
+	@echo "==> bench: bench/run.py (full; writes bench/results.md and results.json)"
+	cd "$(ROOT)" && "$(VBIN)/python" bench/run.py
+
+bench-quick: $(SETUP_DEP)
+	@echo "==> bench-quick: bench/run.py --quick"
+	cd "$(ROOT)" && "$(VBIN)/python" bench/run.py --quick --out "$(BUILD)/bench"
 
 # --------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs: nftables and iproute2 (Linux
 # side and lab), shellcheck (sanity), and the daemons the lab runs inside its
-# namespaces (Samba AD DC, FreeRADIUS, nginx, dnsmasq, strongSwan charon),
+# namespaces (Samba AD DC, FreeRADIUS, nginx, dnsmasq, strongSwan charon), and the benchmarks' anchors
+# (iptables, nmap; used inside bench namespaces only),
 # without starting anything in the host's own namespace: during the install a
 # policy-rc.d that refuses every start is in place (and removed afterwards if
 # this script created it). Only packages that are missing are installed.
 set -euo pipefail
 
 PACKAGES=(nftables iproute2 shellcheck samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind freeradius freeradius-utils
-          nginx-light dnsmasq-base strongswan-charon strongswan-swanctl ldap-utils)
+          nginx-light dnsmasq-base strongswan-charon strongswan-swanctl ldap-utils iptables nmap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -96,15 +96,26 @@ def normalize_ports(values, where="ports", allow_keywords=False):
     return tuple(sorted(out, key=_port_sort_key))
 
 
+# Plans repeat the same addresses and address lists thousands of times: parse each once.
+_CACHE_LIMIT = 200000
+_NETWORKS = {}
+_NORMALIZED = {}
+
+
 def parse_network(value, where="address"):
     """Return an ip_network (strict=False) for an address, CIDR or host address."""
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return value
+    if isinstance(value, str) and value in _NETWORKS:
+        return _NETWORKS[value]
     text = str(value).strip()
     try:
-        return ipaddress.ip_network(text, strict=False)
+        net = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise NapError("%s: %r is not an IPv4/IPv6 address or CIDR (e.g. 192.0.2.10 or 192.0.2.0/24)" % (where, value))
+    if isinstance(value, str) and len(_NETWORKS) < _CACHE_LIMIT:
+        _NETWORKS[value] = net
+    return net
 
 
 def is_ip_address(value):
@@ -126,6 +137,18 @@ def normalize_addresses(values, where="addresses", collapse=True):
         return ()
     if isinstance(values, str):
         values = [values]
+    key = None
+    if all(isinstance(v, str) for v in values):
+        key = (tuple(values), collapse)
+        if key in _NORMALIZED:
+            return _NORMALIZED[key]
+    result = _normalize(values, where, collapse)
+    if key is not None and len(_NORMALIZED) < _CACHE_LIMIT:
+        _NORMALIZED[key] = result
+    return result
+
+
+def _normalize(values, where, collapse):
     v4, v6 = [], []
     for value in values:
         net = parse_network(value, where)

@@ -627,7 +627,7 @@ class Planner:
                     entry["src_role"] = src.role
                     entry["dst_role"] = dst.role
                     entry["src_host"] = src.host
-                    entry["src_addresses"] = list(normalize_addresses(src_addresses))
+                    entry["src_addresses"] = list(src_addresses)     # endpoints hold normalized addresses
                     entry["src_zone"] = _zone_text(src.zones)
                     entry["dst_host"] = dst.host
                     entry["dst_addresses"] = list(dst.addresses)
@@ -757,22 +757,29 @@ def _forward(flow):
 
 
 def _merge(rules, side):
-    """Merge rules that differ only in the addresses of one side (exact: no pair is added)."""
-    merged = OrderedDict()
+    """Merge rules that differ only in the addresses of one side (exact: no pair is added).
+
+    The addresses of each group are collected first and normalized once (linear in the rules).
+    """
+    groups = OrderedDict()
     for rule in rules:
         if side == "src":
             key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.dst_addresses)
+            addresses = rule.src_addresses
         else:
             key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.src_addresses)
-        if key in merged:
-            old = merged[key]
-            if side == "src":
-                merged[key] = _replace(old, src_addresses=normalize_addresses(old.src_addresses + rule.src_addresses))
-            else:
-                merged[key] = _replace(old, dst_addresses=normalize_addresses(old.dst_addresses + rule.dst_addresses))
+            addresses = rule.dst_addresses
+        if key in groups:
+            groups[key][1].extend(addresses)
         else:
-            merged[key] = rule
-    return list(merged.values())
+            groups[key] = (rule, list(addresses))
+    out = []
+    for first, addresses in groups.values():
+        if side == "src":
+            out.append(_replace(first, src_addresses=normalize_addresses(addresses)))
+        else:
+            out.append(_replace(first, dst_addresses=normalize_addresses(addresses)))
+    return out
 
 
 def _replace(rule, **changes):

@@ -88,6 +88,11 @@ def render_markdown(plan):
         lines.extend("- " + w for w in plan["warnings"])
         lines.append("")
     header = ["| flow | from | to | service | purpose | source | perimeter |", "|---|---|---|---|---|---|---|"]
+    by_host = {}                      # host -> its flows, in plan order (one pass over the flows)
+    for flow in plan["flows"]:
+        for end in set((flow["src_host"], flow["dst_host"])):
+            if end:
+                by_host.setdefault(end, []).append(flow)
     for host, entry in plan["hosts"].items():
         lines.append("## %s (%s)" % (host, ", ".join(entry["roles"])))
         lines.append("")
@@ -95,7 +100,7 @@ def render_markdown(plan):
                      % (entry["platform"], ", ".join(entry["addresses"]), entry["zone"] or "none",
                         len(entry["inbound"]), len(entry["outbound"])))
         lines.append("")
-        rows = [f for f in plan["flows"] if f["dst_host"] == host or f["src_host"] == host]
+        rows = by_host.get(host, [])
         if not rows:
             lines.append("No flows.")
             lines.append("")
