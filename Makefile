@@ -113,7 +113,10 @@ apt:
 # run
 
 # The demo plans the bundled example, then builds the network-namespace lab, shows an allowed and a
-# blocked connection before and after the perimeter is converged, and removes the lab (also on failure).
+# blocked connection before and after the perimeter is converged and verifies every flow; then deletes a
+# rule by hand in the lab router, lets verify name the broken flow, corrects it with drift.yml and verifies
+# again. The lab is removed at the end (also on failure). Every nft command runs in the lab's router namespace.
+LAB_INV := $(BUILD)/lab/nap/inventory.yml
 demo: setup
 	@echo "==> demo: ansible-playbook playbooks/plan.yml -> $(REPORT_DIR)"
 	cd "$(ROOT)" && "$(VBIN)/ansible-playbook" -i "$(ROOT)/examples/inventory.yml" \
@@ -122,7 +125,20 @@ demo: setup
 	@cd "$(ROOT)" && trap '"$(VBIN)/ansible-playbook" "$(ROOT)/playbooks/lab.yml" -e nap_lab_state=absent >/dev/null \
 			&& echo "==> demo: lab removed"' EXIT; \
 		"$(VBIN)/ansible-playbook" "$(ROOT)/playbooks/lab.yml" -e nap_lab_state=present && \
-		"$(VBIN)/ansible-playbook" -i "$(BUILD)/lab/nap/inventory.yml" "$(ROOT)/playbooks/lab_demo.yml"
+		"$(VBIN)/ansible-playbook" -i "$(LAB_INV)" "$(ROOT)/playbooks/lab_demo.yml" -e nap_lab_demo_keep=true && \
+		echo "==> demo: deleting rule IPSEC-HRA-TCP-FWD by hand in the lab router (namespace nap-rtr01)" && \
+		handle=$$(ip netns exec nap-rtr01 nft -a list chain inet configmgr_nap forward \
+			| sed -n 's/.*"IPSEC-HRA-TCP-FWD|.*# handle \([0-9]*\)$$/\1/p' | head -1) && \
+		ip netns exec nap-rtr01 nft delete rule inet configmgr_nap forward handle "$$handle" && \
+		echo "==> demo: verify now fails and names the broken flow" && \
+		{ "$(VBIN)/ansible-playbook" -i "$(LAB_INV)" "$(ROOT)/playbooks/verify.yml" \
+			-e nap_report_dir="$(REPORT_DIR)" 2>&1 | grep -E 'verify: [0-9]+ checks|broken' | head -5 || true; } && \
+		echo "==> demo: drift.yml -e nap_drift_correct=true corrects the router" && \
+		"$(VBIN)/ansible-playbook" -i "$(LAB_INV)" "$(ROOT)/playbooks/drift.yml" --limit rtr01 \
+			-e nap_drift_correct=true | grep -E 'missing|corrected' | head -4 && \
+		echo "==> demo: verify again" && \
+		"$(VBIN)/ansible-playbook" -i "$(LAB_INV)" "$(ROOT)/playbooks/verify.yml" -e nap_report_dir="$(REPORT_DIR)" \
+			| grep -E 'verify: [0-9]+ checks'
 
 # --------------------------------------------------------------------------
 # tests
