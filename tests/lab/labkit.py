@@ -82,7 +82,7 @@ def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
              "1" if expect_banner else "0")
     if not out.stdout.startswith("OK"):
         return False
-    return expect_banner is None or expect_banner in out.stdout
+    return expect_banner is None or out.stdout[len("OK "):].startswith(expect_banner)
 
 
 # --- additions for the verify lab test (services, probes, isolation) --------------------------------------------

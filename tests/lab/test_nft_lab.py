@@ -26,7 +26,7 @@ import time
 import pytest
 import yaml
 
-from labkit import changed_count, needs_root_and_tools, remove_namespaces, sh
+from labkit import changed_count, needs_root_and_tools, remove_namespaces, sh, tcp_connects
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "napt%d" % (os.getpid() % 100000)
@@ -99,12 +99,9 @@ def address(host):
     return "198.19.%d.%d" % (index, LAB["hosts"][host]["id"])
 
 
-def connects(src, dst, port, timeout=0.5):
-    """TCP connect from inside src's namespace to dst:port; True when the listener answered."""
-    code = ("import socket,sys\ntry:\n s=socket.create_connection((sys.argv[1],int(sys.argv[2])),%s)\n"
-            " print(s.recv(64).decode().strip())\nexcept OSError as e:\n print('FAIL',e)\n" % timeout)
-    out = sh("ip", "netns", "exec", ns(src), sys.executable, "-c", code, address(dst), str(port))
-    return out.stdout.startswith("nap-lab %s %d" % (dst, port))
+def connects(src, dst, port):
+    """TCP connect from inside src's namespace to dst:port; True when the lab listener answered."""
+    return tcp_connects(ns(src), address(dst), port, expect_banner="nap-lab %s %d" % (dst, port))
 
 
 class Lab:

@@ -48,14 +48,6 @@ ROLE_GROUPS = (
 )
 ROLE_BY_GROUP = dict((group, role) for role, group, _text in ROLE_GROUPS)
 GROUP_BY_ROLE = dict((role, group) for role, group, _text in ROLE_GROUPS)
-ROLE_TEXT = dict((role, text) for role, _group, text in ROLE_GROUPS)
-
-# Network endpoints (not inventory groups).
-NETWORK_ENDPOINTS = {
-    "client_networks": "nap_client_networks",
-    "restricted_networks": "nap_restricted_networks",
-    "management_sources": "nap_management_sources",
-}
 
 # ConfigMgr site-system roles a remediation server may hold -> CM07 flow id.
 REMEDIATION_ROLES = {

@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
-    NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network, port_bounds,
+    NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network,
 )
 
 PLAN_FORMAT_VERSION = 1
@@ -509,9 +509,9 @@ class Planner:
     # -- pairs ------------------------------------------------------------
     def pairs(self, flow):
         if flow.pairing == "dhcp_client":
-            return self._dhcp_client_pairs()
+            return self._dhcp_plan()[0]
         if flow.pairing == "dhcp_relay":
-            return self._dhcp_relay_pairs()
+            return self._dhcp_plan()[1]
         srcs = self.resolve(flow.src)
         dsts = self.resolve(flow.dst)
         for kind, value in flow.when:
@@ -564,12 +564,6 @@ class Planner:
                 seen.add(key)
                 out.append((src, dst))
         return out
-
-    def _dhcp_client_pairs(self):
-        return self._dhcp_plan()[0]
-
-    def _dhcp_relay_pairs(self):
-        return self._dhcp_plan()[1]
 
     # -- services -----------------------------------------------------------
     def services(self, flow, src, dst):
@@ -822,17 +816,6 @@ def plan(groups, hostvars, settings, controller_addresses=None):
     return Planner(groups, hostvars, settings, controller_addresses).run()
 
 
-def rules_for(plan_doc, target):
-    """The rules a host or perimeter device gets, as Rule objects (all directions)."""
-    out = []
-    if target in plan_doc.get("hosts", {}):
-        entry = plan_doc["hosts"][target]
-        out += [Rule.from_dict(r) for r in entry["inbound"] + entry["outbound"]]
-    if target in plan_doc.get("perimeter", {}):
-        out += [Rule.from_dict(r) for r in plan_doc["perimeter"][target]["forward"]]
-    return out
-
-
 def summary(plan_doc):
     """Short text summary: hosts, flows, rules per host and device."""
     lines = []
@@ -850,4 +833,4 @@ def summary(plan_doc):
     return lines
 
 
-__all__ = ["plan", "Planner", "rules_for", "summary", "validate_setting", "NapError", "port_bounds"]
+__all__ = ["plan", "Planner", "summary", "validate_setting", "parse_bool", "NapError"]
