@@ -70,7 +70,7 @@ UNMANAGED_ROLES = ("radius_client",)
 # ---------------------------------------------------------------------------
 # Settings: one choice each, with their defaults (../shared/nap-flows.md).
 # ---------------------------------------------------------------------------
-_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_RANGE_RE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")  # used with fullmatch: ASCII digits only
 
 
 class Setting:
@@ -146,7 +146,7 @@ class Service:
         self.rpc_dynamic = rpc_dynamic
 
     def describe(self):
-        if isinstance(self.dst_ports, Choice):
+        if isinstance(self.dst_ports, (Choice, ManagementPort)):
             ports = self.dst_ports.describe()
         else:
             ports = _ports_doc(self.dst_ports)
@@ -160,6 +160,19 @@ class Service:
         if self.protocol in ("esp", "ah", "gre"):
             text = "IP protocol %s (%s)" % ({"esp": 50, "ah": 51, "gre": 47}[self.protocol], self.protocol.upper())
         return text
+
+
+class ManagementPort:
+    """The port Ansible reaches a managed host on, decided per host by the planner (one place for every
+    backend): the host's ``ansible_port`` when set, else the connection's default (22 for ssh, 5986 for
+    winrm and psrp, 5985 only where the scheme or protocol says http)."""
+
+    def describe(self):
+        return "the host's management port (ansible_port; else 22 for ssh, 5986 for winrm/psrp, 5985 over http)"
+
+
+MANAGEMENT_PORT = ManagementPort()
+MANAGEMENT_DEFAULT_PORTS = {"ssh": 22, "winrm": 5986, "psrp": 5986, "winrm_http": 5985, "psrp_http": 5985}
 
 
 RADIUS = Choice("nap_radius_legacy_ports", {False: (1812, 1813), True: (1812, 1813, 1645, 1646)})
@@ -355,10 +368,10 @@ FLOWS = (
                 "%s -> %s" % (k, v) for k, v in REMEDIATION_ROLES.items())),
     # --- management channel -------------------------------------------------
     FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
-            "management_sources", "windows_hosts", (_tcp(5985, 5986),), "management",
+            "management_sources", "windows_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
             doc_from="nap_management_sources", doc_to="every managed Windows host"),
     FlowDef("MGMT-SSH", "Ansible manages Linux hosts and perimeter devices (SSH)", "configmgr.nap",
-            "management_sources", "ssh_hosts", (_tcp(22),), "management",
+            "management_sources", "ssh_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
             doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device"),
 ) + CM_FLOWS
 
@@ -415,6 +428,9 @@ def _service_data(service):
         data["dst_ports"] = None
         data["choice"] = {"setting": service.dst_ports.setting,
                           "options": dict((str(k).lower(), list(v)) for k, v in service.dst_ports.options.items())}
+    elif isinstance(service.dst_ports, ManagementPort):
+        data["dst_ports"] = None
+        data["management_port"] = service.dst_ports.describe()
     else:
         data["dst_ports"] = list(service.dst_ports)
     return data

@@ -16,6 +16,8 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.names import NapError, ascii_digits, check, check_text
+
 PROTOCOLS = ("tcp", "udp", "esp", "ah", "gre", "icmp")
 PORT_PROTOCOLS = ("tcp", "udp")
 PROTOCOL_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51}
@@ -27,10 +29,6 @@ RULE_FIELDS = (
     "src_addresses", "dst_addresses", "src_ports", "dst_ports",
     "description", "source",
 )
-
-
-class NapError(Exception):
-    """An error in the user's input, with a message fit to show as it is."""
 
 
 def parse_port(value, where="port", allow_keywords=False):
@@ -50,10 +48,10 @@ def parse_port(value, where="port", allow_keywords=False):
     text = str(value).strip().lower()
     if allow_keywords and text in PORT_KEYWORDS:
         return text
-    if text.isdigit():
+    if ascii_digits(text):
         return parse_port(int(text), where)
     parts = text.split("-")
-    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+    if len(parts) == 2 and ascii_digits(parts[0]) and ascii_digits(parts[1]):
         low, high = int(parts[0]), int(parts[1])
         if not (1 <= low <= 65535 and 1 <= high <= 65535):
             raise NapError("%s: range %r is outside 1-65535" % (where, value))
@@ -109,6 +107,9 @@ def parse_network(value, where="address"):
     if isinstance(value, str) and value in _NETWORKS:
         return _NETWORKS[value]
     text = str(value).strip()
+    if "%" in text:
+        raise NapError("%s: %r has a scope id (%%...); a firewall rule cannot be scoped to an interface's zone: "
+                       "give the address without it (e.g. fe80::1)" % (where, value))
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -119,8 +120,12 @@ def parse_network(value, where="address"):
 
 
 def is_ip_address(value):
+    """True for a plain IPv4/IPv6 address (a scope id, ``fe80::1%eth0``, is not one here)."""
     try:
-        ipaddress.ip_address(str(value).strip())
+        text = str(value).strip()
+        if "%" in text:
+            return False
+        ipaddress.ip_address(text)
         return True
     except ValueError:
         return False
@@ -191,6 +196,7 @@ class Rule:
         name = data.get("name")
         if not name or not isinstance(name, str):
             raise NapError("%s: 'name' is required and must be a string" % where)
+        name = check("rule", name, "%s: name" % where)
         where = "rule %r" % name
         unknown = set(data) - set(RULE_FIELDS)
         if unknown:
@@ -211,9 +217,12 @@ class Rule:
         keywords = [p for p in dst_ports if p in PORT_KEYWORDS]
         if keywords and (protocol != "tcp" or direction != "in" or len(dst_ports) != 1):
             raise NapError("%s: the port keyword %s stands alone on an inbound TCP rule" % (where, keywords[0]))
+        flow_id = check("flow_id", data.get("flow_id") or name, "%s: flow_id" % where)
+        description = check_text(data.get("description"), "%s: description" % where)
+        source = check_text(data.get("source"), "%s: source" % where)
         return cls(
             name=name,
-            flow_id=str(data.get("flow_id") or name),
+            flow_id=flow_id,
             direction=direction,
             action=action,
             protocol=protocol,
@@ -221,8 +230,8 @@ class Rule:
             dst_addresses=normalize_addresses(data.get("dst_addresses"), "%s: dst_addresses" % where),
             src_ports=src_ports,
             dst_ports=dst_ports,
-            description=str(data.get("description") or ""),
-            source=str(data.get("source") or ""),
+            description=description,
+            source=source,
         )
 
     def to_dict(self):

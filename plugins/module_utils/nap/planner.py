@@ -19,6 +19,7 @@ import ipaddress
 from collections import OrderedDict, deque
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network,
 )
@@ -86,6 +87,9 @@ def validate_setting(name, value, where):
         if not isinstance(value, (list, tuple)):
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         for item in value:
+            if "%" in str(item):
+                raise NapError("%s has %r, which has a scope id (%%...); expected %s without it"
+                               % (prefix, item, spec.expected()))
             try:
                 ipaddress.ip_network(str(item).strip(), strict=False)
             except ValueError:
@@ -93,7 +97,7 @@ def validate_setting(name, value, where):
                                % (prefix, item, spec.expected()))
         return list(normalize_addresses(value, collapse=False))
     if spec.kind == "range":
-        match = cat._RANGE_RE.match(str(value))
+        match = cat._RANGE_RE.fullmatch(str(value))
         if not match:
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         low, high = int(match.group(1)), int(match.group(2))
@@ -102,6 +106,56 @@ def validate_setting(name, value, where):
                            % (prefix, value))
         return "%d-%d" % (low, high)
     raise NapError("%s: unknown setting kind" % prefix)  # pragma: no cover
+
+
+# Roles only a Windows server can hold (ConfigMgr 2007 and the NAP server roles of Windows Server 2008).
+WINDOWS_ONLY_ROLES = ("site_server", "shv_point", "hra", "certification_authority", "dhcp_server", "vpn_server",
+                      "ts_gateway", "site_system", "site_database", "console_host")
+# Roles a perimeter device may hold besides its own (a router relays DHCP; a switch is a RADIUS client).
+PERIMETER_EXTRA_ROLES = ("perimeter", "dhcp_relay", "radius_client")
+# Host variables the planner reads besides the nap_* ones: the address and how Ansible connects.
+CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_connection", "ansible_ssh_port", "ansible_winrm_port",
+                   "ansible_winrm_scheme", "ansible_psrp_port", "ansible_psrp_protocol", "ansible_httpapi_port",
+                   "ansible_httpapi_use_ssl")
+_PORT_VARS = {"ssh": ("ansible_port", "ansible_ssh_port"), "winrm": ("ansible_port", "ansible_winrm_port"),
+              "psrp": ("ansible_port", "ansible_psrp_port"), "network_cli": ("ansible_port",),
+              "httpapi": ("ansible_port", "ansible_httpapi_port")}
+
+
+def management_port(hvars, platform, host):
+    """The one TCP port Ansible reaches ``host`` on: the port every backend keeps open and MGMT flows plan.
+
+    The host's ``ansible_port`` (or the connection's own port variable) when set; else the connection's
+    default: 22 for ssh and network_cli, 5986 for winrm and psrp (5985 only where
+    ``ansible_winrm_scheme`` / ``ansible_psrp_protocol`` says http), 443 or 80 for httpapi.  A host
+    without ``ansible_connection`` (or with ``local``, as in the lab) takes its platform's default:
+    winrm for Windows, ssh for the rest.
+    """
+    hvars = hvars or {}
+    conn = str(hvars.get("ansible_connection") or "").strip().lower().rsplit(".", 1)[-1]
+    if conn not in _PORT_VARS:
+        conn = "winrm" if platform == "windows" else "ssh"
+    for var in _PORT_VARS[conn]:
+        value = hvars.get(var)
+        if value is not None and str(value).strip() != "":
+            try:
+                port = normalize_ports([value], "host %s: %s" % (host, var))
+            except NapError:
+                raise NapError("host %s: %s is %r; expected a TCP port 1-65535 (the port Ansible connects to)"
+                               % (host, var, value))
+            if len(port) != 1 or not isinstance(port[0], int):
+                raise NapError("host %s: %s is %r; expected one TCP port" % (host, var, value))
+            return port[0]
+    if conn in ("winrm", "psrp"):
+        scheme_var = "ansible_winrm_scheme" if conn == "winrm" else "ansible_psrp_protocol"
+        scheme = str(hvars.get(scheme_var) or "https").strip().lower()
+        if scheme not in ("http", "https"):
+            raise NapError("host %s: %s is %r; expected http or https" % (host, scheme_var, hvars.get(scheme_var)))
+        return cat.MANAGEMENT_DEFAULT_PORTS[conn + ("_http" if scheme == "http" else "")]
+    if conn == "httpapi":
+        ssl = parse_bool(hvars.get("ansible_httpapi_use_ssl", False), "host %s: ansible_httpapi_use_ssl" % host)
+        return 443 if ssl else 80
+    return cat.MANAGEMENT_DEFAULT_PORTS["ssh"]
 
 
 class Settings:
@@ -158,6 +212,7 @@ class Zones:
             raise NapError("nap_zones is %r; expected a mapping of zone name -> list of CIDRs" % (zones_var,))
         seen = {}
         for name, cidrs in zones_var.items():
+            names.check("zone", name, "nap_zones: zone name")
             if isinstance(cidrs, str):
                 cidrs = [cidrs]
             if not isinstance(cidrs, (list, tuple)) or not cidrs:
@@ -286,27 +341,41 @@ class Planner:
                 if not is_ip_address(item):
                     raise NapError("host %s (group %s): nap_address %r is not an IPv4/IPv6 address "
                                    "(e.g. 192.0.2.10 or 2001:db8::10)" % (host, group, item))
-                out.append(str(ipaddress.ip_address(str(item).strip())))
+                out.append(_host_address(item, host, "nap_address"))
             return out
         ansible_host = hvars.get("ansible_host")
         if ansible_host is not None and is_ip_address(ansible_host):
-            return [str(ipaddress.ip_address(str(ansible_host).strip()))]
+            return [_host_address(ansible_host, host, "ansible_host")]
         if is_ip_address(host):
-            return [str(ipaddress.ip_address(host))]
+            return [_host_address(host, host, "the host name")]
         raise NapError("host %s (group %s) has no usable address: set nap_address (or ansible_host) to its "
                        "IPv4/IPv6 address, e.g. nap_address: 192.0.2.10" % (host, group))
 
     def _collect_hosts(self):
         self.role_hosts = OrderedDict()
         self.host_roles = OrderedDict()
+        if not isinstance(self.groups, dict):
+            raise NapError("the inventory groups are %s, not a mapping of group -> hosts; a YAML inventory is a "
+                           "mapping (all: {children: ...}), not a list" % type(self.groups).__name__)
         for role, group, _text in cat.ROLE_GROUPS:
-            hosts = list(self.groups.get(group) or [])
+            hosts = self.groups.get(group) or []
+            if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+                raise NapError("group %s is %r; expected a list of host names" % (group, hosts))
+            hosts = list(hosts)
             self.role_hosts[role] = hosts
             for host in hosts:
+                if host not in self.host_roles:
+                    names.check("host", host, "group %s: host name" % group)
                 self.host_roles.setdefault(host, [])
                 if role not in self.host_roles[host]:
                     self.host_roles[host].append(role)
+        if not self.host_roles:
+            raise NapError("the inventory has no host in any NAP group (%s ...): check that -i names the inventory "
+                           "and that it parses (Ansible only warns when it cannot; a YAML inventory is a mapping "
+                           "such as all: {children: {nap_shv_points: {hosts: ...}}}, not a list)"
+                           % ", ".join(g for _r, g, _t in cat.ROLE_GROUPS[:3]))
         self.addresses = {}
+        self.mgmt_port = {}
         self.host_zone = {}
         self.platform = {}
         for host, roles in self.host_roles.items():
@@ -326,12 +395,43 @@ class Planner:
                     raise NapError("host %s: nap_platform is %r; expected one of %s"
                                    % (host, hvars.get("nap_platform"), ", ".join(cat.HOST_PLATFORMS)))
             self.platform[host] = platform
+            self._check_roles(host, roles, platform)
+            if platform != "none":
+                self.mgmt_port[host] = management_port(hvars, "windows" if platform == "windows" else "ssh", host)
             roles_var = hvars.get("nap_remediation_roles")
             if roles_var is not None:
                 valid = isinstance(roles_var, (list, tuple)) and all(str(r) in cat.REMEDIATION_ROLES for r in roles_var)
                 if not valid:
                     raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
                                    % (host, roles_var, ", ".join(cat.REMEDIATION_ROLES)))
+
+        self._check_unique_addresses()
+
+    def _check_roles(self, host, roles, platform):
+        groups = lambda rs: ", ".join(cat.GROUP_BY_ROLE[r] for r in rs)    # noqa: E731
+        if "perimeter" in roles:
+            extra = [r for r in roles if r not in PERIMETER_EXTRA_ROLES]
+            if extra:
+                raise NapError("host %s is in nap_perimeter and in %s: a perimeter device (router or firewall) "
+                               "cannot be a NAP server; it may also be a DHCP relay (nap_dhcp_relays) or a RADIUS "
+                               "client. Put the server role on its own host" % (host, groups(extra)))
+            return
+        if platform == "linux":
+            windows_only = [r for r in roles if r in WINDOWS_ONLY_ROLES]
+            if windows_only:
+                raise NapError("host %s: nap_platform is linux, but %s hold(s) Windows server roles (%s); set "
+                               "nap_platform: windows (or none for a host Ansible does not manage)"
+                               % (host, groups(windows_only), ", ".join(windows_only)))
+
+    def _check_unique_addresses(self):
+        owner = {}
+        for host, addrs in self.addresses.items():
+            for addr in addrs:
+                if addr in owner and owner[addr] != host:
+                    raise NapError("hosts %s and %s have the same address %s (nap_address or ansible_host): each "
+                                   "inventory host is one machine; give each its own address, or put one host in "
+                                   "several groups" % (owner[addr], host, addr.split("/")[0]))
+                owner[addr] = host
 
     def _collect_perimeter(self):
         devices = OrderedDict()
@@ -342,6 +442,12 @@ class Planner:
             if not isinstance(zones, (list, tuple)) or len(zones) < 2:
                 raise NapError("host %s (group nap_perimeter): nap_perimeter_zones is %r; expected a list of at "
                                "least two zone names from nap_zones" % (host, zones))
+            for zone in zones:
+                names.check("zone", zone, "host %s: nap_perimeter_zones" % host)
+            twice = sorted(set(str(z) for z in zones if list(map(str, zones)).count(str(z)) > 1))
+            if twice:
+                raise NapError("host %s (group nap_perimeter): nap_perimeter_zones lists %s twice; name each zone "
+                               "the device joins once" % (host, ", ".join(twice)))
             unknown = [z for z in zones if str(z) not in self.zones.names]
             if unknown:
                 raise NapError("host %s (group nap_perimeter): nap_perimeter_zones names %s, not in nap_zones "
@@ -355,9 +461,11 @@ class Planner:
                 continue
             zones = set()
             for addr in self.addresses[host]:
-                zone = self.zones.zone_of(ipaddress.ip_network(addr), "host %s" % host)
+                net = ipaddress.ip_network(addr)
+                zone = self.zones.zone_of(net, "host %s" % host)
                 if zone:
                     zones.add(zone)
+                    self._check_not_network_address(host, net, zone)
             if len(zones) > 1:
                 raise NapError("host %s has addresses in zones %s; a host sits in one zone (a device that joins "
                                "zones belongs in group nap_perimeter)" % (host, ", ".join(sorted(zones))))
@@ -365,6 +473,18 @@ class Planner:
                 self.warn("host %s (%s) is in no zone of nap_zones: no perimeter rules are planned for its flows"
                           % (host, ", ".join(self.addresses[host])))
             self.host_zone[host] = frozenset(zones)
+
+    def _check_not_network_address(self, host, net, zone):
+        for znet, zname in self.zones.nets:
+            if zname != zone or znet.version != net.version or not net.subnet_of(znet):
+                continue
+            edge = znet.prefixlen < znet.max_prefixlen - 1
+            if edge and net.network_address in (znet.network_address, getattr(znet, "broadcast_address", None)):
+                if net.version == 6 and net.network_address != znet.network_address:
+                    continue
+                what = "network" if net.network_address == znet.network_address else "broadcast"
+                raise NapError("host %s: its address %s is the %s address of zone %s (%s), not a host address; set "
+                               "nap_address to the host's own address" % (host, net.network_address, what, zone, znet))
 
     def _network_endpoints(self, name, cidrs, role):
         by_zone = OrderedDict()
@@ -385,11 +505,21 @@ class Planner:
         if restricted is None:
             restricted = client
         mgmt = get("nap_management_sources", use=False)
+        if mgmt is not None and not mgmt:
+            raise NapError("nap_management_sources is []: with no management source no MGMT-* flow and no "
+                           "anti-lockout rule is planned, and converging the firewalls would cut Ansible off; "
+                           "list the addresses Ansible connects from, e.g. nap_management_sources: [192.0.2.5/32]")
         if mgmt is None:
-            mgmt = list(normalize_addresses(self.controller_addresses)) if self.controller_addresses else []
-            if not mgmt:
+            guessed = [a for a in self.controller_addresses or [] if is_ip_address(a)]
+            mgmt = list(normalize_addresses(guessed)) if guessed else []
+            if mgmt:
+                self.warn("nap_management_sources is not set: the management channel (MGMT-* flows, anti-lockout) "
+                          "is kept open from the controller's own addresses as guessed: %s. Under AWX / Automation "
+                          "Platform these are the execution environment's, not the source the hosts see; set "
+                          "nap_management_sources" % ", ".join(mgmt))
+            else:
                 self.warn("nap_management_sources is not set and the controller's address is unknown: "
-                          "no management (MGMT-*) flows are planned")
+                          "no management (MGMT-*) flows are planned; set nap_management_sources")
         self.networks = {
             "client_networks": self._network_endpoints("nap_client_networks", client, "client_networks"),
             "restricted_networks": self._network_endpoints("nap_restricted_networks", restricted,
@@ -584,7 +714,9 @@ class Planner:
         out = []
         for service in flow.services:
             ports = service.dst_ports
-            if isinstance(ports, cat.Choice):
+            if isinstance(ports, cat.ManagementPort):
+                ports = (self.mgmt_port[dst.host],)
+            elif isinstance(ports, cat.Choice):
                 setting = ports.setting
                 decider = flow.deciders.get(setting, "dst")
                 value = self.settings.get(setting, src.host if decider == "src" else dst.host)
@@ -658,6 +790,7 @@ class Planner:
             entry["zone"] = _zone_text(self.host_zone[host])
             entry["outbound_policy"] = self.settings.get("nap_windows_outbound_policy", host, use=False)
             entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", host, use=False)
+            entry["management_port"] = self.mgmt_port.get(host)
             entry["inbound"] = []
             entry["outbound"] = []
             hosts[host] = entry
@@ -683,6 +816,7 @@ class Planner:
             pentry["zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in sorted(zones))
             pentry["owned_zones"] = sorted(self.topology.component(zones))
             pentry["addresses"] = list(self.addresses[dev])
+            pentry["management_port"] = self.mgmt_port.get(dev)
             pentry["forward"] = [r.to_dict() for r in _finish(forward.get(dev, []), "both")]
             perimeter[dev] = pentry
         plan = OrderedDict()
@@ -693,6 +827,24 @@ class Planner:
         plan["perimeter"] = perimeter
         plan["warnings"] = list(self.warnings)
         return plan
+
+
+def _host_address(value, host, var):
+    """A host's own address, as text; NapError for an address no host can have (0.0.0.0, ::, multicast, ...)."""
+    addr = ipaddress.ip_address(str(value).strip())
+    bad = None
+    if addr.is_unspecified:
+        bad = "the unspecified address"
+    elif addr.is_multicast:
+        bad = "a multicast address"
+    elif addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255"):
+        bad = "the broadcast address"
+    elif addr.is_loopback:
+        bad = "a loopback address"
+    if bad:
+        raise NapError("host %s: %s is %s (%s), which no host can be reached at; set nap_address to the host's own "
+                       "address, e.g. nap_address: 192.0.2.10" % (host, var, addr, bad))
+    return str(addr)
 
 
 def _zone_text(zones):

@@ -29,6 +29,7 @@ __metaclass__ = type
 
 import ipaddress
 import json
+import re
 from collections import OrderedDict
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
@@ -86,7 +87,7 @@ def _port_items(ports):
     """Flow dst_ports -> (single ports, "low-high" ranges)."""
     singles, ranges = [], []
     for port in ports or []:
-        if isinstance(port, int) or str(port).isdigit():
+        if isinstance(port, int) or re.fullmatch(r"[0-9]+", str(port)):
             singles.append(int(port))
         else:
             ranges.append(str(port))
@@ -95,7 +96,7 @@ def _port_items(ports):
 
 def _in_ports(port, ports):
     for item in ports or []:
-        if isinstance(item, int) or str(item).isdigit():
+        if isinstance(item, int) or re.fullmatch(r"[0-9]+", str(item)):
             if int(item) == port:
                 return True
         else:

@@ -155,7 +155,7 @@ def port_number(value, protocol, platform="cisco_asa"):
     1812
     """
     text = str(value).strip().lower()
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]+", text):
         number = int(text)
         if 1 <= number <= 65535:
             return number

@@ -39,6 +39,7 @@ import json
 import re
 from collections import OrderedDict
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, parse_network,
@@ -95,6 +96,11 @@ def _split_family(addresses):
 
 
 def _quote(text):
+    """An nft quoted string.  nft has no escape inside quotes, so what it cannot carry is refused."""
+    text = str(text)
+    if '"' in text or "\\" in text or names.bad_character(text) is not None:
+        raise NapError("%r cannot be written as an nft quoted string (no double quote, backslash or control "
+                       "character)" % (text,))
     return '"%s"' % text
 
 
@@ -292,9 +298,8 @@ def parse_comment(comment):
 
 def check_rule_name(rule):
     where = "rule %r" % rule.name
-    for bad, what in (("|", "'|'"), ('"', "a double quote"), ("\n", "a newline"), ("\\", "a backslash")):
-        if bad in rule.name or bad in (rule.flow_id or ""):
-            raise NapError("%s: the name or flow_id contains %s, which the nft comment cannot carry" % (where, what))
+    names.check("rule", rule.name, "%s: name" % where)
+    names.check("flow_id", rule.flow_id or rule.name, "%s: flow_id" % where)
     if rule.name.startswith(MARK):
         raise NapError("%s: names starting with %r are reserved for the table's own rules" % (where, MARK))
     if len(comment_for(rule).encode("utf-8")) > COMMENT_MAX:
@@ -418,6 +423,7 @@ def effective_zones(zones):
     """{zone: {4: (cidrs), 6: (cidrs)}}: each zone's networks minus more specific networks of other zones."""
     nets = []
     for zone, cidrs in zones.items():
+        names.check("zone", zone, "zones: zone name")
         if isinstance(cidrs, str):
             cidrs = [cidrs]
         if not cidrs:
@@ -462,16 +468,15 @@ class Policy:
     """What the owned table must contain: the rules, owned zones, management sources and options."""
 
     def __init__(self, rules, zones=None, management_sources=(), rpc_dynamic_range=DEFAULT_RPC_RANGE,
-                 family=DEFAULT_FAMILY, table=DEFAULT_TABLE, allow_lockout=False):
+                 family=DEFAULT_FAMILY, table=DEFAULT_TABLE, allow_lockout=False, management_ports=None):
         if family not in FAMILIES:
             raise NapError("family %r is not supported; expected one of %s" % (family, ", ".join(sorted(FAMILIES))))
-        if not table or not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", table):
-            raise NapError("table %r: expected a name of letters, digits and '_', starting with a letter" % (table,))
+        names.check("table", table, "table")
         self.family = family
         self.table = table
         self.families = FAMILIES[family]
         self.allow_lockout = bool(allow_lockout)
-        match = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", str(rpc_dynamic_range))
+        match = re.fullmatch(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", str(rpc_dynamic_range))
         if not match or not (1024 <= int(match.group(1)) <= int(match.group(2)) <= 65535):
             raise NapError("rpc_dynamic_range is %r; expected \"low-high\" with 1024 <= low <= high <= 65535 "
                            "(e.g. \"49152-65535\")" % (rpc_dynamic_range,))
@@ -483,6 +488,10 @@ class Policy:
             cidrs = [cidrs] if isinstance(cidrs, str) else cidrs
             self.zone_networks[str(zone)] = list(normalize_addresses(cidrs, collapse=False))
         self.management_sources = normalize_addresses(management_sources or (), "management_sources")
+        # The plan decides each host's management port (planner.management_port); without a plan the
+        # connection defaults of SSH and WinRM stay open.
+        self.management_ports = tuple(sorted(set(parse_port(p, "management_ports") for p in management_ports))) \
+            if management_ports else MGMT_PORTS
         seen = set()
         self.rules = []
         for rule in rules:
@@ -531,7 +540,8 @@ def desired_state(policy):
         for version in policy.families:
             if split[version]:
                 mgmt.append(NftRule(None, [Match("%s saddr" % IP_KEY[version], "==", split[version]),
-                                           Match("tcp dport", "==", MGMT_PORTS)], "accept", MARK + "anti-lockout"))
+                                           Match("tcp dport", "==", policy.management_ports)], "accept",
+                                   MARK + "anti-lockout"))
 
     def chain(name, head, planned, tail):
         ch = Chain(name, "filter", name, 0, "accept")

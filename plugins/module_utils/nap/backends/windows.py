@@ -45,6 +45,7 @@ import json
 import re
 from collections import OrderedDict
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import check_unique, diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
@@ -74,7 +75,6 @@ KEYWORD_SPELLING = {
     "ps": {"rpc-epmap": "RPCEPMap", "rpc-dynamic": "RPC"},
 }
 KEYWORD_READ = {"rpc-epmap": "rpc-epmap", "rpcepmap": "rpc-epmap", "rpc": "rpc-dynamic"}
-_BAD_NAME_RE = re.compile(r'["\x00-\x1f\x7f]')
 
 
 # ---------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def parse_ports(text):
         if low in KEYWORD_READ:
             items.append(KEYWORD_READ[low])
             continue
-        if low.isdigit() or re.match(r"^\d+-\d+$", low):
+        if re.fullmatch(r"[0-9]+(?:-[0-9]+)?", low):
             items.append(low)
             continue
         problems.append(item)
@@ -213,9 +213,9 @@ def ports_cover(text, port):
         return True
     for item in str(text).split(","):
         item = item.strip()
-        if item.isdigit() and int(item) == port:
+        if re.fullmatch(r"[0-9]+", item) and int(item) == port:
             return True
-        match = re.match(r"^(\d+)-(\d+)$", item)
+        match = re.fullmatch(r"([0-9]+)-([0-9]+)", item)
         if match and int(match.group(1)) <= port <= int(match.group(2)):
             return True
     return False
@@ -249,15 +249,13 @@ def check_prefix(prefix):
     if not prefix or not prefix.strip():
         raise NapError("name_prefix must not be empty: the COM API and netsh remove rules by name, so the "
                        "collection's rule names must be unique on the host (default %r)" % DEFAULT_PREFIX)
-    if _BAD_NAME_RE.search(prefix):
-        raise NapError("name_prefix %r contains a double quote or a control character" % prefix)
+    names.check("name_prefix", prefix, "name_prefix")
 
 
 def check_group(group):
     if not group or not group.strip():
         raise NapError("group must not be empty: it is how the module knows which rules it owns")
-    if _BAD_NAME_RE.search(group):
-        raise NapError("group %r contains a double quote or a control character" % group)
+    names.check("windows_group", group, "group")
 
 
 def win_name(model_name, prefix):
@@ -312,11 +310,6 @@ def rule_from_input(data, where="rule"):
     if rule.direction == "forward":
         raise NapError("%s: direction forward is for perimeter devices; a Windows host takes in and out rules"
                        % where)
-    if _BAD_NAME_RE.search(rule.name):
-        raise NapError("%s: name: a Windows rule name here may not contain a double quote or a control "
-                       "character (netsh cannot quote them)" % where)
-    if "\x00" in rule.description or "\r" in rule.description:
-        raise NapError("%s: description contains a NUL or carriage return" % where)
     return rule
 
 
@@ -901,7 +894,7 @@ def ps_quote(text):
 
 
 def _cmd_quote(text, what, strict=True):
-    if '"' in text or "\n" in text or "\r" in text:
+    if '"' in text or names.bad_character(text) is not None:
         if strict:
             raise NapError("%s %r: netsh cannot quote a double quote or a line break" % (what, text))
         text = text.replace('"', "'").replace("\r", " ").replace("\n", " ")
@@ -909,6 +902,10 @@ def _cmd_quote(text, what, strict=True):
 
 
 def _header(comment, host, group, prefix, count, form):
+    if host:
+        names.check("host", host, "host")
+    check_group(group)
+    check_prefix(prefix)
     lines = [
         "%s configmgr.nap win_nap_firewall, state: rendered (%s)" % (comment, form),
         "%s host: %s; rule group: %s; name prefix: %s; %d rule(s)" % (

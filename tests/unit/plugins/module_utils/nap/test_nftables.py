@@ -284,14 +284,28 @@ def test_icmp_and_portless_protocols():
 
 
 @pytest.mark.parametrize("name,flow,match", [
-    ("A|B", "F", "'\\|'"),
-    ('A"B', "F", "double quote"),
-    ("configmgr.nap:x", "F", "reserved"),
-    ("X" * 120, "F" * 20, "128 bytes"),
+    ("A|B", "F", "not a valid rule name"),
+    ('A"B', "F", "not a valid rule name"),
+    ("configmgr.nap:x", "F", "not a valid rule name"),
+    ("A\nB", "F", "control character U\\+000A"),
+    ("A", "F|x", "not a valid flow id"),
+    ("X" * 100, "F" * 30, "128 bytes"),
 ])
 def test_names_the_comment_cannot_carry(name, flow, match):
     with pytest.raises(NapError, match=match):
         nb.Policy([dict(name=name, flow_id=flow, direction="in", protocol="tcp", dst_ports=[22])])
+
+
+@pytest.mark.parametrize("text", ['a"b', "a\\b", "a\nb", "a\u2028b", "a\x00b"])
+def test_quote_refuses_what_an_nft_string_cannot_carry(text):
+    with pytest.raises(NapError, match="nft"):
+        nb._quote(text)
+
+
+def test_hostile_zone_name_never_reaches_the_script():
+    hostile = 'zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "'
+    with pytest.raises(NapError, match="not a valid zone name"):
+        nb.Policy([rule().to_dict()], zones={hostile: ["192.0.2.0/24"], "b": ["198.51.100.0/24"]})
 
 
 def test_duplicate_rule_names_fail():

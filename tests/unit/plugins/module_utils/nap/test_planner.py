@@ -148,10 +148,49 @@ def test_management_channel_reaches_every_managed_host():
     plan = run(inv)
     winrm = dict((f["dst_host"], f) for f in flows(plan, "MGMT-WINRM"))
     assert set(winrm) == {"cm01", "nps01", "dc01"}
-    assert winrm["cm01"]["dst_ports"] == [5985, 5986] and winrm["cm01"]["perimeter"] == ["rtr01"]
+    assert winrm["cm01"]["dst_ports"] == [5986] and winrm["cm01"]["perimeter"] == ["rtr01"]
     (ssh,) = flows(plan, "MGMT-SSH")
     assert ssh["dst_host"] == "rtr01" and ssh["dst_ports"] == [22] and ssh["perimeter"] == []
     assert [r["name"] for r in plan["hosts"]["rtr01"]["inbound"]] == ["MGMT-SSH-TCP-IN"]
+    assert plan["hosts"]["cm01"]["management_port"] == 5986 and plan["perimeter"]["rtr01"]["management_port"] == 22
+
+
+@pytest.mark.parametrize("hvars, port", [
+    ({}, 5986),
+    ({"ansible_connection": "winrm", "ansible_winrm_scheme": "http"}, 5985),
+    ({"ansible_connection": "ansible.builtin.psrp", "ansible_psrp_protocol": "http"}, 5985),
+    ({"ansible_connection": "psrp"}, 5986),
+    ({"ansible_port": "15986"}, 15986),
+    ({"ansible_connection": "ssh", "ansible_port": 2222}, 2222),
+    ({"ansible_connection": "ssh"}, 22),
+    ({"ansible_connection": "local"}, 5986),
+])
+def test_management_port_is_decided_once_per_host(hvars, port):
+    inv = with_router(site())
+    inv["hostvars"]["cm01"].update(hvars)
+    plan = run(inv)
+    assert plan["hosts"]["cm01"]["management_port"] == port
+    (cm01,) = [f for f in flows(plan, "MGMT-WINRM") if f["dst_host"] == "cm01"]
+    assert cm01["dst_ports"] == [port]
+    rule = [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "MGMT-WINRM"
+            and "192.0.2.10/32" in r["dst_addresses"]]
+    assert rule and rule[0]["dst_ports"] == [port]
+
+
+def test_router_on_ssh_2222_gets_its_management_rule_on_2222():
+    inv = with_router(site())
+    inv["hostvars"]["rtr01"]["ansible_port"] = 2222
+    plan = run(inv)
+    (ssh,) = flows(plan, "MGMT-SSH")
+    assert ssh["dst_ports"] == [2222] and plan["perimeter"]["rtr01"]["management_port"] == 2222
+
+
+def test_bad_management_port_names_host_and_variable():
+    inv = with_router(site())
+    inv["hostvars"]["cm01"]["ansible_port"] = "59\u00b2"
+    with pytest.raises(NapError) as err:
+        run(inv)
+    assert "cm01" in str(err.value) and "ansible_port" in str(err.value)
 
 
 # --- enforcement --------------------------------------------------------------------
@@ -452,3 +491,59 @@ def test_summary_lists_hosts_and_devices():
 def test_list_settings_given_as_text(text):
     assert planner.validate_setting("nap_client_networks", text, "") == ["198.51.100.0/25", "198.51.100.128/25"]
     assert planner.validate_setting("nap_enforcement_methods", "[dhcp, 'ipsec']", "") == ["dhcp", "ipsec"]
+
+
+# --- malformed inventories: one clear message naming the culprit (issue: hostile and careless input) ----------
+def _dhcp_on_router(inv):
+    inv["groups"]["nap_dhcp_servers"] = ["rtr01"]
+    return inv
+
+
+def _perimeter_zone_twice(inv):
+    inv["hostvars"]["rtr01"]["nap_perimeter_zones"] = ["servers", "clients-a", "servers"]
+    return inv
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda inv: inv["hostvars"]["nps01"].update(ansible_host="192.0.2.10") or inv,
+     ["cm01", "nps01", "same address 192.0.2.10"]),
+    (lambda inv: dict(inv, groups=[{"nap_shv_points": ["nps01"]}]), ["not a mapping", "list"]),
+    (lambda inv: dict(inv, groups={"ungrouped": ["x"]}), ["no host in any NAP group", "-i"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="0.0.0.0") or inv, ["cm01", "nap_address", "unspecified"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="::") or inv, ["cm01", "nap_address", "unspecified"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="224.0.0.5") or inv, ["cm01", "multicast"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="192.0.2.0") or inv,
+     ["cm01", "network address of zone servers"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="192.0.2.255") or inv,
+     ["cm01", "broadcast address of zone servers"]),
+    (lambda inv: inv["hostvars"]["nps01"].update(nap_platform="linux") or inv,
+     ["nps01", "nap_platform is linux", "nap_shv_points"]),
+    (_dhcp_on_router, ["rtr01", "nap_perimeter", "nap_dhcp_servers"]),
+    (_perimeter_zone_twice, ["rtr01", "nap_perimeter_zones", "servers twice"]),
+    (lambda inv: inv["settings"].update(nap_management_sources=["fe80::1%eth0"]) or inv,
+     ["nap_management_sources", "fe80::1%eth0", "scope id"]),
+    (lambda inv: inv["settings"].update(nap_management_sources=[]) or inv, ["nap_management_sources is []"]),
+    (lambda inv: inv["hostvars"]["cm01"].update(nap_address="fe80::1%eth0") or inv, ["cm01", "nap_address"]),
+    (lambda inv: dict(inv, groups=dict(inv["groups"], nap_site_servers=["cm01\nrm -rf"])),
+     ["nap_site_servers", "host name", "U+000A"]),
+    (lambda inv: inv["settings"]["nap_zones"].update({'zz";}': ["192.0.9.0/24"]}) or inv,
+     ["nap_zones", "not a valid zone name"]),
+    (lambda inv: inv["hostvars"]["rtr01"].update(nap_perimeter_zones=["servers", "clients-a\n"]) or inv,
+     ["rtr01", "nap_perimeter_zones", "U+000A"]),
+    (lambda inv: inv["settings"].update(nap_rpc_dynamic_range="4915\u00b2-65535") or inv, ["nap_rpc_dynamic_range"]),
+])
+def test_malformed_inventory_gets_one_clear_message(change, words):
+    inv = change(with_router(site()))
+    with pytest.raises(NapError) as err:
+        run(inv)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+def test_unset_management_sources_warns_with_the_guessed_addresses():
+    inv = site()
+    del inv["settings"]["nap_management_sources"]
+    plan = planner.plan(inv["groups"], inv["hostvars"], inv["settings"], ["192.0.2.99"])
+    (warning,) = [w for w in plan["warnings"] if "nap_management_sources" in w]
+    assert "192.0.2.99/32" in warning and "AWX" in warning
+    assert [f["src_addresses"] for f in flows(plan, "MGMT-WINRM")][0] == ["192.0.2.99/32"]

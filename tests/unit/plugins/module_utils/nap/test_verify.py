@@ -137,7 +137,7 @@ def test_windows_sources_use_the_zone_vantage_or_are_not_probed():
     # the controller in the management zone
     ctrl = verify.probe_jobs(lab_plan(), hosts, vantages={}, controller_zones=["management"], radius_secret=True)
     assert "localhost" in [j["vantage"] for j in ctrl["jobs"]]
-    assert ("flow", "MGMT-WINRM", "localhost", "198.18.1.10", "tcp", 5985) in index(ctrl)
+    assert ("flow", "MGMT-WINRM", "localhost", "198.18.1.10", "tcp", 5986) in index(ctrl)
 
 
 def test_a_vantage_outside_the_source_networks_is_refused():

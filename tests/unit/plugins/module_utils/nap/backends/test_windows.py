@@ -238,10 +238,12 @@ PORT = st.integers(1, 65535) | st.builds(lambda a, b: "%d-%d" % (min(a, b), max(
 def model_rules(draw):
     direction = draw(st.sampled_from(["in", "out"]))
     protocol = draw(st.sampled_from(["tcp", "udp", "esp", "ah", "gre", "icmp"]))
-    data = {"name": draw(st.text("ABCXYZ-_.0123456789 ", min_size=1, max_size=20)).strip() or "R",
+    data = {"name": draw(st.text("ABCXYZ0123456789", min_size=1, max_size=1)) + draw(st.text("ABCXYZ-_.0123456789",
+                                                                                            max_size=19)),
             "flow_id": draw(st.sampled_from(["F1", "NAP-GC-READ"])), "direction": direction, "protocol": protocol,
             "src_addresses": draw(st.lists(ADDRESS, max_size=3)), "dst_addresses": draw(st.lists(ADDRESS, max_size=3)),
-            "description": draw(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)),
+            "description": draw(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Co", "Cn", "Zl", "Zp"),
+                                                      blacklist_characters="|"), max_size=30)),
             "source": draw(st.sampled_from(["", "NAP", "seed row 1"]))}
     if protocol in ("tcp", "udp"):
         if direction == "in" and protocol == "tcp" and draw(st.booleans()):
