@@ -157,13 +157,18 @@ options:
     default: 0.05
   concurrency:
     description:
-      - How many probes may be in flight at once (also capped by the open-files limit).
+      - How many probes may be in flight at once.
+      - The sockets they hold (two for a DHCP probe, one for the others) are also kept under the open-files limit
+        (C(ulimit -n)) less the descriptors the task already holds and some headroom; at a low limit the probes take
+        turns and finish later, they do not fail for lack of file descriptors.
     type: int
     default: 256
   deadline:
     description:
       - Hard limit in seconds for the whole task; probes still running or waiting then are reported as C(error).
-      - By default the longest wait times the number of batches plus one, plus 5 seconds.
+      - By default the longest wait times the number of turns the probes take plus one, plus 5 seconds. A turn is a
+        batch bounded by O(concurrency) and by the sockets the open-files limit allows; DHCP probes of one server run
+        one after the other.
     type: float
   source_address:
     description:

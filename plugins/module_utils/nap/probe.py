@@ -60,6 +60,12 @@ DEFAULT_TIMEOUT = "auto"
 DEFAULT_MAX_TIMEOUT = 3.0
 DEFAULT_MIN_TIMEOUT = 0.05
 DEFAULT_CONCURRENCY = 256
+# File descriptors left free under the open-files limit (RLIMIT_NOFILE) besides those the process
+# already holds when the probes start: the selector's own descriptor and whatever the module or a
+# library opens meanwhile.
+FD_HEADROOM = 16
+# datagrams a UDP probe reads from one socket before the event loop looks at the other probes again
+DATAGRAMS_PER_EVENT = 64
 
 
 class ProbeError(Exception):
@@ -549,10 +555,22 @@ def build_dns_query(qid, name=".", qtype="SOA", recursion_desired=False):
     return struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 0) + encode_dns_name(name) + struct.pack("!HH", qtype_num, 1)
 
 
-def _dns_name(data, offset, depth=0):
+DNS_NAME_MAX = 255          # octets of a name on the wire, RFC 1035 section 3.1
+DNS_POINTER_HOPS = 64
+
+
+def _dns_name(data, offset, cache=None):
+    """The (possibly compressed) name at ``offset`` -> (name, offset after it).  Raises ValueError.
+
+    A name is at most 255 octets and follows at most 64 compression pointers.  ``cache``, a dict
+    kept for one message (pointer target -> labels, their octets, their total), decodes each
+    target once: a datagram made of pointers to one long name costs time in proportion to its size.
+    """
     labels = []
+    sizes = []
+    total = 1                   # the root's zero octet
+    targets = []
     jumped_end = None
-    seen = 0
     while True:
         if offset >= len(data):
             raise ValueError("DNS name runs past the packet")
@@ -563,9 +581,17 @@ def _dns_name(data, offset, depth=0):
             pointer = struct.unpack("!H", data[offset:offset + 2])[0] & 0x3FFF
             if jumped_end is None:
                 jumped_end = offset + 2
-            seen += 1
-            if seen > 64 or pointer >= len(data):
+            if cache is not None and pointer in cache:
+                tail, tail_sizes, tail_total = cache[pointer]
+                labels.extend(tail)
+                sizes.extend(tail_sizes)
+                total += tail_total
+                if total > DNS_NAME_MAX:
+                    raise ValueError("DNS name longer than %d octets" % DNS_NAME_MAX)
+                break
+            if len(targets) >= DNS_POINTER_HOPS or pointer >= len(data):
                 raise ValueError("DNS compression loop")
+            targets.append((pointer, len(labels)))
             offset = pointer
             continue
         if length & 0xC0:
@@ -573,8 +599,15 @@ def _dns_name(data, offset, depth=0):
         offset += 1
         if length == 0:
             break
+        sizes.append(1 + length)
+        total += 1 + length
+        if total > DNS_NAME_MAX:
+            raise ValueError("DNS name longer than %d octets" % DNS_NAME_MAX)
         labels.append(data[offset:offset + length].decode("ascii", "replace"))
         offset += length
+    if cache is not None:
+        for pointer, first in targets:
+            cache[pointer] = (labels[first:], sizes[first:], sum(sizes[first:]))
     return ".".join(labels) + ".", (jumped_end if jumped_end is not None else offset)
 
 
@@ -588,8 +621,9 @@ def parse_dns(data):
            "rcode": flags & 0xF, "rcode_name": DNS_RCODES.get(flags & 0xF, "RCODE%d" % (flags & 0xF)),
            "counts": [qd, an, ns, ar], "questions": [], "answers": []}
     offset = 12
+    names = {}
     for _i in range(qd):
-        name, offset = _dns_name(data, offset)
+        name, offset = _dns_name(data, offset, names)
         if offset + 4 > len(data):
             raise ValueError("DNS question truncated")
         qtype, qclass = struct.unpack("!HH", data[offset:offset + 4])
@@ -597,7 +631,7 @@ def parse_dns(data):
         out["questions"].append({"name": name, "type": qtype, "class": qclass})
     if not out["tc"]:
         for _i in range(an):
-            name, offset = _dns_name(data, offset)
+            name, offset = _dns_name(data, offset, names)
             if offset + 10 > len(data):
                 raise ValueError("DNS record truncated")
             rtype, rclass, ttl, rdlen = struct.unpack("!HHIH", data[offset:offset + 10])
@@ -1012,8 +1046,17 @@ _FILTER_ERRNOS = {errno.EHOSTUNREACH: "ICMP host unreachable or administratively
                   errno.ETIMEDOUT: "connection timed out"}
 
 
+class _OutOfFiles(Exception):
+    """A socket could not be opened for lack of file descriptors (EMFILE, ENFILE): retry the probe later."""
+
+
+_FD_ERRNOS = (errno.EMFILE, errno.ENFILE)
+
+
 class _Probe:
     socktype = socket.SOCK_STREAM
+    # how many sockets the probe holds at once: the scheduler keeps their sum under the open-files limit
+    socket_count = 1
 
     def __init__(self, target, source_address=None):
         self.target = target
@@ -1051,6 +1094,13 @@ class _Probe:
         sock.setblocking(False)
         return sock
 
+    def _out_of_files(self, exc):
+        """Raise _OutOfFiles (after closing what was opened) when ``exc`` is EMFILE/ENFILE."""
+        if exc.errno in _FD_ERRNOS:
+            self.close()
+            self.started = None
+            raise _OutOfFiles(str(exc))
+
     def _bind_source(self, sock, port=0):
         if self.source_address or port:
             sock.bind((self.source_address or ("::" if self.target.family == socket.AF_INET6 else "0.0.0.0"), port))
@@ -1067,6 +1117,7 @@ class TcpProbe(_Probe):
             self._bind_source(sock)
             err = sock.connect_ex((self.target.address, self.target.port))
         except OSError as exc:
+            self._out_of_files(exc)
             self.finish("error", now, "cannot start the connection: %s" % exc)
             return None
         if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
@@ -1124,6 +1175,7 @@ class UdpProbe(_Probe):
             sock = self.sock = self._socket()
             self._prepare(sock)
         except OSError as exc:
+            self._out_of_files(exc)
             self.finish("error", now, "cannot open the UDP socket: %s" % (exc.strerror or exc))
             return None
         try:
@@ -1142,7 +1194,11 @@ class UdpProbe(_Probe):
         return [(sock, selectors.EVENT_READ)] + [(extra, selectors.EVENT_READ) for extra in self.extra]
 
     def on_event(self, sock, mask, now):
-        while self.result is None:
+        # at most DATAGRAMS_PER_EVENT at a time: a flood of non-answers must not keep the loop from
+        # the other probes' timeouts and the deadline (the selector reports the rest again)
+        for _i in range(DATAGRAMS_PER_EVENT):
+            if self.result is not None:
+                return
             try:
                 data = sock.recv(65535)
             except (BlockingIOError, InterruptedError):
@@ -1155,7 +1211,12 @@ class UdpProbe(_Probe):
                 else:
                     self.finish("error", now, "receive failed: %s" % exc)
                 return
-            verdict = self.check(data)
+            try:
+                verdict = self.check(data)
+            except Exception:  # pylint: disable=broad-except
+                # the parsers raise only ValueError (which check() takes as "not an answer"); should one
+                # still fail on some datagram, that datagram is not an answer either, and the run goes on
+                verdict = None
             if verdict is None:
                 if sock is self.sock:
                     self.ignored += 1
@@ -1175,6 +1236,7 @@ class DhcpProbe(UdpProbe):
     """DISCOVER or INFORM as a client (from UDP 68) or as a relay (from UDP 67, giaddr = our address)."""
 
     relay = False
+    socket_count = 2            # the connected socket and the listener for broadcast answers
 
     def __init__(self, target, source_address=None):
         UdpProbe.__init__(self, target, source_address)
@@ -1406,11 +1468,49 @@ PROBES = {"tcp": TcpProbe, "udp": UdpProbe, "dhcp": DhcpProbe, "dhcp_relay": Dhc
 # Engine: one selector loop, bounded concurrency, hard deadline
 # ===========================================================================
 def _fd_limit():
+    """The soft open-files limit (RLIMIT_NOFILE, ``ulimit -n``)."""
     try:
         import resource
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return 1 << 20 if limit == resource.RLIM_INFINITY or limit > 1 << 20 else limit
     except (ImportError, ValueError, OSError):
         return 1024
+
+
+def _open_fds():
+    """How many file descriptors the process holds now, or None when the system does not tell."""
+    for path in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return max(0, len(os.listdir(path)) - 1)        # less the one listdir itself used
+        except OSError:
+            continue
+    return None
+
+
+def socket_budget(limit=None, in_use=None):
+    """How many sockets the probes may hold at once: the open-files limit less the descriptors
+    the process already holds and FD_HEADROOM; at least 1 (one probe at a time still runs)."""
+    if limit is None:
+        limit = _fd_limit()
+    if in_use is None:
+        in_use = _open_fds()
+    if in_use is None:
+        in_use = 2 * FD_HEADROOM
+    return max(1, limit - in_use - FD_HEADROOM)
+
+
+def _rounds(probes, concurrency, budget):
+    """How many waits in a row the probes may take: batches bounded by ``concurrency`` probes and by
+    ``budget`` sockets, and probes that share an exclusive key run one after the other."""
+    if not probes:
+        return 0
+    per_round = max(1, min(concurrency, budget // max(p.socket_count for p in probes)))
+    turns = {}
+    for p in probes:
+        key = p.exclusive()
+        if key is not None:
+            turns[key] = turns.get(key, 0) + 1
+    return max([(len(probes) + per_round - 1) // per_round] + list(turns.values()))
 
 
 def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_timeout=DEFAULT_MIN_TIMEOUT,
@@ -1420,6 +1520,12 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
 
     ``targets``: raw mappings (validated here, ProbeError before anything is sent) or
     Target objects.  ``results`` keep the order of the targets.
+
+    At most ``concurrency`` probes are in flight, and the sockets they hold (``socket_count``
+    of each kind: two for DHCP) stay within socket_budget(), under the open-files limit: at a
+    low limit the probes take turns, they do not fail with EMFILE.  Should a socket still be
+    refused for lack of descriptors (the process opened others meanwhile), the probe waits for
+    a running one to finish and the budget shrinks to what is open.
     """
     if targets and all(isinstance(t, Target) for t in targets):
         parsed = list(targets)
@@ -1432,22 +1538,24 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
         raise ProbeError("concurrency %r is not a number" % (concurrency,))
     if concurrency < 1:
         raise ProbeError("concurrency must be at least 1, got %d" % concurrency)
-    concurrency = max(1, min(concurrency, _fd_limit() - 32))
+    limit = _fd_limit()
+    budget = socket_budget(limit)
+    concurrency = max(1, min(concurrency, budget))
     if source_address:
         try:
             source_address = str(ipaddress.ip_address(str(source_address).strip()))
         except ValueError:
             raise ProbeError("source_address %r is not an IP address" % (source_address,))
+    probes = [PROBES[t.kind](t, source_address) for t in parsed]
     if deadline is None:
-        batches = (len(parsed) + concurrency - 1) // concurrency
-        deadline = policy.longest(parsed) * (batches + 1) + 5.0
+        deadline = policy.longest(parsed) * (_rounds(probes, concurrency, budget) + 1) + 5.0
     else:
         deadline = parse_timeout(deadline, "deadline", allow_auto=False)
 
-    probes = [PROBES[t.kind](t, source_address) for t in parsed]
     waiting = list(probes)
     active = {}
     busy = set()
+    held = peak_sockets = peak_probes = 0
     begin = clock()
     hard_end = begin + deadline
     sel = selectors.DefaultSelector()
@@ -1456,7 +1564,7 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
             now = clock()
             if now >= hard_end:
                 break
-            # start what concurrency and exclusivity allow
+            # start what concurrency, the socket budget and exclusivity allow, in order
             i = 0
             while i < len(waiting) and len(active) < concurrency:
                 probe = waiting[i]
@@ -1464,8 +1572,19 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
                 if key is not None and key in busy:
                     i += 1
                     continue
+                if active and held + probe.socket_count > budget:
+                    break
                 waiting.pop(i)
-                registrations = probe.start(clock())
+                try:
+                    registrations = probe.start(clock())
+                except _OutOfFiles as exc:
+                    if active:
+                        waiting.insert(i, probe)
+                        budget = max(1, held)
+                        break
+                    probe.finish("error", clock(), "cannot open a socket: %s (open-files limit %d)" % (exc, limit))
+                    _settle(probe, policy, busy)
+                    continue
                 if probe.result is not None or not registrations:
                     if probe.result is None:
                         probe.finish("error", clock(), "the probe did not start")
@@ -1474,6 +1593,9 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
                 for sock, events in registrations:
                     sel.register(sock, events, probe)
                 active[id(probe)] = probe
+                held += len(probe.sockets())
+                peak_sockets = max(peak_sockets, held)
+                peak_probes = max(peak_probes, len(active))
                 if key is not None:
                     busy.add(key)
             if not active:
@@ -1490,19 +1612,19 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
                 if probe.result is None:
                     probe.on_event(key.fileobj, mask, clock())
                 if probe.result is not None:
-                    _retire(probe, sel, active, policy, busy)
+                    held -= _retire(probe, sel, active, policy, busy)
             now = clock()
             for probe in list(active.values()):
                 waited = now - probe.started
-                limit = policy.wait_for(probe.target)
-                if waited >= limit:
+                limit_s = policy.wait_for(probe.target)
+                if waited >= limit_s:
                     probe.timed_out = True
-                    probe.expire(now, limit)
-                    _retire(probe, sel, active, policy, busy)
+                    probe.expire(now, limit_s)
+                    held -= _retire(probe, sel, active, policy, busy)
         now = clock()
         for probe in list(active.values()):
             probe.finish("error", now, "the total deadline (%.1f s) passed before the probe finished" % deadline)
-            _retire(probe, sel, active, policy, busy)
+            held -= _retire(probe, sel, active, policy, busy)
         for probe in waiting:
             probe.finish("error", now, "not started: the total deadline (%.1f s) passed" % deadline)
     finally:
@@ -1513,7 +1635,8 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
     results = [_result(p) for p in probes]
     info = {"elapsed": round(elapsed, 4), "rtt": policy.overall.as_dict(),
             "timeout": policy.mode, "max_timeout": policy.max_timeout, "min_timeout": policy.min_timeout,
-            "concurrency": concurrency, "deadline": deadline}
+            "concurrency": concurrency, "deadline": deadline, "fd_limit": limit, "socket_budget": budget,
+            "peak_sockets": peak_sockets, "peak_probes": peak_probes}
     return results, info
 
 
@@ -1527,13 +1650,16 @@ def _settle(probe, policy, busy):
 
 
 def _retire(probe, sel, active, policy, busy):
-    for sock in probe.sockets():
+    """Unregister and close a finished probe; -> how many sockets it released."""
+    sockets = probe.sockets()
+    for sock in sockets:
         try:
             sel.unregister(sock)
         except (KeyError, ValueError):
             pass
     active.pop(id(probe), None)
     _settle(probe, policy, busy)
+    return len(sockets)
 
 
 def _result(probe):
