@@ -16,7 +16,9 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.names import NapError, ascii_digits, check, check_text
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.names import (
+    SOURCE_FORBIDDEN, NapError, ascii_digits, check, check_text,
+)
 
 PROTOCOLS = ("tcp", "udp", "esp", "ah", "gre", "icmp")
 PORT_PROTOCOLS = ("tcp", "udp")
@@ -218,8 +220,9 @@ class Rule:
         if keywords and (protocol != "tcp" or direction != "in" or len(dst_ports) != 1):
             raise NapError("%s: the port keyword %s stands alone on an inbound TCP rule" % (where, keywords[0]))
         flow_id = check("flow_id", data.get("flow_id") or name, "%s: flow_id" % where)
-        description = check_text(data.get("description"), "%s: description" % where)
-        source = check_text(data.get("source"), "%s: source" % where)
+        # white space folded to single spaces: every backend (Cisco remarks, netsh, YAML) reads it back alike
+        description = " ".join(check_text(data.get("description"), "%s: description" % where).split())
+        source = " ".join(check_text(data.get("source"), "%s: source" % where, forbidden=SOURCE_FORBIDDEN).split())
         return cls(
             name=name,
             flow_id=flow_id,

@@ -40,8 +40,9 @@ KINDS = {
              "1-100 characters from A-Z a-z 0-9 _ . + -, starting with a letter or digit", "NAP-RADIUS-UDP-IN"),
     "flow_id": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", 64,
                 "1-64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit", "NAP-RADIUS"),
-    "acl": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", 64,
-            "1-64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit", "CONFIGMGR-NAP"),
+    "acl": (r"[A-Za-z][A-Za-z0-9_.-]*", 64,
+            "1-64 characters from A-Z a-z 0-9 _ . -, starting with a letter (a number names a numbered ACL)",
+            "CONFIGMGR-NAP"),
     "interface": (r"[A-Za-z][A-Za-z0-9_./:-]*", 64,
                   "1-64 characters from A-Z a-z 0-9 _ . / : -, starting with a letter", "GigabitEthernet0/1"),
     "windows_group": (r"[A-Za-z0-9][A-Za-z0-9 _.()-]*", 100,
@@ -54,11 +55,17 @@ KINDS = {
               "1-64 characters from A-Z a-z 0-9 _, starting with a letter", "configmgr_nap"),
 }
 _COMPILED = dict((kind, re.compile(spec[0])) for kind, spec in KINDS.items())
+# Names that YAML (the resource modules' parsed output, inventories) reads as booleans or null, not text.
+YAML_WORDS = ("y", "n", "yes", "no", "true", "false", "on", "off", "null", "none", "~")
+_TEXT_ONLY = ("acl", "interface", "zone", "table", "windows_group", "name_prefix")
 
 # Free text (rule descriptions): any printable character except those above and '|', which Windows
 # refuses in a rule's Description and which nft comments use as the field separator.
 DESCRIPTION_MAX = 1024
 DESCRIPTION_FORBIDDEN = "|"
+# A rule's source (the citation of its flow) is also carried in the Windows description's
+# "[flow ID; source TEXT]" tag, so it cannot hold the tag's own delimiters.
+SOURCE_FORBIDDEN = "|[];"
 
 
 def bad_character(text):
@@ -88,6 +95,9 @@ def check(kind, value, where):
     if char is not None:
         raise NapError("%s: %r contains the control character %s; expected %s (e.g. %s)"
                        % (where, text, _shown(char), expected, example))
+    if kind in _TEXT_ONLY and text.lower() in YAML_WORDS:
+        raise NapError("%s: %r reads as a YAML boolean or null, not a name; expected %s (e.g. %s)"
+                       % (where, text, expected, example))
     if not text or len(text) > longest or not _COMPILED[kind].fullmatch(text):
         raise NapError("%s: %r is not a valid %s name; expected %s (e.g. %s)"
                        % (where, text, _label(kind), expected, example))
@@ -111,8 +121,9 @@ def check_text(value, where, longest=DESCRIPTION_MAX, forbidden=DESCRIPTION_FORB
                        % (where, text, _shown(char)))
     for char in forbidden:
         if char in text:
-            raise NapError("%s: %r contains %r, which Windows Firewall refuses in a description and the nft "
-                           "comment uses as separator" % (where, text, char))
+            raise NapError("%s: %r contains %r, which is not allowed here (none of %s: Windows Firewall refuses '|' "
+                           "in a description, and the rendered rules use these as delimiters)"
+                           % (where, text, char, " ".join(forbidden)))
     if len(text) > longest:
         raise NapError("%s: the description is %d characters long; at most %d" % (where, len(text), longest))
     return text

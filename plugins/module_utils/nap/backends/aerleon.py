@@ -25,6 +25,9 @@ import hashlib
 import re
 from collections import OrderedDict
 
+import yaml
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_bounds
 
@@ -44,35 +47,18 @@ def _token(text):
     return _TOKEN_RE.sub("_", text).upper()
 
 
-def _yaml_scalar(value):
-    text = str(value)
-    if re.match(r"^[A-Za-z0-9_./:-]+$", text) and not text.isdigit() and text.lower() not in (
-            "yes", "no", "true", "false", "on", "off", "null", "~"):
-        return text
-    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _dump(node, indent=0):
-    """A small, deterministic YAML emitter (mappings, lists, scalars) for the export files."""
-    pad = "  " * indent
-    lines = []
+def _plain(node):
+    """OrderedDicts -> dicts (insertion order kept), so that yaml.safe_dump can write them."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(value, (dict, list)) and value:
-                lines.append("%s%s:" % (pad, _yaml_scalar(key)))
-                lines.extend(_dump(value, indent + 1))
-            else:
-                lines.append("%s%s: %s" % (pad, _yaml_scalar(key), _yaml_scalar(value) if not isinstance(
-                    value, (dict, list)) else ("{}" if isinstance(value, dict) else "[]")))
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict) and item:
-                sub = _dump(item, indent + 1)
-                lines.append("%s- %s" % (pad, sub[0].strip()))
-                lines.extend(sub[1:])
-            else:
-                lines.append("%s- %s" % (pad, _yaml_scalar(item)))
-    return lines
+        return dict((str(k), _plain(v)) for k, v in node.items())
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _dump(node):
+    """YAML text of an export file: yaml.safe_dump quotes and escapes every value as YAML requires."""
+    return yaml.safe_dump(_plain(node), default_flow_style=False, sort_keys=False, allow_unicode=False, width=1000)
 
 
 def _ports(ports):
@@ -85,10 +71,11 @@ def _ports(ports):
 
 def _header_targets(targets, filter_name, mixed):
     if isinstance(targets, dict):
-        return OrderedDict((str(k), str(v)) for k, v in targets.items())
+        return OrderedDict((names.check("acl", k, "targets: target name"),
+                            names.check_text(v, "targets[%s]: header options" % k, longest=200)) for k, v in targets.items())
     out = OrderedDict()
     for target in targets or DEFAULT_TARGETS:
-        target = str(target).strip().lower()
+        target = names.check("acl", str(target).strip().lower(), "targets: target name")
         options = TARGET_OPTIONS.get(target, ("", ""))
         if options is None:     # targets whose header has no filter name (zones, tables)
             out[target] = ""
@@ -103,7 +90,7 @@ def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
     plan = cisco._plan_doc(plan)
     if not isinstance(plan, dict) or "perimeter" not in plan:
         raise NapError("expected a plan (the nap_plan result or flows.json) with a 'perimeter' section")
-    cisco._check_name(filter_name, "filter name")
+    names.check("acl", filter_name, "filter_name")
     perimeter = plan.get("perimeter") or {}
     if devices:
         unknown = [d for d in devices if d not in perimeter]
@@ -119,6 +106,7 @@ def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
     net_tokens = {}
     files = OrderedDict()
     for device in devices:
+        names.check("host", device, "perimeter device name")
         entry = perimeter[device]
         cisco.check_device(plan, device, entry)
         rules = cisco.forward_rules(entry)
@@ -171,9 +159,9 @@ def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
             ])),
             ("terms", terms),
         ])]
-        files["policies/pol/%s.yaml" % device] = "\n".join(_dump(policy)) + "\n"
-    files["def/networks.yaml"] = "\n".join(_dump({"networks": networks})) + "\n"
-    files["def/services.yaml"] = "\n".join(_dump({"services": services})) + "\n"
+        files["policies/pol/%s.yaml" % device] = _dump(policy)
+    files["def/networks.yaml"] = _dump({"networks": networks})
+    files["def/services.yaml"] = _dump({"services": services})
     files["README.txt"] = (
         "Aerleon policy exported by configmgr.nap from the NAP plan (generated, do not edit).\n"
         "Generate the ACLs of every target named in the policy headers with:\n"

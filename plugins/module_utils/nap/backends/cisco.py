@@ -51,6 +51,7 @@ import ipaddress
 import re
 from collections import OrderedDict
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, NapError, Rule, normalize_addresses, normalize_ports, parse_network,
     port_bounds,
@@ -255,16 +256,23 @@ def forward_rules(entry):
         if keywords:
             raise NapError("rule %s: port keyword %s on a perimeter rule; the plan gives perimeter rules the "
                            "dynamic RPC range (nap_rpc_dynamic_range) instead" % (rule.name, keywords[0]))
+        if len("FWD %s (%s)" % (rule.name, rule.flow_id)) > REMARK_MAX:
+            raise NapError("rule %s: 'FWD <name> (<flow id>)' is longer than the %d characters of a Cisco remark, "
+                           "which is how the rule is read back; use a shorter name or flow id" % (rule.name, REMARK_MAX))
+        if rule.description[-1:] in ("'", '"'):
+            raise NapError("rule %s: the description ends with a quote, which the Cisco parsers strip from a remark; "
+                           "reword it" % rule.name)
         rules.append(rule)
-    names = [r.name for r in rules]
-    dupes = sorted(set(n for n in names if names.count(n) > 1))
+    rule_names = [r.name for r in rules]
+    dupes = sorted(set(n for n in rule_names if rule_names.count(n) > 1))
     if dupes:
         raise NapError("duplicate rule name(s) %s" % ", ".join(dupes))
     return rules
 
 
 def _check_name(name, what):
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", str(name or "")) or len(name) > NAME_MAX:
+    names.check("acl", name, what)
+    if len(name) > NAME_MAX:
         raise NapError("%s %r: use 1-%d characters from A-Z a-z 0-9 _ . - (e.g. CONFIGMGR-NAP)" % (what, name, NAME_MAX))
 
 
@@ -904,6 +912,7 @@ def ios_acl_interfaces_config(data, device=None, interfaces=None, acl_name=DEFAU
         have[item.get("name")] = item
     out = []
     for name in interfaces:
+        names.check("interface", name, "nap_perimeter_interfaces: interface name")
         groups = OrderedDict()
         for group in (have.get(name) or {}).get("access_groups") or []:
             groups[group.get("afi")] = [dict(a) for a in group.get("acls") or []]
