@@ -12,7 +12,7 @@ import json
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import verify
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, verify
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.netstat import parse_netstat_ano
 
@@ -23,9 +23,7 @@ def _plain(data):
 
 
 def _plan(data):
-    if isinstance(data, dict) and "plan" in data and "flows" not in data:
-        return data["plan"]
-    return data
+    return plandoc.load(data)
 
 
 def nap_verify_probes(plan, inventory, vantages=None, controller_zones=None, controller="localhost",

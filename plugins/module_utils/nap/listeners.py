@@ -17,8 +17,9 @@ __metaclass__ = type
 from collections.abc import Mapping
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.planner import parse_bool, validate_setting
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
 
 # Settings the listener table depends on (and their defaults come from the catalogue).
 LISTENER_SETTINGS = ("nap_ad_ldap_mode", "nap_gc_mode", "nap_hra_transport", "nap_radius_legacy_ports",
@@ -148,18 +149,18 @@ def listeners_for(data, host=None, settings=None, **overrides):
     mapping of host variables with ``roles`` works too), ``settings``, keyword overrides.
     """
     plan_settings = None
-    if isinstance(data, Mapping) and "plan" in data and isinstance(data["plan"], Mapping):
-        data = data["plan"]
-    if isinstance(data, Mapping) and "hosts" in data and "roles" not in data:
+    planlike = isinstance(data, str) or (isinstance(data, Mapping) and "roles" not in data and (
+        "hosts" in data or "plan" in data or plandoc.PLAN_FILE_KEY in data))
+    if host and not planlike:
+        raise NapError("host=%r needs a plan as input" % (host,))
+    if planlike:
         if not host:
             raise NapError("a plan was given: name the host (host=...) whose listeners you want")
-        hosts = data.get("hosts") or {}
-        if host not in hosts:
-            raise NapError("host %r is not in the plan (hosts: %s)" % (host, ", ".join(sorted(hosts)) or "none"))
-        plan_settings = data.get("settings")
-        data = hosts[host]
-    elif host:
-        raise NapError("host=%r needs a plan as input" % (host,))
+        plan = plandoc.load(data)
+        if not settings and not overrides:
+            return plandoc.listeners(plan, host)     # what the planner decided for this host
+        plan_settings = plandoc.settings(plan, host)
+        data = plandoc.host_entry(plan, host)
     if isinstance(data, Mapping):
         if "roles" not in data:
             raise NapError("a host entry needs 'roles' (got keys: %s)" % ", ".join(sorted(data)))

@@ -19,93 +19,17 @@ import ipaddress
 from collections import OrderedDict, deque
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network,
 )
 
 PLAN_FORMAT_VERSION = 1
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
 _PLAIN_CHOICES = {"nap_ad_ldap_mode": "ldap", "nap_gc_mode": "gc", "nap_hra_transport": "http"}
 _PLAIN_TEXT = {"nap_ad_ldap_mode": "plain LDAP (TCP 389)", "nap_gc_mode": "plain global catalog (TCP 3268)",
                "nap_hra_transport": "HTTP (TCP 80) to the HRA"}
-
-
-# ---------------------------------------------------------------------------
-# Settings
-# ---------------------------------------------------------------------------
-def parse_bool(value, what):
-    """true/false, yes/no, on/off, 1/0 (as YAML and -e give them); NapError naming ``what`` otherwise."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise NapError("%s is %r; expected true or false" % (what, value))
-
-
-def _list_value(value):
-    """A list setting given as text (-e name=a,b or -e "name=['a', 'b']") becomes a list."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    return [item.strip().strip("'\"") for item in text.replace(",", " ").split() if item.strip().strip("'\"")]
-
-
-def validate_setting(name, value, where):
-    """Return the canonical value of a setting or raise NapError naming ``where``."""
-    spec = cat.SETTINGS_BY_NAME[name]
-    prefix = "%s: %s" % (where, name) if where else name
-    if value is None and spec.default is None:
-        return None
-    if spec.kind == "choice":
-        text = str(value).strip().lower()
-        if text not in spec.choices:
-            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
-        return text
-    if spec.kind == "bool":
-        return parse_bool(value, prefix)
-    if spec.kind == "list_choice":
-        value = _list_value(value)
-        if not isinstance(value, (list, tuple)):
-            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
-        out = []
-        for item in value:
-            text = str(item).strip().lower()
-            if text not in spec.choices:
-                raise NapError("%s has %r; expected %s" % (prefix, item, spec.expected()))
-            if text not in out:
-                out.append(text)
-        return out
-    if spec.kind == "cidrs":
-        value = _list_value(value)
-        if not isinstance(value, (list, tuple)):
-            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
-        for item in value:
-            if "%" in str(item):
-                raise NapError("%s has %r, which has a scope id (%%...); expected %s without it"
-                               % (prefix, item, spec.expected()))
-            try:
-                ipaddress.ip_network(str(item).strip(), strict=False)
-            except ValueError:
-                raise NapError("%s has %r, which is not an IPv4/IPv6 CIDR; expected %s"
-                               % (prefix, item, spec.expected()))
-        return list(normalize_addresses(value, collapse=False))
-    if spec.kind == "range":
-        match = cat._RANGE_RE.fullmatch(str(value))
-        if not match:
-            raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
-        low, high = int(match.group(1)), int(match.group(2))
-        if not (1024 <= low <= high <= 65535):
-            raise NapError("%s is %r: ports must satisfy 1024 <= low <= high <= 65535 (e.g. \"49152-65535\")"
-                           % (prefix, value))
-        return "%d-%d" % (low, high)
-    raise NapError("%s: unknown setting kind" % prefix)  # pragma: no cover
 
 
 # Roles only a Windows server can hold (ConfigMgr 2007 and the NAP server roles of Windows Server 2008).
@@ -607,6 +531,15 @@ class Planner:
             return self._unique([self.host_endpoint(h, name) for h in hosts])
         return self.role_endpoints(name)
 
+    def host_settings(self, host):
+        """The host's effective settings (per-host overrides over the global ones), as consumers need them."""
+        out = OrderedDict()
+        for spec in cat.SETTINGS:
+            if spec.kind != "cidrs":
+                out[spec.name] = self.settings.get(spec.name, host, use=False)
+        out[listener_table.DNS_SETTING] = self._bool_hostvar(host, listener_table.DNS_SETTING, True)
+        return out
+
     def _bool_hostvar(self, host, name, default):
         return parse_bool(self.hostvars.get(host, {}).get(name, default), "host %s: %s" % (host, name))
 
@@ -791,6 +724,8 @@ class Planner:
             entry["outbound_policy"] = self.settings.get("nap_windows_outbound_policy", host, use=False)
             entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", host, use=False)
             entry["management_port"] = self.mgmt_port.get(host)
+            entry["settings"] = self.host_settings(host)
+            entry["listeners"] = listener_table.expected_listeners(roles, entry["settings"])
             entry["inbound"] = []
             entry["outbound"] = []
             hosts[host] = entry
@@ -815,6 +750,7 @@ class Planner:
             pentry["zones"] = sorted(zones)
             pentry["zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in sorted(zones))
             pentry["owned_zones"] = sorted(self.topology.component(zones))
+            pentry["owned_zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in pentry["owned_zones"])
             pentry["addresses"] = list(self.addresses[dev])
             pentry["management_port"] = self.mgmt_port.get(dev)
             pentry["forward"] = [r.to_dict() for r in _finish(forward.get(dev, []), "both")]

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
 try:
@@ -22,13 +23,10 @@ CRITERIA = ("id", "protocol", "host", "src_host", "dst_host", "category", "port"
 def _flows_of(data):
     if data is None or data == "catalogue" or data == "catalog":
         return cat.catalogue_entries()
-    if isinstance(data, dict):
-        if "flows" in data and isinstance(data["flows"], list):
-            return data["flows"]
-        if "plan" in data and isinstance(data["plan"], dict):
-            return data["plan"].get("flows", [])
-        raise NapError("expected a plan (a mapping with 'flows', or a registered nap_plan result), got keys %s"
-                       % ", ".join(sorted(map(str, data))))
+    if isinstance(data, dict) and "flows" in data and isinstance(data["flows"], list):
+        return data["flows"]
+    if isinstance(data, (dict, str)):
+        return plandoc.load(data).get("flows", [])
     if isinstance(data, list):
         return data
     raise NapError("expected a plan, a list of flows or nothing (the catalogue), got %r" % type(data).__name__)
@@ -89,8 +87,8 @@ def jmespath_query(data, expression):
     """Run a JMESPath expression over a plan (or a registered nap_plan result)."""
     if not HAS_JMESPATH:
         raise NapError("the jmespath Python library is required on the controller (pip install jmespath)")
-    if isinstance(data, dict) and "plan" in data and "flows" not in data:
-        data = data["plan"]
+    if isinstance(data, str) or (isinstance(data, dict) and ("plan" in data or plandoc.PLAN_FILE_KEY in data)):
+        data = plandoc.load(data)
     try:
         return jmespath.search(expression, data)
     except jmespath.exceptions.JMESPathError as exc:

@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import yaml
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_bounds
 
@@ -87,7 +87,7 @@ def _header_targets(targets, filter_name, mixed):
 
 def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
     """{relative path: text} of an Aerleon policy tree for the plan's perimeter devices."""
-    plan = cisco._plan_doc(plan)
+    plan = plandoc.load(plan, "plan")
     if not isinstance(plan, dict) or "perimeter" not in plan:
         raise NapError("expected a plan (the nap_plan result or flows.json) with a 'perimeter' section")
     names.check("acl", filter_name, "filter_name")
@@ -110,16 +110,16 @@ def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
         entry = perimeter[device]
         cisco.check_device(plan, device, entry)
         rules = cisco.forward_rules(entry)
-        labels = cisco._label_map(plan, entry)
+        labels = plandoc.address_labels(plan)
 
         def net(addresses):
             if not addresses:
                 return None
             key = tuple(addresses)
             if key not in net_tokens:
-                token = "NAP_" + _token(cisco._set_label(addresses, labels))
+                token = "NAP_" + _token(plandoc.address_set_label(addresses, labels))
                 if token in networks and tuple(a["address"] for a in networks[token]["values"]) != key:
-                    token = "NAP_" + _token(cisco._set_label(addresses, {}))
+                    token = "NAP_" + _token(plandoc.address_set_label(addresses, {}))
                 net_tokens[key] = token
                 networks[token] = {"values": [OrderedDict([("address", a)]) for a in addresses]}
             return net_tokens[key]

@@ -51,7 +51,7 @@ import ipaddress
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, NapError, Rule, normalize_addresses, normalize_ports, parse_network,
     port_bounds,
@@ -183,8 +183,9 @@ def _protocol_back(text):
 # Input: plan, nap_plan result, perimeter entry or rule list
 # ---------------------------------------------------------------------------
 def _plan_doc(data):
-    if isinstance(data, dict) and isinstance(data.get("plan"), dict) and "perimeter" in data["plan"]:
-        return data["plan"]
+    """A plan in any accepted form (handle, plan, nap_plan result); a perimeter entry or rule list as given."""
+    if isinstance(data, str) or (isinstance(data, dict) and ("plan" in data or plandoc.PLAN_FILE_KEY in data)):
+        return plandoc.load(data)
     return data
 
 
@@ -301,31 +302,6 @@ def _parse_description(text):
 # ---------------------------------------------------------------------------
 # ASA
 # ---------------------------------------------------------------------------
-def _label_map(plan, entry):
-    """Readable labels for address sets: a host's addresses -> host name, a zone's networks -> zone."""
-    labels = {}
-    if plan:
-        settings = plan.get("settings") or {}
-        for var, label in (("nap_management_sources", "MGMT-SOURCES"), ("nap_restricted_networks", "RESTRICTED"),
-                           ("nap_client_networks", "CLIENTS")):
-            if settings.get(var):
-                labels[tuple(normalize_addresses(settings[var]))] = label
-        for zone, nets in sorted((settings.get("nap_zones") or {}).items()):
-            labels.setdefault(tuple(normalize_addresses(nets)), "ZONE-" + zone)
-        for host, hentry in sorted((plan.get("hosts") or {}).items()):
-            addrs = tuple(normalize_addresses(hentry.get("addresses") or []))
-            if addrs:
-                labels[addrs] = host
-    return labels
-
-
-def _set_label(addresses, labels):
-    label = labels.get(tuple(addresses))
-    if label is None:
-        label = "SET-" + hashlib.sha1(",".join(addresses).encode("utf-8")).hexdigest()[:8].upper()
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", label).upper()
-
-
 def _asa_network_object(addresses):
     obj = OrderedDict()
     hosts, nets, v6 = [], [], []
@@ -374,7 +350,7 @@ def asa_model(data, device=None, acl_name=DEFAULT_ACL_NAME, prefix=None):
     entry, plan = device_entry(data, device, "cisco_asa")
     rules = forward_rules(entry)
     names = AsaNames(acl_name, prefix)
-    labels = _label_map(plan, entry)
+    labels = plandoc.address_labels(plan)
     networks = OrderedDict()   # addresses tuple -> group name
     used = {}
 
@@ -383,9 +359,9 @@ def asa_model(data, device=None, acl_name=DEFAULT_ACL_NAME, prefix=None):
             return None
         key = tuple(addresses)
         if key not in networks:
-            name = names.net(_set_label(addresses, labels))
+            name = names.net(plandoc.address_set_label(addresses, labels))
             if name in used and used[name] != key:
-                name = names.net(_set_label(addresses, {}))
+                name = names.net(plandoc.address_set_label(addresses, {}))
             used[name] = key
             networks[key] = name
         return networks[key]

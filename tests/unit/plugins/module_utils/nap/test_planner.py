@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners, plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
 SERVERS = "192.0.2.0/24"
@@ -351,6 +351,11 @@ def test_two_devices_in_series_both_get_the_forward_rule():
         assert rules["IPSEC-HRA-TCP-FWD"]["dst_addresses"] == ["192.0.2.30/32"]
         assert rules["IPSEC-HRA-TCP-FWD"]["dst_ports"] == [443]
     assert plan["perimeter"]["core"]["owned_zones"] == ["clients-a", "servers", "transit"]
+    # the plan states the owned zones' networks, zones behind the other device included (regression: the role's
+    # zone_networks slice lost them)
+    assert plan["perimeter"]["core"]["owned_zone_networks"] == {
+        "clients-a": [CLIENTS_A], "servers": [SERVERS], "transit": ["198.18.255.0/30"]}
+    assert plandoc.owned_zone_networks(plan, "core") == plan["perimeter"]["core"]["owned_zone_networks"]
     # traffic inside the server zone crosses no device
     assert not [r for r in plan["perimeter"]["core"]["forward"] if r["flow_id"] == "NAP-AD-WRITE"]
 
@@ -547,3 +552,21 @@ def test_unset_management_sources_warns_with_the_guessed_addresses():
     (warning,) = [w for w in plan["warnings"] if "nap_management_sources" in w]
     assert "192.0.2.99/32" in warning and "AWX" in warning
     assert [f["src_addresses"] for f in flows(plan, "MGMT-WINRM")][0] == ["192.0.2.99/32"]
+
+
+def test_plan_states_listeners_from_each_hosts_own_settings():
+    """Regression: listeners were computed from the global settings only."""
+    inv = ipsec_site()
+    inv["hostvars"]["hra01"]["nap_hra_transport"] = "http"
+    inv["hostvars"]["dc01"]["nap_dc_serves_dns"] = False
+    plan = run(inv)
+    (hra,) = flows(plan, "IPSEC-HRA")
+    assert hra["dst_ports"] == [80]
+    ports = lambda host: [(x["protocol"], x["port"]) for x in plan["hosts"][host]["listeners"]]   # noqa: E731
+    assert ("tcp", 80) in ports("hra01") and ("tcp", 443) not in ports("hra01")
+    assert ("udp", 53) not in ports("dc01") and ("tcp", 389) in ports("dc01")
+    assert plan["hosts"]["hra01"]["settings"]["nap_hra_transport"] == "http"
+    assert plan["hosts"]["dc01"]["settings"]["nap_dc_serves_dns"] is False
+    # every consumer reads the same fact
+    assert listeners.listeners_for(plan, host="hra01") == plan["hosts"]["hra01"]["listeners"]
+    assert plandoc.listeners(plandoc.load({"plan": plan}), "dc01") == plan["hosts"]["dc01"]["listeners"]

@@ -84,9 +84,16 @@ def test_device_must_be_named_and_known():
         cisco.asa_acls_config(vendor_plan(), "fw09")
 
 
-def test_bad_names():
-    with pytest.raises(NapError, match="ACL name 'NAP ACL'"):
-        cisco.asa_acls_config(vendor_plan(), "fw01", acl_name="NAP ACL")
+@pytest.mark.parametrize("name", ["NAP ACL", "OUTSIDE_IN\n", "101", "true", "A" * 65])
+def test_bad_names(name):
+    with pytest.raises(NapError, match="ACL name: "):
+        cisco.asa_acls_config(vendor_plan(), "fw01", acl_name=name)
+
+
+@pytest.mark.parametrize("name", ["Gi0/1\ninterface Gi0/2", "on", "0/1"])
+def test_bad_interface_names(name):
+    with pytest.raises(NapError, match="nap_perimeter_interfaces: interface name"):
+        cisco.ios_acl_interfaces_config(vendor_plan(), "rtr01", interfaces=[name])
 
 
 def test_filter_reports_the_error():
