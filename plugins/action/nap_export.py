@@ -14,10 +14,18 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import aerleon
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
-from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
+from ansible_collections.configmgr.nap.plugins.plugin_utils._files import UnsafePathError, write_tree
 
 FORMATS = ("aerleon",)
+POLICY_DIR = "policies/pol/"
 COMMAND = "aclgen --base_directory policies --definitions_directory def --output_directory out"
+
+
+def _culprit(name):
+    """'perimeter device X: ' when the file name is the policy of device X (the device name made the path)."""
+    if name.startswith(POLICY_DIR) and name.endswith(".yaml"):
+        return "perimeter device %r: " % name[len(POLICY_DIR):-len(".yaml")]
+    return ""
 
 
 class ActionModule(ActionBase):
@@ -50,6 +58,9 @@ class ActionModule(ActionBase):
         dest = os.path.abspath(os.path.expanduser(to_text(args["dest"])))
         try:
             paths, changed = write_tree(files, dest, self._task.check_mode)
+        except UnsafePathError as exc:
+            result.update(failed=True, msg="configmgr.nap export: %s%s" % (_culprit(exc.name), to_text(exc)))
+            return result
         except (IOError, OSError) as exc:
             result.update(failed=True, msg="configmgr.nap export: cannot write to %s: %s" % (dest, to_text(exc)))
             return result

@@ -7,17 +7,83 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
+import re
 import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+
+class UnsafePathError(OSError):
+    """A relative file name that would not stay inside its directory (nothing was written)."""
+
+    def __init__(self, name, directory, reason):
+        self.name = name
+        self.directory = directory
+        self.reason = reason
+        super(UnsafePathError, self).__init__("refusing to write %r under %s: %s (nothing was written)"
+                                              % (name, directory, reason))
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _name_problem(name):
+    """Why ``name`` is not a plain relative path of '/'-separated file-name components, or None."""
+    if not name:
+        return "the name is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the name contains a NUL or control character"
+    if "\\" in name:
+        return "the name contains a backslash"
+    if name.startswith("/") or os.path.isabs(name):
+        return "the name is an absolute path"
+    parts = name.split("/")
+    if any(p == "" for p in parts):
+        return "the name has an empty path component"
+    if any(p in (".", "..") for p in parts):
+        return "the name has a '.' or '..' path component"
+    return None
+
+
+def is_inside(path, directory):
+    """True when ``path`` is ``directory`` or below it (both already resolved)."""
+    try:
+        return os.path.commonpath([path, directory]) == directory
+    except ValueError:
+        return False
+
+
+def safe_paths(names, directory):
+    """{name: absolute path} for every name, all checked before any is used; raises UnsafePathError.
+
+    A name must be a relative path of plain components (no '..', '.', empty component, backslash, NUL or control
+    character), and the resolved parent of its path (os.path.realpath: symlinks followed) must be inside the
+    resolved directory."""
+    real_dir = os.path.realpath(directory)
+    out = {}
+    for name in names:
+        text = to_text(name, errors="surrogate_or_strict")
+        problem = _name_problem(text)
+        if problem:
+            raise UnsafePathError(text, directory, problem)
+        path = os.path.join(directory, *text.split("/"))
+        if not is_inside(os.path.realpath(os.path.dirname(path)), real_dir):
+            raise UnsafePathError(text, directory, "its resolved path %s is outside %s"
+                                  % (os.path.realpath(os.path.dirname(path)), real_dir))
+        out[name] = path
+    return out
 
 
 def write_tree(files, directory, check_mode):
-    """Write {relative path: text} under directory; return (all paths, changed paths)."""
+    """Write {relative path: text} under directory; return (all paths, changed paths).
+
+    Every name is checked (safe_paths) before any file is written; a failed write leaves no temporary file."""
+    where = safe_paths(list(files), directory)
     paths, changed = [], []
     for name, text in files.items():
-        path = os.path.join(directory, *name.split("/"))
+        path = where[name]
         paths.append(path)
         data = to_bytes(text)
         try:
@@ -33,8 +99,53 @@ def write_tree(files, directory, check_mode):
         if not os.path.isdir(parent):
             os.makedirs(parent)
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".%s." % os.path.basename(path))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, path)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
     return paths, changed
+
+
+def safe_component(name):
+    """``name`` as one plain file-name component: every character outside [A-Za-z0-9_.-] becomes '_', leading dots
+    are dropped (no '.', '..' nor hidden file); never empty."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", to_text(name, errors="surrogate_or_strict")).lstrip(".")
+    return text or "_"
+
+
+def write_new(directory, stem, suffix, data, mode=0o600):
+    """Write ``data`` to a NEW file ``directory/<stem><suffix>`` and return its path.
+
+    The file is created with O_CREAT|O_EXCL|O_NOFOLLOW and ``mode``: never through a symlink, never over an
+    existing file (``<stem>.1<suffix>``, ``<stem>.2<suffix>``, ... when the name is taken). The directory is
+    created 0700 when missing. The stem must be a plain file-name component (safe_component) and the file must
+    resolve inside the directory; a failed write leaves no file behind."""
+    if _name_problem(stem + suffix) or "/" in stem + suffix:
+        raise UnsafePathError(stem + suffix, directory, "not a plain file-name component")
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    real_dir = os.path.realpath(directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for count in range(1000):
+        path = os.path.join(directory, "%s%s%s" % (stem, ".%d" % count if count else "", suffix))
+        if not is_inside(os.path.realpath(os.path.dirname(path)), real_dir):
+            raise UnsafePathError(os.path.basename(path), directory, "it resolves outside %s" % real_dir)
+        try:
+            fd = os.open(path, flags, mode)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                continue
+            raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                handle.write(to_bytes(data))
+        except BaseException:
+            os.unlink(path)
+            raise
+        return path
+    raise OSError(errno.EEXIST, "%s%s and 999 numbered variants exist in %s" % (stem, suffix, directory))
