@@ -7,21 +7,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 
-from ansible.module_utils.common.text.converters import to_text
+from ansible import constants as C
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
 
 SETTING_NAMES = tuple(s.name for s in cat.SETTINGS) + ("nap_zones",)
 HOST_VAR_PREFIXES = ("nap_",)
-HOST_VAR_NAMES = ("ansible_host",)
+HOST_VAR_NAMES = planner.CONNECTION_VARS
 
 
 def inventory_from_task_vars(task_vars):
@@ -41,7 +43,8 @@ def inventory_from_task_vars(task_vars):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("report_dir", "formats", "settings", "groups", "hostvars", "controller_addresses"))
+    _VALID_ARGS = frozenset(("report_dir", "formats", "settings", "groups", "hostvars", "controller_addresses",
+                             "return_plan"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -69,11 +72,14 @@ class ActionModule(ActionBase):
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result
-        plan = json.loads(json.dumps(plan))     # plain dicts and lists: what variable storage supports
-        result["plan"] = plan
+        text = json.dumps(plan, indent=1) + "\n"
         result["summary"] = planner.summary(plan)
+        result["counts"] = {"hosts": len(plan["hosts"]), "perimeter_devices": len(plan["perimeter"]),
+                            "flows": len(plan["flows"]), "warnings": len(plan["warnings"])}
         if plan["warnings"]:
             result["warnings"] = list(plan["warnings"])
+        if args.get("return_plan"):
+            result["plan"] = json.loads(text)     # plain dicts and lists: what variable storage supports
         report_dir = args.get("report_dir")
         if report_dir:
             report_dir = os.path.abspath(os.path.expanduser(to_text(report_dir)))
@@ -87,4 +93,32 @@ class ActionModule(ActionBase):
             result["report_dir"] = report_dir
             result["files"] = paths
             result["changed"] = bool(changed)
+            if "json" in formats and not self._task.check_mode:
+                result[plandoc.PLAN_FILE_KEY] = os.path.join(report_dir, report.REPORT_FILES["json"])
+        if plandoc.PLAN_FILE_KEY not in result:
+            try:
+                result[plandoc.PLAN_FILE_KEY] = _private_plan_file(text)
+            except (IOError, OSError) as exc:
+                result.update(failed=True, msg="configmgr.nap plan: cannot write the plan file under %s: %s"
+                              % (C.DEFAULT_LOCAL_TMP, to_text(exc)))
         return result
+
+
+def _private_plan_file(text):
+    """The plan, for the handle, in this run's private temporary directory (0700, removed when the run ends).
+
+    The name is the content's digest: the same plan is written once however many plays ask for it.
+    """
+    data = to_bytes(text)
+    path = os.path.join(C.DEFAULT_LOCAL_TMP, "configmgr_nap-plan-%s.json" % hashlib.sha256(data).hexdigest()[:20])
+    if not os.path.exists(path):
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.rename(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path

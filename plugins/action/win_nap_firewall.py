@@ -17,15 +17,16 @@ import datetime
 import ipaddress
 import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_firewall import MUTUALLY_EXCLUSIVE, argument_spec
+from ansible_collections.configmgr.nap.plugins.plugin_utils._files import safe_component, write_new
 
 POWERSHELL_MODULE = "ansible.windows.win_powershell"
 NOTHING_SENT = "nothing was sent to the host"
@@ -95,6 +96,7 @@ class ActionModule(ActionBase):
             mask = wb.profiles_mask(args["profiles"])
             plan = args.get("plan")
             if plan is not None:
+                plan = plandoc.load(plan)
                 items = wb.rules_from_plan(plan, host)
                 where = "plan hosts[%s]" % host
             else:
@@ -105,10 +107,10 @@ class ActionModule(ActionBase):
             raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         return host, group, prefix, mask, rules, plan
 
-    def _management(self, args, plan, task_vars, warnings):
+    def _management(self, args, plan, task_vars, warnings, host):
         sources = args.get("management_sources")
         if sources is None and plan is not None:
-            sources = (plan.get("settings") or {}).get("nap_management_sources")
+            sources = plandoc.management_sources(plan) or None
         if sources is None:
             sources = task_vars.get("nap_management_sources")
         if isinstance(sources, str):
@@ -131,12 +133,14 @@ class ActionModule(ActionBase):
             if not args["allow_lockout"]:
                 warnings.append("management_sources is not set (nor nap_management_sources): the anti-lockout "
                                 "check requires WinRM to stay open from any address (%s)" % family)
-        port = task_vars.get("ansible_port") or task_vars.get("ansible_winrm_port") or task_vars.get("ansible_psrp_port")
-        try:
-            ports = (int(port),) if port else wb.MANAGEMENT_PORTS
-        except (TypeError, ValueError):
-            ports = wb.MANAGEMENT_PORTS
-        return out, ports
+        # The one management port: the plan's (decided by the planner), else the same rule on this host's vars.
+        port = plandoc.management_port(plan, host) if plan is not None else None
+        if not port:
+            try:
+                port = planner.management_port(task_vars, "windows", host or task_vars.get("inventory_hostname"))
+            except NapError as exc:
+                raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
+        return out, (int(port),)
 
     def _powershell(self, script, parameters, task_vars, what, host):
         self._calls += 1
@@ -184,7 +188,7 @@ class ActionModule(ActionBase):
             if old_ps or not wb.version_ok(os_version, "5.1"):
                 raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, os_version, ps_version))
 
-        sources, ports = self._management(args, plan, task_vars, warnings)
+        sources, ports = self._management(args, plan, task_vars, warnings, host)
 
         # ---- read: one remote call, one pass over the rule store
         doc = self._powershell(wb.READ_PS1, wb.read_parameters(group, prefix, ports), task_vars, "read", host)
@@ -283,7 +287,6 @@ class ActionModule(ActionBase):
         directory = args.get("backup_dir") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
         directory = os.path.abspath(os.path.expanduser(to_text(directory)))
         stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
-        path = os.path.join(directory, "%s_win_nap_firewall.%s.json" % (host, stamp))
         content = {
             "host": host,
             "group": group,
@@ -293,14 +296,10 @@ class ActionModule(ActionBase):
             "rules": hs.owned_fw,
             "model": [wb.to_model(r, prefix) for r in hs.owned],
         }
+        # the host name is inventory input: only a sanitised form of it names the file (never a path)
+        stem = "%s_win_nap_firewall.%s" % (safe_component(host), stamp)
         try:
-            if not os.path.isdir(directory):
-                os.makedirs(directory)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".win_nap_firewall.")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(to_bytes(json.dumps(content, indent=2, sort_keys=True) + "\n"))
-            os.chmod(tmp, 0o600)
-            os.rename(tmp, path)
+            return write_new(directory, stem, ".json", json.dumps(content, indent=2, sort_keys=True) + "\n")
         except (IOError, OSError) as exc:
-            raise _Fail("win_nap_firewall: cannot write the backup to %s: %s (%s)" % (directory, exc, NOTHING_CHANGED))
-        return path
+            raise _Fail("win_nap_firewall: host %s: cannot write the backup to %s: %s (%s)" % (
+                host, directory, exc, NOTHING_CHANGED))

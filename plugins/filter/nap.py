@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import query
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, query
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
 
@@ -28,6 +28,13 @@ def nap_query(data, expression):
         raise AnsibleFilterError("configmgr.nap.nap_query: %s" % to_native(exc))
 
 
+def nap_plan_host(data, host):
+    try:
+        return plandoc.describe(plandoc.load(data), host)
+    except NapError as exc:
+        raise AnsibleFilterError("configmgr.nap.nap_plan_host: %s" % to_native(exc))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"nap_flows": nap_flows, "nap_query": nap_query}
+        return {"nap_flows": nap_flows, "nap_query": nap_query, "nap_plan_host": nap_plan_host}

@@ -18,6 +18,10 @@ description:
     rules per host and forward rules per perimeter device, in the collection's canonical rule model.
   - Runs on the controller only (an action plugin) and contacts no host.
   - Optionally writes the report files C(flows.json), C(flows.csv), C(flows.md) and C(topology.mmd).
+  - Returns a small result, the B(handle) of the plan (RV(plan_file)) with the summary and the report paths;
+    the plan itself stays on the controller, out of what Ansible templates, registers and prints. Every
+    module and filter of the collection that takes a plan accepts the handle (the registered result or
+    RV(plan_file)), the plan (C(flows.json)) or, for older playbooks, a result with the plan inline.
   - Every error in the input (an unknown setting value, a malformed CIDR, a host without an address,
     a missing peer such as an SHV point with no global catalog, an ambiguous zone) fails the task before
     anything is written, with one message that names the host, group or variable at fault.
@@ -61,6 +65,12 @@ options:
       - Addresses of the controller, used as C(nap_management_sources) when that setting is not set.
     type: list
     elements: str
+  return_plan:
+    description:
+      - Also return the whole plan as RV(plan). Costs time and memory on large estates (Ansible copies and
+        prints what a task returns); the handle is enough for every consumer.
+    type: bool
+    default: false
 attributes:
   action:
     support: full
@@ -79,9 +89,10 @@ notes:
   - The planner is a pure function in C(plugins/module_utils/nap/planner.py); this action only reads the
     inventory and writes files.
 seealso:
-  - name: NAP flow catalogue
-    description: Every flow the collection knows, with its source (docs/flows.md).
-    link: https://example.invalid/configmgr/nap/docs/flows.md
+  - name: Ports used by NAP in Configuration Manager 2007
+    description: The Microsoft table the catalogue's seed flows come from (every flow and its source is listed in
+      docs/flows.md in the collection).
+    link: https://learn.microsoft.com/en-us/previous-versions/system-center/configuration-manager-2007/bb694170(v=technet.10)
 """
 
 EXAMPLES = r"""
@@ -94,6 +105,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ nap.summary }}"
 
+- name: The flows of one host, read through the handle
+  ansible.builtin.debug:
+    msg: "{{ nap | configmgr.nap.nap_flows(dst_host='nps01') }}"
+
 - name: Plan with LDAPS whatever the inventory says, without writing files
   configmgr.nap.nap_plan:
     settings:
@@ -102,11 +117,26 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan_file:
+  description:
+    - The handle of the plan, a path on the controller to its C(flows.json) (see docs/flows-json.md).
+    - It is O(report_dir)/flows.json when the JSON report is written; otherwise a file in the run's private
+      temporary directory (mode 0600), removed when the run ends.
+    - Pass it, or the whole registered result, as the C(plan) of M(configmgr.nap.win_nap_firewall) and
+      M(configmgr.nap.nft_nap_policy) and as the input of the collection's filters.
+  returned: success
+  type: str
+  sample: /home/admin/nap-report/flows.json
+counts:
+  description: Hosts, perimeter devices, flows and warnings of the plan.
+  returned: success
+  type: dict
+  sample: {"hosts": 9, "perimeter_devices": 1, "flows": 55, "warnings": 0}
 plan:
   description:
     - The plan document, the content of C(flows.json) (see docs/flows-json.md).
     - Keys C(format_version), C(settings), C(flows), C(hosts), C(perimeter) and C(warnings).
-  returned: success
+  returned: when return_plan is true
   type: dict
 summary:
   description: Lines of text, hosts, flows and rules per host and device, then warnings.
@@ -139,6 +169,7 @@ def main():
             groups=dict(type="dict"),
             hostvars=dict(type="dict"),
             controller_addresses=dict(type="list", elements="str"),
+            return_plan=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

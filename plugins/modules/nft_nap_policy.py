@@ -45,18 +45,29 @@ options:
     elements: dict
   plan:
     description:
-      - The plan document of M(configmgr.nap.nap_plan) (its RV(configmgr.nap.nap_plan#module:plan) result or the
-        content of C(flows.json)). The module takes the rules of O(host) from it (inbound, outbound and, for a
-        perimeter device, forward), the owned zones, the management sources and the host's dynamic RPC range.
+      - The plan of M(configmgr.nap.nap_plan) - its handle (the registered result or its
+        RV(configmgr.nap.nap_plan#module:plan_file)), or the plan itself (C(flows.json)). The action plugin reads
+        it on the controller and sends the host only what it needs - the rules of O(host) (inbound, outbound and,
+        for a perimeter device, forward), the owned zones with their networks, the management sources and
+        ports, and the host's dynamic RPC range, all as the planner decided them.
       - A perimeter device owns the zones it joins plus the zones that the plan's other perimeter devices join
         to them (devices in series), so that each device on the path drops unplanned traffic. A host owns every
         zone of C(nap_zones).
-      - Requires O(host).
-    type: dict
+      - Mutually exclusive with O(rules).
+    type: raw
   host:
     description:
-      - The name of this host or perimeter device in O(plan), usually C({{ inventory_hostname }}).
+      - The name of this host or perimeter device in O(plan).
+      - Defaults to C(inventory_hostname).
     type: str
+  management_ports:
+    description:
+      - The TCP ports the anti-lockout rules keep open from O(management_sources).
+      - With O(plan), the management ports the planner decided (each host's C(ansible_port), else its
+        connection's default); a perimeter device keeps those of every host of the plan open across it.
+      - Without a plan, SSH (22) and WinRM (5985, 5986).
+    type: list
+    elements: int
   zones:
     description:
       - The zones the table owns, as zone name -> list of CIDRs. Overrides the zones taken from O(plan).
@@ -106,15 +117,22 @@ options:
     default: present
   backup:
     description:
-      - Before changing or deleting the owned table, save its current content (C(nft list table) text, which
-        C(nft -f) can restore). The content is returned in RV(backup_content); with O(backup_path) it is also
-        written on the target.
+      - Before changing or deleting the owned table, save its current content as an C(nft -f) script that
+        restores the table exactly as it was (RV(backup_content)); with O(backup_path) it is also written on the
+        target.
+      - The script first deletes the owned table (C(table <family> <table>), a no-op when the table exists, then
+        C(delete table <family> <table>)) and then declares it from the C(nft list table) text, all in one
+        transaction, so C(nft -f <backup>) replaces the table instead of merging the saved rules into the
+        current ones, and works whether or not the table exists at that time.
     type: bool
     default: false
   backup_path:
     description:
       - File or directory on the target for the backup. A directory gets
         C(<family>-<table>-<timestamp>.nft). Only used with O(backup=true).
+      - The file is created new with mode C(0600) and never through a symlink; an existing file is never
+        overwritten, a counter is added to the name instead (C(<name>.1.nft), C(<name>.2.nft), ...; RV(backup_file)
+        is the name used). A missing directory is created with mode C(0700).
     type: path
 attributes:
   check_mode:
@@ -144,13 +162,12 @@ seealso:
 EXAMPLES = r"""
 - name: Converge a perimeter router to the plan
   configmgr.nap.nft_nap_policy:
-    plan: "{{ __nap_plan.plan }}"
-    host: "{{ inventory_hostname }}"
+    plan: "{{ hostvars.localhost.nap }}"     # registered result of configmgr.nap.nap_plan: the plan's handle
   become: true
 
 - name: Report drift only (check mode, per-rule diff)
   configmgr.nap.nft_nap_policy:
-    plan: "{{ lookup('ansible.builtin.file', 'nap-report/flows.json') | from_json }}"
+    plan: nap-report/flows.json         # a plan file written by configmgr.nap.nap_plan (report_dir)
     host: "{{ inventory_hostname }}"
   check_mode: true
   diff: true
@@ -180,7 +197,7 @@ EXAMPLES = r"""
 
 - name: Show the nft transaction without touching the host
   configmgr.nap.nft_nap_policy:
-    plan: "{{ __nap_plan.plan }}"
+    plan: "{{ hostvars.localhost.nap }}"     # registered result of configmgr.nap.nap_plan: the plan's handle
     host: rtr01
     state: rendered
 
@@ -233,22 +250,26 @@ rendered:
   returned: state is rendered
   type: str
 backup_content:
-  description: The owned table as it was before the change (C(nft list table) text).
+  description:
+    - The owned table as it was before the change, as an C(nft -f) script that restores it (the table is deleted,
+      then declared from the C(nft list table) text, in one transaction).
   returned: backup is true and the table was changed or deleted
   type: str
 backup_file:
-  description: Where the backup was written on the target.
+  description: Where the backup was written on the target (a new file, mode C(0600)).
   returned: backup is true, backup_path is set and the table was changed or deleted
   type: str
 """
 
+import errno
 import json
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.common.text.converters import to_bytes, to_native
 
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
@@ -262,8 +283,9 @@ NOT_ROOT = "nft needs root to read and change the ruleset (nft says: %s); run th
 def argument_spec():
     return dict(
         rules=dict(type="list", elements="dict"),
-        plan=dict(type="dict"),
+        plan=dict(type="raw"),
         host=dict(type="str"),
+        management_ports=dict(type="list", elements="int"),
         zones=dict(type="dict"),
         management_sources=dict(type="list", elements="str"),
         allow_lockout=dict(type="bool", default=False),
@@ -276,59 +298,18 @@ def argument_spec():
     )
 
 
-def owned_zones(plan, device):
-    """The zones a perimeter device owns: those it joins, plus those the plan's other perimeter devices join
-    with them (devices in series), so that unplanned traffic crossing several devices is dropped by each."""
-    perimeter = plan.get("perimeter") or {}
-    all_zones = (plan.get("settings") or {}).get("nap_zones") or {}
-    component = set(perimeter[device].get("zones") or [])
-    grown = True
-    while grown:
-        grown = False
-        for entry in perimeter.values():
-            zones = set(entry.get("zones") or [])
-            if zones & component and not zones <= component:
-                component |= zones
-                grown = True
-    out = dict(perimeter[device].get("zone_networks") or {})
-    for zone in component:
-        if zone not in out and zone in all_zones:
-            out[zone] = all_zones[zone]
-    return dict((z, out[z]) for z in sorted(out))
-
-
 def policy_from_params(params, environ=None):
     """(Policy, warnings) from the module parameters (plan + host, or rules + zones)."""
     environ = os.environ if environ is None else environ
     warnings = []
+    params = dict(params)
+    if params.get("plan") is not None:     # the action plugin resolves the plan; this path serves direct callers
+        params = plandoc.nft_arguments(params, params.get("host"))
     rules = params.get("rules")
+    management_ports = params.get("management_ports")
     zones = params.get("zones")
     mgmt = params.get("management_sources")
     rpc = params.get("rpc_dynamic_range")
-    plan = params.get("plan")
-    if plan is not None:
-        host = params.get("host")
-        if not host:
-            raise NapError("plan is given but host is not: name this host or device as in the plan "
-                           "(host: \"{{ inventory_hostname }}\")")
-        hosts = plan.get("hosts") or {}
-        perimeter = plan.get("perimeter") or {}
-        if host not in hosts and host not in perimeter:
-            known = ", ".join(sorted(set(hosts) | set(perimeter))) or "none"
-            raise NapError("host %r is not in the plan (hosts: %s)" % (host, known))
-        entry = hosts.get(host) or {}
-        rules = list(entry.get("inbound") or []) + list(entry.get("outbound") or [])
-        if host in perimeter:
-            rules += list(perimeter[host].get("forward") or [])
-            plan_zones = owned_zones(plan, host)
-        else:
-            plan_zones = (plan.get("settings") or {}).get("nap_zones") or {}
-        if zones is None:
-            zones = plan_zones
-        if mgmt is None:
-            mgmt = (plan.get("settings") or {}).get("nap_management_sources")
-        if rpc is None:
-            rpc = entry.get("rpc_dynamic_range")
     if rules is None:
         rules = []
     if mgmt is None:
@@ -343,7 +324,8 @@ def policy_from_params(params, environ=None):
         warnings.append("no management_sources known: no anti-lockout rule is rendered; management from an owned "
                         "zone needs a planned MGMT-* flow")
     policy = nb.Policy(rules, zones or {}, mgmt, rpc or nb.DEFAULT_RPC_RANGE, params.get("family") or "inet",
-                       params.get("table") or nb.DEFAULT_TABLE, params.get("allow_lockout"))
+                       params.get("table") or nb.DEFAULT_TABLE, params.get("allow_lockout"),
+                       management_ports=management_ports)
     return policy, warnings + policy.warnings
 
 
@@ -420,22 +402,59 @@ class Nft:
                                   script=script)
 
 
+def backup_script(family, table, listing):
+    """The backup content: an nft -f script that restores the owned table exactly as ``listing`` shows it.
+
+    ``nft -f`` of the bare listing would MERGE the saved rules into the current table; so the script first deletes
+    the table (``table`` is an empty add, a no-op when it exists, so that ``delete table`` never fails when it
+    does not), then declares it from the listing, all in one transaction."""
+    ref = "%s %s" % (family, table)
+    text = listing if listing.endswith("\n") else listing + "\n"
+    return "table %s\ndelete table %s\n%s" % (ref, ref, text)
+
+
+def _create_new(path, content):
+    """Create ``path`` (or ``<root>.<n><ext>`` when it exists) with mode 0600, never through a symlink, never over
+    an existing file; return the path written. A failed write removes the file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    root, ext = os.path.splitext(path)
+    for count in range(1000):
+        name = "%s.%d%s" % (root, count, ext) if count else path
+        try:
+            fd = os.open(name, flags, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                continue
+            raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(to_bytes(content))
+        except BaseException:
+            os.unlink(name)
+            raise
+        return name
+    raise OSError(errno.EEXIST, "%s and 999 numbered variants exist" % path)
+
+
 def write_backup(module, content, family, table):
     path = module.params.get("backup_path")
     if not path:
         return None
-    if os.path.isdir(path) or path.endswith("/"):
-        if not os.path.isdir(path):
-            os.makedirs(path, 0o700)
-        path = os.path.join(path, "%s-%s-%s.nft" % (family, table, time.strftime("%Y%m%dT%H%M%S")))
-    else:
-        parent = os.path.dirname(path)
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, 0o700)
-    with open(path, "w") as handle:
-        handle.write(content)
-    os.chmod(path, 0o600)
-    return path
+    try:
+        if os.path.isdir(path) or path.endswith("/"):
+            if not os.path.isdir(path):
+                os.makedirs(path, 0o700)
+            path = os.path.join(path, "%s-%s-%s.nft" % (family, table, time.strftime("%Y%m%dT%H%M%S")))
+        else:
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent, 0o700)
+        return _create_new(path, content)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot write the backup of the owned table %s %s to %s: %s (nothing was changed)"
+                         % (family, table, path, to_native(exc)))
+    return None
 
 
 def run_module(module):
@@ -492,7 +511,7 @@ def run_module(module):
         if module.check_mode:
             return result
         if params["backup"]:
-            result["backup_content"] = nft.text(family, table)
+            result["backup_content"] = backup_script(family, table, nft.text(family, table))
             path = write_backup(module, result["backup_content"], family, table)
             if path:
                 result["backup_file"] = path
@@ -524,7 +543,7 @@ def run_module(module):
     if module.check_mode:
         return result
     if params["backup"] and have is not None:
-        result["backup_content"] = nft.text(family, table)
+        result["backup_content"] = backup_script(family, table, nft.text(family, table))
         path = write_backup(module, result["backup_content"], family, table)
         if path:
             result["backup_file"] = path

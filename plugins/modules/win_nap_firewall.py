@@ -54,10 +54,12 @@ options:
     elements: dict
   plan:
     description:
-      - The plan document of M(configmgr.nap.nap_plan) (its C(plan) result or the content of C(flows.json)).
-        The module takes the C(inbound) and C(outbound) rules of O(host) from it, and its
-        C(nap_management_sources) when O(management_sources) is not set.
-    type: dict
+      - The plan of M(configmgr.nap.nap_plan) - its handle (the registered result or its
+        RV(configmgr.nap.nap_plan#module:plan_file)), or the plan itself (C(flows.json)). It is read on the
+        controller; the host gets only its own rules.
+      - The module takes the C(inbound) and C(outbound) rules of O(host) from it, its C(nap_management_sources)
+        when O(management_sources) is not set, and the host's management port (the anti-lockout check).
+    type: raw
   host:
     description:
       - The name of this host in O(plan). Defaults to C(inventory_hostname).
@@ -153,11 +155,11 @@ seealso:
 EXAMPLES = r"""
 - name: Converge the host's NAP rules to the plan
   configmgr.nap.win_nap_firewall:
-    plan: "{{ __nap_plan.plan }}"
+    plan: "{{ hostvars.localhost.nap }}"     # registered result of configmgr.nap.nap_plan: the plan's handle
 
 - name: Report drift only (check mode, per-rule diff)
   configmgr.nap.win_nap_firewall:
-    plan: "{{ lookup('ansible.builtin.file', 'nap-report/flows.json') | from_json }}"
+    plan: nap-report/flows.json         # a plan file written by configmgr.nap.nap_plan (report_dir)
   check_mode: true
   diff: true
   register: __nap_drift
@@ -183,7 +185,7 @@ EXAMPLES = r"""
 
 - name: Scripts for a Windows Server 2008 host that Ansible cannot manage
   configmgr.nap.win_nap_firewall:
-    plan: "{{ __nap_plan.plan }}"
+    plan: "{{ hostvars.localhost.nap }}"     # registered result of configmgr.nap.nap_plan: the plan's handle
     host: nps01
     state: rendered
   delegate_to: localhost
@@ -285,7 +287,7 @@ from ansible.module_utils.basic import AnsibleModule
 def argument_spec():
     return dict(
         rules=dict(type="list", elements="dict"),
-        plan=dict(type="dict"),
+        plan=dict(type="raw"),
         host=dict(type="str"),
         group=dict(type="str", default="ConfigMgr NAP"),
         name_prefix=dict(type="str", default="configmgr.nap "),

@@ -46,7 +46,7 @@ LAB = {
     },
     "hosts": {
         "dc01": {"zone": "servers", "id": 5, "groups": ["nap_domain_controllers"], "listen": [22, 389]},
-        "cm01": {"zone": "servers", "id": 10, "groups": ["nap_site_servers"], "listen": [80, 445, 5985],
+        "cm01": {"zone": "servers", "id": 10, "groups": ["nap_site_servers"], "listen": [80, 445, 5985, 5986],
                  "vars": {"nap_remediation_roles": ["management_point"]}},
         "wsus02": {"zone": "servers2", "id": 50, "groups": ["nap_remediation_servers"], "listen": [80, 445],
                    "vars": {"nap_remediation_roles": ["management_point"]}},
@@ -70,8 +70,7 @@ CONVERGE = """
   gather_facts: false
   tasks:
     - configmgr.nap.nft_nap_policy:
-        plan: "{{ hostvars.localhost.__plan.plan }}"
-        host: "{{ inventory_hostname }}"
+        plan: "{{ hostvars.localhost.__plan }}"
       register: __nft
     - ansible.builtin.copy:
         content: "{{ __nft | to_json }}"
@@ -177,7 +176,8 @@ def test_03_converge_enforces_the_plan(lab):
     assert connects("cli", "cm01", 80)                 # planned CM-MP
     assert not connects("cli", "cm01", 445)            # not planned
     assert not connects("cli", "dc01", 389)            # not planned
-    assert connects("mgmt", "cm01", 5985)              # planned MGMT-WINRM
+    assert connects("mgmt", "cm01", 5986)              # planned MGMT-WINRM (the WinRM default, HTTPS)
+    assert not connects("mgmt", "cm01", 5985)          # HTTP WinRM: not this host's management port
     assert connects("mgmt", "dc01", 22)                # anti-lockout (SSH from the management source)
     assert not connects("mgmt", "dc01", 389)           # management zone, not a management port
 

@@ -333,7 +333,7 @@ def test_20_perimeter_then_verify_is_green(lab):
     assert probes[("DHCP-RELAY", "rtr01", DHCP, "udp", 67)]["probe"] == "dhcp_relay"
     assert probes[("IPSEC-IKE", "clb01", IPSEC, "udp", 4500)]["probe"] == "ike"
     assert probes[("AD-CLDAP", "cm01", DC, "udp", 389)]["probe"] == "cldap"
-    assert probes[("MGMT-WINRM", "mgmt01", CM, "tcp", 5985)]["verdict"] == "ok"
+    assert probes[("MGMT-WINRM", "mgmt01", CM, "tcp", 5986)]["verdict"] == "ok"
     # negative probes across the router: the unchosen HTTP of the HRA, the unchosen custom WSUS port, unplanned
     # ports; the unchosen LDAP (389) of NAP-AD-WRITE is not probed: site server and DC share a zone
     assert probes[("IPSEC-HRA", "cla01", HRA, "tcp", 80)]["check"] == "unchosen"

@@ -189,6 +189,38 @@ def listeners(plan, host):
     return table.expected_listeners(entry.get("roles") or [], settings(plan, host))
 
 
+def nft_arguments(args, host):
+    """nft_nap_policy's arguments for ``host`` with the plan resolved: its own rules, the zones its table owns
+    (with their networks), the management sources and ports, and its dynamic RPC range (explicit ones win)."""
+    args = dict(args)
+    plan = args.pop("plan", None)
+    args.pop("host", None)
+    if plan is None:
+        return args
+    if args.get("rules") is not None:
+        raise NapError("plan and rules are mutually exclusive: give the plan (the host's rules come from it) or "
+                       "explicit rules")
+    if not host:
+        raise NapError("plan is given but the host is unknown: name this host or device as in the plan (host: ...)")
+    doc = load(plan)
+    args["rules"] = host_rules(doc, host)
+    if args.get("zones") is None:
+        args["zones"] = owned_zone_networks(doc, host)
+    if args.get("management_sources") is None:
+        args["management_sources"] = management_sources(doc)
+    if args.get("management_ports") is None:
+        # a device keeps every managed host behind it reachable; a host only needs its own port
+        own = management_port(doc, host)
+        ports = management_ports(doc) if host in devices(doc) else ([own] if own else [])
+        if ports:
+            args["management_ports"] = ports
+    if args.get("rpc_dynamic_range") is None:
+        entry = hosts(doc).get(host) or {}
+        if entry.get("rpc_dynamic_range"):
+            args["rpc_dynamic_range"] = entry["rpc_dynamic_range"]
+    return args
+
+
 def address_labels(plan):
     """Readable labels for address sets: a host's addresses -> host name, a zone's networks -> zone."""
     labels = {}
@@ -215,5 +247,5 @@ def address_set_label(addresses, labels):
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", label).upper()
 
 
-__all__ = ["address_labels", "address_set_label", "load", "is_plan", "host_entry", "device", "describe", "host_rules", "settings", "management_sources",
+__all__ = ["nft_arguments", "address_labels", "address_set_label", "load", "is_plan", "host_entry", "device", "describe", "host_rules", "settings", "management_sources",
            "management_port", "management_ports", "owned_zone_networks", "listeners", "PLAN_FILE_KEY"]

@@ -45,7 +45,7 @@ import json
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import check_unique, diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
@@ -331,9 +331,8 @@ def rules_from_input(items, where="rules"):
 
 
 def rules_from_plan(plan, host):
-    """The Windows host's inbound and outbound rules (model dicts) from a plan document."""
-    if not isinstance(plan, dict) or not isinstance(plan.get("hosts"), dict):
-        raise NapError("plan: expected the plan document of configmgr.nap.nap_plan (a mapping with 'hosts')")
+    """The Windows host's inbound and outbound rules (model dicts) from a plan in any accepted form."""
+    plan = plandoc.load(plan)
     if not host:
         raise NapError("plan is given but host is not: name this host as in the plan "
                        "(host: \"{{ inventory_hostname }}\")")

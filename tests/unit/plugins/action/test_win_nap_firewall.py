@@ -173,6 +173,11 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     assert foreign_snapshot(fake) == foreign_after_drift     # rules outside the group untouched
     assert run(plan=PLAN)["changed"] is False
 
+    # absent removes MGMT-WINRM too: the host must still be reached on its management port by another rule
+    # (the fixture's predefined WinRM rule admits 5985, so this host is reached over HTTP)
+    refused = run(state="absent")
+    assert refused["failed"] and "TCP 5986" in refused["msg"] and len(fake.owned()) == len(wanted)
+    run = Runner(fake, task_vars={"ansible_port": 5985})
     gone = run(state="absent")
     assert not gone.get("failed"), gone.get("msg")
     assert gone["changed"] is True and gone["after"] == [] and gone["_calls"] == ["read", "apply"]
@@ -341,7 +346,7 @@ def rule(**kw):
     ({"rules": [rule(name="a"), rule(name="A")]}, ["case", "'a'", "'A'"]),
     ({"rules": [rule(protocol="gre")]}, ["'R1'", "gre", "ports"]),
     ({"rules": [rule(direction="forward")]}, ["'R1'", "forward"]),
-    ({"rules": [rule(name='say "hi"')]}, ["name", "double quote"]),
+    ({"rules": [rule(name='say "hi"')]}, ["name", "not a valid rule name"]),
     ({"rules": [rule(dst_ports=["rpc-dynamic", 80])]}, ["'R1'", "rpc-dynamic"]),
     ({"rules": [rule()], "name_prefix": ""}, ["name_prefix"]),
     ({"rules": [rule()], "management_sources": ["nowhere"]}, ["management_sources", "nowhere"]),

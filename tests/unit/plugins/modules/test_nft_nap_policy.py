@@ -218,9 +218,20 @@ def test_management_source_from_ssh_connection():
 
 
 def test_devices_in_series_own_the_zones_behind_each_other():
-    plan = {"settings": {"nap_zones": {"a": ["198.18.1.0/24"], "b": ["198.18.2.0/24"], "c": ["198.18.3.0/24"],
-                                       "x": ["198.18.9.0/24"]}},
-            "perimeter": {"r1": {"zones": ["a", "b"], "zone_networks": {"a": ["198.18.1.0/24"], "b": ["198.18.2.0/24"]}},
-                          "r2": {"zones": ["b", "c"], "zone_networks": {"b": ["198.18.2.0/24"], "c": ["198.18.3.0/24"]}}}}
-    assert sorted(mod.owned_zones(plan, "r1")) == ["a", "b", "c"]
-    assert sorted(mod.owned_zones(plan, "r2")) == ["a", "b", "c"]
+    """The zones a device owns come from the plan (the planner decides them once), not from a copy here."""
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+    groups = {"nap_domain_controllers": ["dc01"], "nap_perimeter": ["r1", "r2"]}
+    hostvars = {"dc01": {"nap_address": "198.18.1.5"},
+                "r1": {"nap_address": "198.18.1.1", "nap_perimeter_platform": "nftables", "nap_perimeter_zones": ["a", "b"]},
+                "r2": {"nap_address": "198.18.2.2", "nap_perimeter_platform": "nftables", "nap_perimeter_zones": ["b", "c"]}}
+    settings = {"nap_zones": {"a": ["198.18.1.0/24"], "b": ["198.18.2.0/24"], "c": ["198.18.3.0/24"],
+                              "x": ["198.18.9.0/24"]}, "nap_management_sources": ["198.18.1.100"]}
+    plan = planner.plan(groups, hostvars, settings)
+    for device in ("r1", "r2"):
+        policy, _warnings = mod.policy_from_params({"plan": plan, "host": device})
+        assert sorted(policy.zones) == ["a", "b", "c"]
+        assert policy.management_ports == (22, 5986)     # the routers' SSH and the DC's WinRM, as planned
+    policy, _warnings = mod.policy_from_params({"plan": plan, "host": "dc01"})
+    assert sorted(policy.zones) == ["a", "b", "c", "x"] and policy.management_ports == (5986,)
+
+

@@ -288,7 +288,7 @@ def test_rules_from_plan():
         wb.rules_from_plan(PLAN, None)
     with pytest.raises(NapError, match="not in the plan"):
         wb.rules_from_plan(PLAN, "zz")
-    with pytest.raises(NapError, match="plan document"):
+    with pytest.raises(NapError, match="expected the handle of configmgr.nap.nap_plan"):
         wb.rules_from_plan({"x": 1}, "nps01")
 
 
