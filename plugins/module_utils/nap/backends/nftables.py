@@ -63,6 +63,15 @@ IP_KEY = {4: "ip", 6: "ip6"}
 _IDENT_RE = re.compile(r"[^a-z0-9_]")
 _ERROR_RE = re.compile(r"^(?:/dev/stdin|-|<cmdline>):(\d+):[0-9-]+: Error: (.*)$")
 
+# Words nft's parser reads as keywords where a table name stands (seen refused by nft 1.0.6, quoted or not).
+NFT_KEYWORDS = frozenset("""
+inet ip ip6 arp bridge netdev table chain set map rule add delete flush list define include describe reset export
+monitor insert replace create element type hook priority policy accept drop counter comment elements flags interval
+log tcp udp meta ct handle index position quota limit reject queue jump goto continue return mark snat dnat
+masquerade redirect vmap secmark synproxy flowtable devices offload timeout size auto-merge dynamic constant ether
+vlan icmp icmpv6 esp ah comp sctp dccp th ipsec fib rt osf exthdr hbh frag dst mh srh tproxy numgen jhash symhash
+random ecn""".split())
+
 # compare: descriptions are not stored in nft; see parse_rules() for how they are carried over
 COMPARE = ("direction", "action", "protocol", "src_addresses", "dst_addresses", "src_ports", "dst_ports",
            "description")
@@ -270,6 +279,11 @@ class TableState:
     def delete_script(self):
         return "table %s\ndelete table %s\n" % (self.ref, self.ref)
 
+    def script_lines(self):
+        """:meth:`script` as a list of lines (``state: rendered``): split on the newlines it was joined with
+        only, so a line is never cut elsewhere; joined with ``\\n`` (plus a final one) they are the script."""
+        return self.script().split("\n")[:-1]
+
 
 # ---------------------------------------------------------------------------
 # Model -> nft
@@ -472,6 +486,9 @@ class Policy:
         if family not in FAMILIES:
             raise NapError("family %r is not supported; expected one of %s" % (family, ", ".join(sorted(FAMILIES))))
         names.check("table", table, "table")
+        if table.lower() in NFT_KEYWORDS:
+            raise NapError("table %r is an nft keyword, which nft does not take as a table name (quoted or not); "
+                           "choose another name (default %s)" % (table, DEFAULT_TABLE))
         self.family = family
         self.table = table
         self.families = FAMILIES[family]
@@ -948,25 +965,87 @@ class Change:
         return out
 
     def ansible_diff(self):
-        diff = self.rule_diff.ansible_diff("nft table %s" % self.want_state.ref)
-        before, after = [], []
-        for op, what, detail in self.structure:
-            if what.startswith("set "):
-                name = what[4:]
-                if op in ("remove", "update"):
-                    before.append("%s: %s" % (what, ", ".join(self.have_state.sets[name].elements) or "(empty)"))
-                if op in ("add", "update"):
-                    after.append("%s: %s" % (what, ", ".join(self.want_state.sets[name].elements) or "(empty)"))
-            elif what.startswith("rule "):
-                before.extend("%s: %s" % (what, r.body()) for r in detail.get("old", []))
-                after.extend("%s: %s" % (what, r.body()) for r in detail.get("add", []))
-            else:
-                (before if op == "remove" else after).append("%s %s" % (op, what))
+        """A dict for Ansible's --diff: what changes, one line per rule, set or chain, in table order.
+
+        ``before`` lists what is removed or replaced, in the order of the table as it is; ``after`` what is added
+        or replaces it, in the order of the table as it will be. Sets come first (as in the table), then each chain
+        from its top, and every rule line names its chain: ``chain <name>: <rule>``. A planned rule is shown
+        in the model (``NAME direction action protocol from ... to ...``), a rule of the table's own in nft syntax.
+        """
+        ref = self.want_state.ref
+        before = _diff_lines(self.have_state, self.rule_diff.remove + [o for o, _n in self.rule_diff.update],
+                             self.structure, "old", "remove")
+        after = _diff_lines(self.want_state, self.rule_diff.add + [n for _o, n in self.rule_diff.update],
+                            self.structure, "add", "add")
         if self.have_state is None:
-            before.append("table %s: absent" % self.want_state.ref)
-        diff["before"] += "".join(line + "\n" for line in sorted(before))
-        diff["after"] += "".join(line + "\n" for line in sorted(after))
-        return diff
+            before.insert(0, "table %s: absent" % ref)
+        return {
+            "before_header": "rules before (nft table %s)" % ref,
+            "after_header": "rules after (nft table %s)" % ref,
+            "before": "".join(line + "\n" for line in before),
+            "after": "".join(line + "\n" for line in after),
+        }
+
+
+def _rule_chain(rule):
+    """The chain a parsed or wanted model rule lives in."""
+    if rule.direction in CHAIN_OF:
+        return CHAIN_OF[rule.direction]
+    return rule.direction[len("chain "):] if rule.direction.startswith("chain ") else rule.direction
+
+
+def _planned_key(chain, nrule):
+    """(name, chain) of the model rule an nft rule belongs to (as parse_rules groups them), or None for the
+    table's own rules."""
+    if nrule.comment.startswith(MARK):
+        return None
+    parsed = parse_comment(nrule.comment)
+    if parsed is None or chain.name not in DIRECTION_OF:
+        return ("handle-%s" % nrule.handle, chain.name)
+    return (parsed[0], chain.name)
+
+
+def _diff_lines(state, rules, structure, side, set_side):
+    """The --diff lines of one side (``side`` "old": the table present, "add": the wanted table), in table order.
+
+    ``rules`` are the model rules of that side that change; ``structure`` the changes of sets, chains and the
+    table's own rules (see _structure)."""
+    changed_sets = set()
+    changed_chains = set()
+    own = set()
+    other = []
+    for op, what, detail in structure:
+        if what.startswith("set "):
+            if op in (set_side, "update"):
+                changed_sets.add(what[4:])
+        elif what.startswith("chain "):
+            if op in (set_side, "update"):
+                changed_chains.add(what[6:])
+        elif what.startswith("rule "):
+            own.update(id(r) for r in detail.get(side, []))
+        elif op == set_side or (op == "reorder" and side == "add"):
+            other.append("%s: %s" % (what, detail) if op == "reorder" else "%s %s" % (op, what))
+    wanted = OrderedDict()
+    for rule in rules:
+        wanted.setdefault((rule.name, _rule_chain(rule)), rule)
+    lines = []
+    if state is not None:
+        for nset in state.sets.values():
+            if nset.name in changed_sets:
+                lines.append("set %s: %s" % (nset.name, ", ".join(nset.elements) or "(empty)"))
+        for chain in state.chains.values():
+            if chain.name in changed_chains:
+                lines.append("chain %s: %s" % (chain.name, chain.header() or "(regular chain)"))
+            for nrule in chain.rules:
+                if id(nrule) in own:
+                    lines.append("chain %s: %s" % (chain.name, nrule.body()))
+                    continue
+                key = _planned_key(chain, nrule)
+                if key is not None and key in wanted:
+                    lines.append("chain %s: %s" % (chain.name, wanted.pop(key).summary()))
+    # what the table walk did not meet (never expected; listed rather than lost)
+    lines.extend("chain %s: %s" % (key[1], rule.summary()) for key, rule in wanted.items())
+    return lines + other
 
 
 def _structure(want_state, have_state):
