@@ -2,14 +2,16 @@
 # Install the Debian packages the project needs: nftables and iproute2 (Linux
 # side and lab), shellcheck (sanity), and the daemons the lab runs inside its
 # namespaces (Samba AD DC, FreeRADIUS, nginx, dnsmasq, strongSwan charon), and the benchmarks' anchors
-# (iptables, nmap; used inside bench namespaces only),
+# (iptables, nmap; used inside bench namespaces only), and headless Chromium with fonts (chromium,
+# fonts-dejavu-core: the unit test that renders verify.html opens it from file://, no network),
 # without starting anything in the host's own namespace: during the install a
 # policy-rc.d that refuses every start is in place (and removed afterwards if
 # this script created it). Only packages that are missing are installed.
 set -euo pipefail
 
 PACKAGES=(nftables iproute2 shellcheck samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind freeradius freeradius-utils
-          nginx-light dnsmasq-base strongswan-charon strongswan-swanctl ldap-utils iptables nmap)
+          nginx-light dnsmasq-base strongswan-charon strongswan-swanctl ldap-utils iptables nmap
+          chromium fonts-dejavu-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

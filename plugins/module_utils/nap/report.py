@@ -9,9 +9,12 @@ __metaclass__ = type
 
 import csv
 import io
+import ipaddress
 import json
 import re
 from collections import OrderedDict
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import model
 
 REPORT_FILES = OrderedDict((
     ("json", "flows.json"),
@@ -72,6 +75,297 @@ def _md_cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Grouping: hosts by zone and roles (the diagram's boxes, and the peers a table row may stand for)
+# ---------------------------------------------------------------------------------------------------------
+# Mermaid's defaults (maxEdges, maxTextSize): a diagram above either is not drawn at all, on GitHub either.
+MERMAID_MAX_EDGES = 500
+MERMAID_MAX_TEXT = 50000
+# From this many hosts with the same section (or peers of one row that differ only in the host), flows.md
+# writes them once.
+GROUP_MIN = 3
+# Names shown where one box or cell stands for several hosts or networks: the first ones, "...", the last.
+SHOWN_NAMES = 3
+
+
+def _zone(value):
+    """A host's zone as text, or None (no zone, or several)."""
+    return value if isinstance(value, str) else None
+
+
+def _some(names, shown=SHOWN_NAMES):
+    names = list(names)
+    if len(names) <= shown + 1:
+        return ", ".join(names)
+    return "%s ... %s" % (", ".join(names[:shown]), names[-1])
+
+
+def _role_key(plan, host):
+    entry = plan["hosts"].get(host) or {}
+    return (_zone(entry.get("zone")), tuple(entry.get("roles") or ()))
+
+
+def _role_groups(plan):
+    """{(zone, roles): [hosts]} of the plan's hosts that are not perimeter devices, in plan order."""
+    groups = OrderedDict()
+    for host in plan["hosts"]:
+        if host not in plan["perimeter"]:
+            groups.setdefault(_role_key(plan, host), []).append(host)
+    return groups
+
+
+def _group_text(key, count):
+    zone, roles = key
+    return "%d %s hosts%s" % (count, ", ".join(roles) or "other", (" in zone %s" % zone) if zone else "")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which rule of a host each flow becomes
+# ---------------------------------------------------------------------------------------------------------
+_NETS = {}
+
+
+def _net(text):
+    net = _NETS.get(text)
+    if net is None:
+        try:
+            net = ipaddress.ip_network(str(text), strict=False)
+        except ValueError:
+            net = False
+        if len(_NETS) > 100000:
+            _NETS.clear()
+        _NETS[text] = net
+    return net
+
+
+class _Cover:
+    """Does a rule's address list cover an address (empty: any)?  One set lookup per prefix length."""
+
+    def __init__(self, cidrs):
+        self.any = not cidrs
+        self.sets = {}
+        for cidr in cidrs or ():
+            net = _net(cidr)
+            if net:
+                self.sets.setdefault((net.version, net.prefixlen), set()).add(int(net.network_address))
+
+    def covers(self, cidrs):
+        if self.any:
+            return True
+        for cidr in cidrs:
+            net = _net(cidr)
+            if not net:
+                return False
+            bits = net.max_prefixlen
+            addr = int(net.network_address)
+            for (version, prefix), nets in self.sets.items():
+                if version == net.version and prefix <= net.prefixlen and \
+                        (addr >> (bits - prefix) << (bits - prefix)) in nets:
+                    break
+            else:
+                return False
+        return True
+
+
+def _port_covers(rule_ports, ports):
+    """Every port of ``ports`` lies in one of ``rule_ports`` (ints, "low-high"; keywords never match)."""
+    bounds = []
+    for spec in rule_ports:
+        if isinstance(spec, int):
+            bounds.append((spec, spec))
+        elif isinstance(spec, str) and "-" in spec and spec not in model.PORT_KEYWORDS:
+            low, high = spec.split("-", 1)
+            bounds.append((int(low), int(high)))
+    return all(any(low <= int(port) <= high for low, high in bounds) for port in ports)
+
+
+class _HostRules:
+    """The planned rules of one host, and which of them carry a flow."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.by_flow = {}
+        self.covers = {}
+        for direction in ("inbound", "outbound"):
+            for rule in entry.get(direction) or []:
+                self.by_flow.setdefault((rule["flow_id"], rule["protocol"]), []).append(rule)
+
+    def _cover(self, rule, side):
+        key = (id(rule), side)
+        if key not in self.covers:
+            self.covers[key] = _Cover(rule[side + "_addresses"])
+        return self.covers[key]
+
+    def of(self, flow, host):
+        """The names of the rules on ``host`` that carry ``flow`` (in, out, the relay's replies): same flow id,
+        protocol and ports, addresses that cover the flow's; rules named after the flow's own id, via and
+        protocol (REMEDIATION-CM-MP-TCP-IN for REMEDIATION via CM-MP) win over others that also match."""
+        out = []
+        for rule in self.by_flow.get((flow["id"], flow["protocol"]), ()):
+            if flow["dst_host"] == host and rule["direction"] == "in":
+                if flow["rpc_dynamic"]:
+                    ports = bool(set(rule["dst_ports"]) & set(model.PORT_KEYWORDS))
+                else:
+                    ports = _port_covers(rule["dst_ports"], flow["dst_ports"]) and \
+                        list(rule["src_ports"]) == list(flow["src_ports"])
+                if ports and self._cover(rule, "src").covers(flow["src_addresses"]):
+                    out.append((rule["name"], ""))
+                    continue
+            if flow["src_host"] == host:
+                if rule["direction"] == "in" and flow["src_ports"] and flow["dst_ports"] and \
+                        _port_covers(rule["src_ports"], flow["dst_ports"]) and \
+                        _port_covers(rule["dst_ports"], flow["src_ports"]) and \
+                        self._cover(rule, "src").covers(flow["dst_addresses"]):
+                    out.append((rule["name"], " (replies)"))
+                elif rule["direction"] == "out" and list(rule["src_ports"]) == list(flow["src_ports"]) and \
+                        _port_covers(rule["dst_ports"], flow["dst_ports"]) and \
+                        self._cover(rule, "dst").covers(flow["dst_addresses"]):
+                    out.append((rule["name"], ""))
+        prefix = "%s%s-%s-" % (flow["id"], ("-" + flow["via"]) if flow.get("via") else "", flow["protocol"].upper())
+        own = [item for item in out if item[0].startswith(prefix)]
+        return [name + tag for name, tag in (own or out)]
+
+    def cell(self, flow, host):
+        names = self.of(flow, host)
+        if names:
+            return ", ".join(names)
+        if flow["src_host"] == host and flow["dst_host"] != host and self.entry.get("outbound_policy") != "block":
+            return "- (outbound allowed)"
+        return "-"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# flows.md
+# ---------------------------------------------------------------------------------------------------------
+SELF = object()          # the host (or each host) of the section, in a row
+FLOW_HEADER = ("| flow | from | to | service | rule here | purpose | source | perimeter |",
+               "|---|---|---|---|---|---|---|---|")
+
+
+def _flow_label(flow):
+    return flow["id"] + (" (%s)" % flow["via"] if flow.get("via") else "")
+
+
+def _host_rows(plan, host, flows, rules):
+    """The rows of a host's flow table: (cells with SELF for the host's own end, peer key, peer host)."""
+    rows = []
+    for flow in flows:
+        cells = []
+        peer = None
+        for side in ("src", "dst"):
+            if flow[side + "_host"] == host:
+                cells.append(SELF)
+            else:
+                cells.append(_endpoint(flow, side))
+                peer = flow[side + "_host"]
+        if flow["src_host"] == host and flow["dst_host"] == host:
+            cells = [_endpoint(flow, "src"), _endpoint(flow, "dst")]
+        cells = [_flow_label(flow)] + cells + [_service(flow), rules.cell(flow, host), flow["purpose"],
+                                               flow["source"], ", ".join(flow["perimeter"]) or "-"]
+        peer_key = _role_key(plan, peer) if peer and peer not in plan["perimeter"] else None
+        rows.append((cells, peer_key, peer))
+    return rows
+
+
+def _collapse(rows, groups):
+    """Rows that differ only in a peer host of one zone and roles, from GROUP_MIN of them on: one row that
+    says how many hosts it stands for (and names some); fewer stay one row each."""
+    buckets = OrderedDict()
+    for cells, peer_key, peer in rows:
+        if peer_key is None:
+            buckets[("row", len(buckets))] = (None, None, [cells], [])
+            continue
+        peer_side = 1 if cells[1] is not SELF else 2
+        key = (peer_key, peer_side, tuple(c for i, c in enumerate(cells) if i != peer_side and c is not SELF))
+        if key not in buckets:
+            buckets[key] = (peer_key, peer_side, [], [])
+        buckets[key][2].append(cells)
+        buckets[key][3].append(peer)
+    out = []
+    for peer_key, peer_side, members, peers in buckets.values():
+        if len(members) < GROUP_MIN:
+            out.extend(tuple(cells) for cells in members)
+            continue
+        hosts = groups.get(peer_key) or []
+        text = _group_text(peer_key, len(hosts))
+        if len(set(peers)) != len(hosts):
+            text = "%d of the %s" % (len(set(peers)), text)
+        cells = list(members[0])
+        cells[peer_side] = "%s (%s)" % (text, _some(peers))
+        out.append(tuple(cells))
+    return out
+
+
+def _rule_rows(entry):
+    rows = []
+    for direction in ("inbound", "outbound"):
+        for rule in entry.get(direction) or []:
+            remote = rule["src_addresses"] if rule["direction"] == "in" else rule["dst_addresses"]
+            rows.append((rule["name"], rule["direction"], rule["flow_id"], rule["protocol"],
+                         ", ".join(remote) or "any", _ports(rule["dst_ports"]) or "-",
+                         _ports(rule["src_ports"]) or "-"))
+    return tuple(rows)
+
+
+def _section(plan, host, flows, groups):
+    """The signature of one host's section: the same for hosts whose sections differ only in the host's own
+    name and addresses (roles, platform, zone, the rules, the rows with SELF for the host)."""
+    entry = plan["hosts"][host]
+    rows = _collapse(_host_rows(plan, host, flows, _HostRules(entry)), groups)
+    return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
+            len(flows), _rule_rows(entry), tuple(rows))
+
+
+def _write_section(lines, plan, hosts, sig):
+    roles, platform, _zone_repr, _policy, nflows, rule_rows, rows = sig
+    entry = plan["hosts"][hosts[0]]
+    zone_text = entry["zone"] if isinstance(entry["zone"], str) else (", ".join(entry["zone"] or []) or "none")
+    inbound, outbound = len(entry["inbound"]), len(entry["outbound"])
+    if len(hosts) == 1:
+        host = hosts[0]
+        lines.append("## %s (%s)" % (host, ", ".join(roles)))
+        lines.append("")
+        lines.append("Platform %s, address %s, zone %s; %d flows, %d inbound and %d outbound rules."
+                     % (platform, ", ".join(entry["addresses"]), zone_text, nflows, inbound, outbound))
+        self_text = "%s (%s)" % (host, ", ".join(entry["addresses"]))
+    else:
+        lines.append("## %d hosts: %s (zone %s)" % (len(hosts), ", ".join(roles), zone_text))
+        lines.append("")
+        lines.append("These hosts have the same flows and the same rules; only their own name and address "
+                     "differ (addresses in flows.csv): %s." % ", ".join(hosts))
+        lines.append("")
+        lines.append("Platform %s, zone %s; each host: %d flows, %d inbound and %d outbound rules."
+                     % (platform, zone_text, nflows, inbound, outbound))
+        self_text = "each host"
+    if platform == "none":
+        lines.append("")
+        lines.append("Ansible does not manage %s (platform none): the rules are planned, not converged."
+                     % ("this host" if len(hosts) == 1 else "these hosts"))
+    lines.append("")
+    if rule_rows:
+        lines.append("| rule | direction | flow | protocol | remote addresses | ports | source ports |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for row in rule_rows:
+            lines.append("| %s |" % " | ".join(_md_cell(x) for x in row))
+        lines.append("")
+    if not rows:
+        lines.append("No flows.")
+        lines.append("")
+        return
+    lines.extend(FLOW_HEADER)
+    for row in rows:
+        lines.append("| %s |" % " | ".join(_md_cell(self_text if c is SELF else c) for c in row))
+    lines.append("")
+
+
+INTRO = ("Each host section lists the rules planned on the host (what its firewall gets), then its flows; the "
+         "column *rule here* names the rule each flow becomes on this host: an inbound rule for a flow the host "
+         "receives, an outbound rule for a flow it sends when its outbound policy is block (with allow, the "
+         "default, a flow it sends needs no rule there). Hosts with the same flows and rules (many identical "
+         "RADIUS clients, DCs, ...) share one section, and a row that stands for several peer hosts of one zone "
+         "and roles names how many; flows.csv and flows.json have every flow one by one.")
+
+
 def render_markdown(plan):
     lines = ["# NAP flow matrix", ""]
     settings = plan["settings"]
@@ -87,40 +381,42 @@ def render_markdown(plan):
         lines.append("")
         lines.extend("- " + w for w in plan["warnings"])
         lines.append("")
-    header = ["| flow | from | to | service | purpose | source | perimeter |", "|---|---|---|---|---|---|---|"]
+    mermaid = render_mermaid(plan)
+    lines.append("## Topology")
+    lines.append("")
+    lines.append("Hosts grouped by zone and roles (a box of several hosts says how many and names some), the "
+                 "perimeter devices, and arrows labelled with the flow ids between them; also in topology.mmd.")
+    lines.append("")
+    lines.append("```mermaid")
+    lines.extend(mermaid.splitlines())
+    lines.append("```")
+    lines.append("")
+    lines.append(INTRO)
+    lines.append("")
     by_host = {}                      # host -> its flows, in plan order (one pass over the flows)
     for flow in plan["flows"]:
         for end in set((flow["src_host"], flow["dst_host"])):
             if end:
                 by_host.setdefault(end, []).append(flow)
-    for host, entry in plan["hosts"].items():
-        lines.append("## %s (%s)" % (host, ", ".join(entry["roles"])))
-        lines.append("")
-        lines.append("Platform %s, address %s, zone %s; %d inbound and %d outbound rules."
-                     % (entry["platform"], ", ".join(entry["addresses"]), entry["zone"] or "none",
-                        len(entry["inbound"]), len(entry["outbound"])))
-        lines.append("")
-        rows = by_host.get(host, [])
-        if not rows:
-            lines.append("No flows.")
-            lines.append("")
-            continue
-        lines.extend(header)
-        for flow in rows:
-            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % tuple(_md_cell(x) for x in (
-                flow["id"] + (" (%s)" % flow["via"] if flow.get("via") else ""),
-                _endpoint(flow, "src"), _endpoint(flow, "dst"), _service(flow), flow["purpose"], flow["source"],
-                ", ".join(flow["perimeter"]) or "-")))
-        lines.append("")
+    groups = _role_groups(plan)
+    sections = OrderedDict()          # signature -> hosts, in plan order
+    for host in plan["hosts"]:
+        sections.setdefault(_section(plan, host, by_host.get(host, []), groups), []).append(host)
+    for sig, hosts in sections.items():
+        if len(hosts) >= GROUP_MIN:
+            _write_section(lines, plan, hosts, sig)
+        else:
+            for host in hosts:
+                _write_section(lines, plan, [host], sig)
     others = [f for f in plan["flows"] if not f["dst_host"] and not f["src_host"]]
     if others:
         lines.append("## Between networks")
         lines.append("")
-        lines.extend(header)
+        lines.extend(FLOW_HEADER)
         for flow in others:
-            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % tuple(_md_cell(x) for x in (
-                flow["id"], _endpoint(flow, "src"), _endpoint(flow, "dst"), _service(flow), flow["purpose"],
-                flow["source"], ", ".join(flow["perimeter"]) or "-")))
+            lines.append("| %s |" % " | ".join(_md_cell(x) for x in (
+                _flow_label(flow), _endpoint(flow, "src"), _endpoint(flow, "dst"), _service(flow), "-",
+                flow["purpose"], flow["source"], ", ".join(flow["perimeter"]) or "-")))
         lines.append("")
     for dev, entry in plan["perimeter"].items():
         lines.append("## Perimeter %s (%s; zones %s)" % (dev, entry["platform"], ", ".join(entry["zones"])))
@@ -136,59 +432,150 @@ def render_markdown(plan):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# topology.mmd
+# ---------------------------------------------------------------------------------------------------------
 def _node_id(text):
     return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def _label(text):
-    return text.replace('"', "'")
+class _Ids:
+    """Stable node ids derived from the names, never two names on one id (``a.b`` and ``a-b``)."""
+
+    def __init__(self):
+        self.ids = {}
+        self.used = set()
+
+    def __call__(self, key, hint):
+        if key not in self.ids:
+            base = _node_id(hint)
+            nid, i = base, 2
+            while nid in self.used:
+                nid, i = "%s_%d" % (base, i), i + 1
+            self.used.add(nid)
+            self.ids[key] = nid
+        return self.ids[key]
 
 
-def render_mermaid(plan):
-    lines = ["flowchart LR"]
-    zones = OrderedDict()
-    nodes = OrderedDict()
+def _esc(text):
+    """Text for a quoted Mermaid label: its entity codes for the characters a label cannot hold."""
+    text = str(text).replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _label(*parts):
+    return "<br/>".join(_esc(p) for p in parts)
+
+
+def _diagram(plan, detail):
+    """(lines, number of edges) of the diagram: hosts grouped by zone and roles (``detail`` "roles") or by
+    zone only ("zones"), networks by zone and role (or zone), perimeter devices one by one."""
+    ids = _Ids()
+    nodes = OrderedDict()             # key -> {"zone", "members", "roles", "kind"}
+    zones = OrderedDict()             # zone -> [keys]
+    where = {}                        # host -> key
+
+    def add(key, zone, member, roles, kind):
+        node = nodes.get(key)
+        if node is None:
+            node = nodes[key] = {"zone": zone, "members": [], "roles": [], "kind": kind}
+            zones.setdefault(zone, []).append(key)
+        if member not in node["members"]:
+            node["members"].append(member)
+        for role in roles:
+            if role not in node["roles"]:
+                node["roles"].append(role)
+        return key
+
     for host, entry in plan["hosts"].items():
         if host in plan["perimeter"]:
+            where[host] = ("device", host)
             continue
-        zone = entry["zone"] if isinstance(entry["zone"], str) else None
-        nodes[host] = "%s<br/>%s" % (host, ", ".join(entry["roles"]))
-        zones.setdefault(zone, []).append(host)
+        zone = _zone(entry["zone"])
+        group = tuple(entry["roles"]) if detail == "roles" else ()
+        where[host] = add(("hosts", zone, group), zone, host, entry["roles"], "hosts")
+
+    net_roles = OrderedDict()         # (zone, addresses) -> the roles the networks play (client, restricted...)
     for flow in plan["flows"]:
         for side in ("src", "dst"):
-            if flow[side + "_host"] is None:
-                name = " ".join(flow[side + "_addresses"])
-                if name not in nodes:
-                    nodes[name] = "%s<br/>%s" % (flow[side + "_role"].replace("_", " "), ", ".join(
-                        flow[side + "_addresses"]))
-                    zone = flow[side + "_zone"] if isinstance(flow[side + "_zone"], str) else None
-                    zones.setdefault(zone, []).append(name)
+            if not flow[side + "_host"]:
+                roles = net_roles.setdefault((_zone(flow[side + "_zone"]), ", ".join(flow[side + "_addresses"])), [])
+                if flow[side + "_role"] not in roles:
+                    roles.append(flow[side + "_role"])
+
+    def endpoint(flow, side):
+        host = flow[side + "_host"]
+        zone = _zone(flow[side + "_zone"])
+        if host:
+            if host not in where:
+                where[host] = add(("hosts", zone, (flow[side + "_role"],)), zone, host, [flow[side + "_role"]],
+                                  "hosts")
+            return where[host]
+        addresses = ", ".join(flow[side + "_addresses"])
+        roles = net_roles[(zone, addresses)]
+        return add(("nets", zone, tuple(roles) if detail == "roles" else ()), zone, addresses, roles, "nets")
+
+    edges = OrderedDict()
+    for flow in plan["flows"]:
+        src, dst = endpoint(flow, "src"), endpoint(flow, "dst")
+        # a loop only on a box of several hosts or networks, for a flow between two of them
+        if src == dst and (src not in nodes or len(nodes[src]["members"]) < 2 or
+                           (flow["src_host"] or "") == (flow["dst_host"] or "")):
+            continue
+        labels = edges.setdefault((src, dst), [])
+        if flow["id"] not in labels:
+            labels.append(flow["id"])
+    for dev, entry in plan["perimeter"].items():
+        for zone in entry["zones"]:
+            zones.setdefault(zone, [])
+
+    lines = ["flowchart LR"]
     for zone, members in zones.items():
         indent = "    "
         if zone:
-            lines.append('    subgraph %s["zone %s"]' % (_node_id("zone_" + zone), _label(zone)))
+            lines.append('    subgraph %s["%s"]' % (ids(("zone", zone), "zone_" + zone), _label("zone " + zone)))
             indent = "        "
-        for member in members:
-            lines.append('%s%s["%s"]' % (indent, _node_id(member), _label(nodes[member])))
+        for key in members:
+            node = nodes[key]
+            names = node["members"]
+            if node["kind"] == "hosts":
+                hint = names[0] if len(names) == 1 else "g_%s_%s" % (zone or "", "_".join(key[2]) or "hosts")
+                if len(names) == 1:
+                    text = _label(names[0], ", ".join(node["roles"]))
+                else:
+                    text = _label("%d hosts: %s" % (len(names), _some(names)), ", ".join(node["roles"]))
+            else:
+                hint = names[0] if len(names) == 1 else "nets_%s_%s" % (zone or "", "_".join(key[2]) or "all")
+                what = " / ".join(r.replace("_", " ") for r in node["roles"])
+                text = _label(what, names[0] if len(names) == 1 else "%d: %s" % (len(names), _some(names)))
+            lines.append('%s%s["%s"]' % (indent, ids(key, hint), text))
         if zone:
             lines.append("    end")
+    count = 0
     for dev, entry in plan["perimeter"].items():
-        lines.append('    %s{{"%s<br/>perimeter %s"}}' % (_node_id(dev), _label(dev), entry["platform"]))
+        dev_id = ids(("device", dev), dev)
+        lines.append('    %s{{"%s"}}' % (dev_id, _label(dev, "perimeter %s" % entry["platform"])))
         for zone in entry["zones"]:
-            lines.append("    %s --- %s" % (_node_id(dev), _node_id("zone_" + zone)))
-    edges = OrderedDict()
-    for flow in plan["flows"]:
-        src = flow["src_host"] or " ".join(flow["src_addresses"])
-        dst = flow["dst_host"] or " ".join(flow["dst_addresses"])
-        label = flow["id"]
-        edges.setdefault((src, dst), [])
-        if label not in edges[(src, dst)]:
-            edges[(src, dst)].append(label)
+            lines.append("    %s --- %s" % (dev_id, ids(("zone", zone), "zone_" + zone)))
+            count += 1
     for (src, dst), labels in edges.items():
-        if src == dst:
-            continue
-        lines.append('    %s -->|"%s"| %s' % (_node_id(src), _label(", ".join(labels)), _node_id(dst)))
-    return "\n".join(lines) + "\n"
+        src_id = ids(src, src[1]) if src[0] == "device" else ids(src, "")
+        dst_id = ids(dst, dst[1]) if dst[0] == "device" else ids(dst, "")
+        lines.append('    %s -->|"%s"| %s' % (src_id, _esc(", ".join(labels)), dst_id))
+        count += 1
+    return lines, count
+
+
+def render_mermaid(plan):
+    """The topology as a Mermaid flowchart: hosts grouped by zone and roles, so that it stays within Mermaid's
+    default limits (MERMAID_MAX_EDGES, MERMAID_MAX_TEXT) at estate size; should an estate still exceed them,
+    hosts are grouped by zone only."""
+    lines, edges = _diagram(plan, "roles")
+    text = "\n".join(lines) + "\n"
+    if edges > MERMAID_MAX_EDGES or len(text) > MERMAID_MAX_TEXT:
+        lines, edges = _diagram(plan, "zones")
+        text = "\n".join(lines) + "\n"
+    return text
 
 
 RENDERERS = {"json": render_json, "csv": render_csv, "md": render_markdown, "mermaid": render_mermaid}

@@ -34,6 +34,7 @@ from collections import OrderedDict
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as lst
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.netstat import parse_netstat_ano
 
@@ -145,10 +146,9 @@ class Inventory:
 class Planner:
     def __init__(self, plan, inventory, vantages=None, controller_zones=None, controller="localhost",
                  radius_secret=None, dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
-        if isinstance(plan, dict) and "plan" in plan and "flows" not in plan:
-            plan = plan["plan"]
-        if not isinstance(plan, dict) or "flows" not in plan:
-            raise NapError("expected a plan (the nap_plan result's plan), got %r" % (type(plan).__name__,))
+        plan = plandoc.load(plan)
+        if "flows" not in plan:
+            raise NapError("expected a whole plan (flows.json), got one without flows")
         self.plan = plan
         self.inv = Inventory(plan, inventory)
         self.vantages = dict(vantages or {})
@@ -476,8 +476,7 @@ def listener_method(name, plan, inventory):
 
 def listener_jobs(plan, inventory, settings=None):
     """Per plan host with expected listeners: {host, method, expected}."""
-    if isinstance(plan, dict) and "plan" in plan and "flows" not in plan:
-        plan = plan["plan"]
+    plan = plandoc.load(plan)
     out = []
     for name in (plan.get("hosts") or {}):
         expected = lst.listeners_for(plan, host=name, settings=(settings or {}).get(name))
@@ -624,7 +623,9 @@ def _line(entry):
 
 
 def report(jobs, results, listeners=None, when=None):
-    """{"entries", "summary", "broken", "ok", "markdown", "json"} of a verify run."""
+    """{"entries", "summary", "broken", "ok", "markdown", "json", "html"} of a verify run."""
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import verify_html
+
     entries = probe_entries(jobs, results, when)
     for entry in (jobs.get("not_probed", []) if isinstance(jobs, dict) else []):
         entry = OrderedDict(entry)
@@ -640,7 +641,8 @@ def report(jobs, results, listeners=None, when=None):
                            ("broken_flows", flows), ("ok", not broken)])
     doc = OrderedDict([("format_version", 1), ("summary", summary), ("entries", entries)])
     return {"entries": entries, "summary": summary, "broken": broken, "ok": not broken,
-            "markdown": markdown(summary, entries), "json": json.dumps(doc, indent=1, default=str) + "\n"}
+            "markdown": markdown(summary, entries), "json": json.dumps(doc, indent=1, default=str) + "\n",
+            "html": verify_html.render(summary, entries)}
 
 
 def _cell(value):
