@@ -178,6 +178,18 @@ MANAGEMENT_DEFAULT_PORTS = {"ssh": 22, "winrm": 5986, "psrp": 5986, "winrm_http"
 RADIUS = Choice("nap_radius_legacy_ports", {False: (1812, 1813), True: (1812, 1813, 1645, 1646)})
 
 
+# What a flow may need beyond the general rules (FlowDef.traits).
+TRAITS = {
+    "unaddressed_source": "its clients have no address yet: requests leave from 0.0.0.0 to the broadcast "
+                          "address (DHCPDISCOVER), so host rules admit 0.0.0.0 and routers the broadcast",
+    "relay_takes_replies": "the relay also takes the server's replies (UDP 67 both ways), and verify probes "
+                           "it as a relay (giaddr set)",
+    "ports_per_remediation_role": "its ports come from each destination's nap_remediation_roles",
+    "host_endpoints_only": "planned only where the source or the destination is a managed host, never "
+                           "between two networks",
+}
+
+
 class FlowDef:
     """A catalogue entry.
 
@@ -188,10 +200,12 @@ class FlowDef:
     the RADIUS flow of an enforcement server that holds the SHV point itself), ``dhcp_client``
     (only client networks in the DHCP server's zone), ``dhcp_relay`` (relays for the others).
     ``deciders`` maps a setting to ``src`` or ``dst``: whose value chooses the ports.
+    ``traits`` name what a flow needs beyond the general rules, so that no code compares flow ids:
+    see TRAITS.
     """
 
     def __init__(self, id, purpose, source, src, dst, services, category, when=(), pairing="all",
-                 deciders=None, doc_from=None, doc_to=None, note=""):
+                 deciders=None, doc_from=None, doc_to=None, note="", traits=()):
         self.id = id
         self.purpose = purpose
         self.source = source
@@ -205,6 +219,10 @@ class FlowDef:
         self.doc_from = doc_from or _label(src)
         self.doc_to = doc_to or _label(dst)
         self.note = note
+        unknown = set(traits) - set(TRAITS)
+        if unknown:
+            raise ValueError("flow %s: unknown trait(s) %s" % (id, ", ".join(sorted(unknown))))
+        self.traits = frozenset(traits)
 
     def settings(self):
         names = set(self.deciders)
@@ -316,10 +334,11 @@ FLOWS = (
     FlowDef("DHCP-CLIENT", "DHCP requests from NAP clients on the server's segment", "seed, NAP",
             "client_networks", "dhcp_server", (Service("udp", (67,), (68,)),), "enforcement",
             when=(("method", "dhcp"),), pairing="dhcp_client", doc_from="client networks",
-            note="a DHCPDISCOVER comes from 0.0.0.0: host rules add it to the sources"),
+            note="a DHCPDISCOVER comes from 0.0.0.0: host rules add it to the sources",
+            traits=("unaddressed_source",)),
     FlowDef("DHCP-RELAY", "DHCP relay agent forwards client requests to the server", "NAP",
             "dhcp_relay_agents", "dhcp_server", (Service("udp", (67,), (67,)),), "enforcement",
-            when=(("method", "dhcp"),), pairing="dhcp_relay", doc_from="DHCP relay",
+            when=(("method", "dhcp"),), pairing="dhcp_relay", doc_from="DHCP relay", traits=("relay_takes_replies",),
             note="for DHCP servers behind a router; relay <-> server on UDP 67 both ways"),
     FlowDef("DHCP-RADIUS", "DHCP server's NPS proxy sends RADIUS to the SHV point", "NAP",
             "dhcp_server", "shv_point", (Service("udp", RADIUS),), "enforcement",
@@ -363,19 +382,28 @@ FLOWS = (
             (_tcp(3389),), "enforcement", when=(("method", "tsg"),), pairing="distinct"),
     FlowDef("REMEDIATION", "restricted clients reach remediation servers", "NAP, CM07",
             "restricted_networks", "remediation_server", (), "enforcement", when=(("any_method", None),),
-            doc_from="restricted networks",
+            doc_from="restricted networks", traits=("ports_per_remediation_role",),
             note="ports per nap_remediation_roles: " + ", ".join(
                 "%s -> %s" % (k, v) for k, v in REMEDIATION_ROLES.items())),
     # --- management channel -------------------------------------------------
     FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
             "management_sources", "windows_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
-            doc_from="nap_management_sources", doc_to="every managed Windows host"),
+            doc_from="nap_management_sources", doc_to="every managed Windows host", traits=("host_endpoints_only",)),
     FlowDef("MGMT-SSH", "Ansible manages Linux hosts and perimeter devices (SSH)", "configmgr.nap",
             "management_sources", "ssh_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
-            doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device"),
+            doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device",
+            traits=("host_endpoints_only",)),
 ) + CM_FLOWS
 
 FLOWS_BY_ID = dict((f.id, f) for f in FLOWS)
+
+
+def has_trait(flow_id, trait):
+    """Whether the catalogue flow ``flow_id`` (a plan flow's ``id``) has ``trait`` (see TRAITS)."""
+    if trait not in TRAITS:
+        raise ValueError("unknown trait %r" % trait)
+    flow = FLOWS_BY_ID.get(flow_id) or CM_BY_ID.get(flow_id)
+    return bool(flow is not None and trait in flow.traits)
 CATEGORIES = (
     ("seed", "Seed flows (Ports used by NAP in Configuration Manager 2007)"),
     ("ad", "AD dependencies (nap_include_ad_dependencies)"),

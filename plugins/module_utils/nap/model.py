@@ -71,6 +71,40 @@ def port_bounds(spec):
     return int(low), int(high)
 
 
+def port_in(port, specs):
+    """Whether the port is one of ``specs`` (ints, "low-high" ranges; keywords and junk never match)."""
+    for spec in specs or ():
+        if isinstance(spec, bool):
+            continue
+        if isinstance(spec, int):
+            if spec == port:
+                return True
+            continue
+        text = str(spec).strip()
+        if ascii_digits(text):
+            if int(text) == port:
+                return True
+            continue
+        parts = text.split("-")
+        if len(parts) == 2 and ascii_digits(parts[0]) and ascii_digits(parts[1]):
+            if int(parts[0]) <= port <= int(parts[1]):
+                return True
+    return False
+
+
+def most_specific_zone(net, zone_networks):
+    """(zone, zone network) of the most specific zone network that holds ``net`` (an ip_network), or None.
+
+    ``zone_networks`` is an iterable of (ip_network, zone name), as nap_zones lists them.
+    """
+    best = None
+    for znet, zone in zone_networks:
+        if znet.version == net.version and net.subnet_of(znet):
+            if best is None or znet.prefixlen > best[1].prefixlen:
+                best = (zone, znet)
+    return best
+
+
 def _port_sort_key(spec):
     if isinstance(spec, int):
         return (0, spec, spec, "")

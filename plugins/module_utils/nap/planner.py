@@ -23,7 +23,7 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
-    NapError, Rule, is_ip_address, normalize_addresses, normalize_ports, parse_network,
+    NapError, Rule, is_ip_address, most_specific_zone, normalize_addresses, normalize_ports, parse_network,
 )
 
 PLAN_FORMAT_VERSION = 1
@@ -156,20 +156,15 @@ class Zones:
 
     def zone_of(self, net, where):
         """Zone of a network or address: the most specific zone CIDR that contains it."""
-        best = None
         for znet, zone in self.nets:
-            if znet.version != net.version:
-                continue
-            if net.subnet_of(znet):
-                if best is None or znet.prefixlen > best[0].prefixlen:
-                    best = (znet, zone)
-            elif znet.subnet_of(net):
+            if znet.version == net.version and znet != net and znet.subnet_of(net):
                 raise NapError("%s: %s spans zone %s (%s) and more, so the perimeter decision is ambiguous; split "
                                "it along the zones in nap_zones" % (where, net, zone, znet))
-        return best[1] if best else None
+        best = most_specific_zone(net, self.nets)
+        return best[0] if best else None
 
 
-class Topology:
+class ZoneGraph:
     """Zones joined by perimeter devices; a flow crosses the devices on its shortest paths."""
 
     def __init__(self, devices):
@@ -378,7 +373,7 @@ class Planner:
                                "(known zones: %s)" % (host, ", ".join(map(str, unknown)),
                                                       ", ".join(self.zones.names) or "none"))
             devices[host] = set(str(z) for z in zones)
-        self.topology = Topology(devices)
+        self.topology = ZoneGraph(devices)
         for host, roles in self.host_roles.items():
             if host in devices:
                 self.host_zone[host] = frozenset(devices[host])
@@ -631,7 +626,7 @@ class Planner:
     # -- services -----------------------------------------------------------
     def services(self, flow, src, dst):
         """Resolved (protocol, dst_ports, src_ports, rpc_dynamic, via) for one pair."""
-        if flow.id == "REMEDIATION":
+        if "ports_per_remediation_role" in flow.traits:
             out = []
             for cm_role in self.hostvars.get(dst.host, {}).get("nap_remediation_roles") or []:
                 cm_flow = cat.CM_BY_ID[cat.REMEDIATION_ROLES[cm_role]]
@@ -667,7 +662,7 @@ class Planner:
             if not self._enabled(flow):
                 continue
             for src, dst in self.pairs(flow):
-                if flow.id.startswith("MGMT-") and src.host is None and dst.host is None:
+                if "host_endpoints_only" in flow.traits and src.host is None and dst.host is None:
                     continue
                 crossed = self.topology.crossed(src.zones, dst.zones)
                 if crossed is None:
@@ -733,7 +728,7 @@ class Planner:
         for flow in flows:
             for rule in _host_inbound(flow):
                 inbound.setdefault(flow["dst_host"], []).append(rule)
-            if flow["id"] == "DHCP-RELAY" and flow["src_host"]:
+            if flow["src_host"] and cat.has_trait(flow["id"], "relay_takes_replies"):
                 # relay <-> server on UDP 67 both ways: the relay takes the server's replies
                 inbound.setdefault(flow["src_host"], []).append(_relay_reply(flow))
             if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
@@ -805,7 +800,7 @@ def _host_inbound(flow):
     if not flow["dst_host"]:
         return []
     sources = flow["src_addresses"]
-    if flow["id"] == "DHCP-CLIENT" and any(":" not in a for a in sources):
+    if cat.has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
         # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0.
         sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
     base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_in
 
 try:
     import jmespath
@@ -36,14 +36,7 @@ def _port_matches(flow, port):
     specs = list(flow.get("dst_ports") or [])
     if flow.get("rpc_dynamic_range"):
         specs.append(flow["rpc_dynamic_range"])
-    for spec in specs:
-        if isinstance(spec, int) and spec == port:
-            return True
-        if isinstance(spec, str) and "-" in spec:
-            low, high = spec.split("-")
-            if int(low) <= port <= int(high):
-                return True
-    return False
+    return port_in(port, specs)
 
 
 def select_flows(data=None, **criteria):

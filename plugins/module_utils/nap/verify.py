@@ -35,7 +35,8 @@ from collections import OrderedDict
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as lst
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, most_specific_zone, port_in
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.netstat import parse_netstat_ano
 
 UDP_KINDS = {53: "dns", 123: "ntp", 389: "cldap", 500: "ike", 4500: "ike", 1812: "radius", 1813: "radius",
@@ -47,17 +48,6 @@ DEFAULT_UNPLANNED = ({"protocol": "tcp", "port": 135}, {"protocol": "tcp", "port
 LISTENER_METHODS = ("auto", "listen_ports_facts", "win_listen_ports_facts", "netstat", "none")
 CAPABLE_PLATFORMS = ("linux", "nftables")
 VERDICTS = ("ok", "broken", "unconfirmed", "not probed")
-
-
-def _bool(value, what):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise NapError("%s is %r; expected true or false" % (what, value))
 
 
 def _net(text):
@@ -95,18 +85,6 @@ def _port_items(ports):
     return singles, ranges
 
 
-def _in_ports(port, ports):
-    for item in ports or []:
-        if isinstance(item, int) or re.fullmatch(r"[0-9]+", str(item)):
-            if int(item) == port:
-                return True
-        else:
-            low, high = [int(x) for x in str(item).split("-", 1)]
-            if low <= port <= high:
-                return True
-    return False
-
-
 class Inventory:
     """What verify needs of every inventory host: addresses, probe capability, RADIUS secret, listener method."""
 
@@ -127,7 +105,7 @@ class Inventory:
     def capable(self, name):
         flag = self.get(name).get("capable")
         if flag is not None and flag != "":
-            return _bool(flag, "%s: nap_probe_capable" % name)
+            return parse_bool(flag, "%s: nap_probe_capable" % name)
         return self.platform(name) in CAPABLE_PLATFORMS
 
     def addresses(self, name):
@@ -143,7 +121,7 @@ class Inventory:
         return out
 
 
-class Planner:
+class ProbePlanner:
     def __init__(self, plan, inventory, vantages=None, controller_zones=None, controller="localhost",
                  radius_secret=None, dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
         plan = plandoc.load(plan)
@@ -179,11 +157,8 @@ class Planner:
     # -- vantage --------------------------------------------------------------------------------------
     def zone_of(self, address):
         addr = _addr(address)
-        best = None
-        for zone, nets in self.zone_nets.items():
-            for net in nets:
-                if addr.version == net.version and addr in net and (best is None or net.prefixlen > best[1]):
-                    best = (zone, net.prefixlen)
+        best = most_specific_zone(ipaddress.ip_network(addr), ((net, zone) for zone, nets in self.zone_nets.items()
+                                                              for net in nets))
         return best[0] if best else None
 
     def vantage_address(self, vantage):
@@ -239,7 +214,7 @@ class Planner:
     def kind(self, flow, protocol, port):
         if protocol == "tcp":
             return "tcp"
-        if flow.get("id") == "DHCP-RELAY" or (port == 67 and 67 in (flow.get("src_ports") or [])):
+        if cat.has_trait(flow.get("id"), "relay_takes_replies") or (port == 67 and 67 in (flow.get("src_ports") or [])):
             return "dhcp_relay"
         if port == 67:
             return "dhcp"
@@ -335,7 +310,7 @@ class Planner:
             ports = list(flow.get("dst_ports") or [])
             if flow.get("rpc_dynamic") and flow.get("rpc_dynamic_range"):
                 ports.append(flow["rpc_dynamic_range"])
-            if _in_ports(port, ports):
+            if port_in(port, ports):
                 return True
         return False
 
@@ -449,7 +424,7 @@ def with_secret(targets, secret):
 def probe_jobs(plan, inventory, vantages=None, controller_zones=None, controller="localhost", radius_secret=None,
                dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
     """The probes of a verify run: {"jobs": [{vantage, targets, checks}], "not_probed": [checks]}."""
-    return Planner(plan, inventory, vantages, controller_zones, controller, radius_secret, dns_name, negatives,
+    return ProbePlanner(plan, inventory, vantages, controller_zones, controller, radius_secret, dns_name, negatives,
                    unplanned_ports).build()
 
 

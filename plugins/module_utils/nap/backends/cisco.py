@@ -51,7 +51,7 @@ import ipaddress
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, NapError, Rule, normalize_addresses, normalize_ports, parse_network,
     port_bounds,
@@ -735,7 +735,7 @@ def ios_model(data, device=None, acl_name=DEFAULT_ACL_NAME):
         for data_rule in host.get("inbound") or []:
             rule = Rule.from_dict(data_rule, "host %s inbound rule" % device)
             dst = list(own)
-            if rule.flow_id == "DHCP-CLIENT":
+            if catalogue.has_trait(rule.flow_id, "unaddressed_source"):
                 dst.append("255.255.255.255/32")    # DHCPDISCOVER is a broadcast
             inbound.append(rule)
             _ios_pair(acl, "IN", rule, rule.src_addresses, normalize_addresses(dst), rule.src_ports,

@@ -266,7 +266,7 @@ def test_safe_component():
 # ---------------------------------------------------------------------------
 # nft_nap_policy backup
 # ---------------------------------------------------------------------------
-class Failed(Exception):
+class BackupModuleFailed(Exception):
     pass
 
 
@@ -275,7 +275,7 @@ class BackupModule:
         self.params = {"backup_path": backup_path}
 
     def fail_json(self, **kw):
-        raise Failed(kw["msg"])
+        raise BackupModuleFailed(kw["msg"])
 
 
 def test_nft_backup_content_deletes_the_table_first():
@@ -314,6 +314,6 @@ def test_nft_backup_failure_fails_cleanly_and_leaves_no_file(tmp_path, monkeypat
     def broken(fd, mode):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(nft_mod.os, "fchmod", broken)
-    with pytest.raises(Failed, match="cannot write the backup of the owned table inet t to .*No space left.*nothing"):
+    with pytest.raises(BackupModuleFailed, match="cannot write the backup of the owned table inet t to .*No space left.*nothing"):
         nft_mod.write_backup(BackupModule(str(tmp_path / "b.nft")), "x\n", "inet", "t")
     assert tree(tmp_path) == []
