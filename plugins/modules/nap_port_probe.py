@@ -190,9 +190,10 @@ notes:
     where the server answers INFORM.
   - Every probe goes only to the given targets; DNS queries ask for no recursion.
 seealso:
-  - name: Verification and probes
-    description: Outcomes, UDP semantics, timeout auto and vantage points (docs/verify.md).
-    link: https://example.invalid/configmgr/nap/docs/verify.md
+  - name: UDP scan (Nmap Network Scanning)
+    description: Why a silent UDP port reads open|filtered, as a plain udp probe does (every outcome, the UDP
+      semantics, timeout auto and vantage points are in docs/verify.md in the collection).
+    link: https://nmap.org/book/scan-methods-udp-scan.html
 """
 
 EXAMPLES = r"""
@@ -319,22 +320,23 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs import DHCP_MESSAGES, IKE_VERSIONS, KINDS, RADIUS_REQUESTS
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_engine import EXPECTS, ProbeError, probe_many
 
 TARGET_SPEC = dict(
     name=dict(type="str"),
     host=dict(type="str", required=True, aliases=["address"]),
     port=dict(type="int", required=True),
     protocol=dict(type="str", choices=["tcp", "udp"]),
-    kind=dict(type="str", choices=list(probe.KINDS), default="auto"),
-    expect=dict(type="str", choices=list(probe.EXPECTS)),
+    kind=dict(type="str", choices=list(KINDS), default="auto"),
+    expect=dict(type="str", choices=list(EXPECTS)),
     secret=dict(type="str", no_log=True),
-    radius_request=dict(type="str", choices=list(probe.RADIUS_REQUESTS), default="status_server"),
+    radius_request=dict(type="str", choices=list(RADIUS_REQUESTS), default="status_server"),
     user=dict(type="str", default="configmgr-nap-probe"),
     password=dict(type="str", no_log=True),
-    dhcp_message=dict(type="str", choices=list(probe.DHCP_MESSAGES), default="discover"),
+    dhcp_message=dict(type="str", choices=list(DHCP_MESSAGES), default="discover"),
     mac=dict(type="str"),
-    ike_version=dict(type="str", choices=list(probe.IKE_VERSIONS), default="both"),
+    ike_version=dict(type="str", choices=list(IKE_VERSIONS), default="both"),
     dns_name=dict(type="str", default="."),
     timeout=dict(type="float"),
 )
@@ -355,11 +357,11 @@ def main():
     )
     params = module.params
     try:
-        results, summary, info, failures = probe.probe_many(
+        results, summary, info, failures = probe_many(
             params["targets"], timeout=params["timeout"], max_timeout=params["max_timeout"],
             min_timeout=params["min_timeout"], concurrency=params["concurrency"], deadline=params["deadline"],
             source_address=params["source_address"])
-    except probe.ProbeError as exc:
+    except ProbeError as exc:
         module.fail_json(msg="configmgr.nap.nap_port_probe: %s (nothing was sent)" % exc, results=[], failures=[])
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="configmgr.nap.nap_port_probe: probing failed: %s" % exc,
