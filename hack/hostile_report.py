@@ -81,13 +81,13 @@ def minimal(case, backend, runner, n, random, seconds):
         outcome = hi.outcome_of(case, backend, value, runner)
         if outcome.kind in hi.FAILING:
             last["value"] = (value, outcome)
-            raise hi.Failed(repr(outcome))
+            raise hi.HostileFailure(repr(outcome))
 
     test = _settings(n, random, (Phase.generate, Phase.shrink))(given(value=case.strategy)(probe))
     with hi.shrink_budget(seconds):
         try:
             test()
-        except hi.Failed:
+        except hi.HostileFailure:
             return last.get("value")
         except Exception:  # pylint: disable=broad-except
             return last.get("value")    # (a flaky replay still leaves the last failing value)

@@ -35,6 +35,21 @@ def nap_plan_host(data, host):
         raise AnsibleFilterError("configmgr.nap.nap_plan_host: %s" % to_native(exc))
 
 
+def nap_drift_report(play_hosts, hostvars):
+    """One line per drifted host (what drift.yml prints), or a single "no drift" line."""
+    out = []
+    for host in play_hosts or []:
+        hvars = hostvars[host] if host in hostvars else {}
+        if not hvars.get("__nap_drifted"):
+            continue
+        drift = hvars.get("__nap_drift") or {}
+        out.append("%s: missing %s; extra %s; changed %s" % (
+            host, ", ".join(drift.get("missing") or []) or "-", ", ".join(drift.get("extra") or []) or "-",
+            ", ".join(drift.get("changed") or []) or "-"))
+    return out or ["no drift on %d host(s)" % len(play_hosts or [])]
+
+
 class FilterModule(object):
     def filters(self):
-        return {"nap_flows": nap_flows, "nap_query": nap_query, "nap_plan_host": nap_plan_host}
+        return {"nap_flows": nap_flows, "nap_query": nap_query, "nap_plan_host": nap_plan_host,
+                "nap_drift_report": nap_drift_report}

@@ -594,7 +594,8 @@ class Planner:
                 if not self.zones.defined or net.zones == dst.zones or not net.zones or not dst.zones:
                     direct.append((net, dst))
                     continue
-                relays = [h for h in self.members("dhcp_relay") if self.host_zone[h] == net.zones]
+                # a relay agent on the client network's segment: a host in that zone, or a router joined to it
+                relays = [h for h in self.members("dhcp_relay") if net.zones <= self.host_zone[h]]
                 if not relays:
                     relays = [d for d in (self.topology.crossed(net.zones, dst.zones) or [])
                               if net.zones <= self.topology.devices[d]]

@@ -49,3 +49,32 @@ def test_filter_errors_are_clear():
         nap_flows(colour="red")
     with pytest.raises(AnsibleFilterError, match="invalid JMESPath expression"):
         nap_query(example_plan(), "flows[?")
+
+
+def test_the_playbooks_role_groups_are_the_catalogues():
+    """playbooks/vars/role_groups.yml is the one list the playbooks target; it must be the catalogue's."""
+    import os
+    import yaml
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    with open(os.path.join(root, "playbooks", "vars", "role_groups.yml")) as handle:
+        data = yaml.safe_load(handle)
+    groups = [g for _role, g, _text in catalogue.ROLE_GROUPS]
+    assert data["__nap_host_groups"] == [g for g in groups if g != "nap_perimeter"]
+    assert data["__nap_perimeter_group"] == "nap_perimeter"
+
+
+def test_drift_report_names_each_drifted_host():
+    from ansible_collections.configmgr.nap.plugins.filter.nap import nap_drift_report
+    hostvars = {"rtr01": {"__nap_drifted": True, "__nap_drift": {"missing": ["IPSEC-HRA-TCP-FWD"]}},
+                "cm01": {"__nap_drifted": False}}
+    assert nap_drift_report(["rtr01", "cm01"], hostvars) == ["rtr01: missing IPSEC-HRA-TCP-FWD; extra -; changed -"]
+    assert nap_drift_report(["cm01"], hostvars) == ["no drift on 1 host(s)"]
+
+
+def test_the_example_plans_without_a_warning():
+    """The bundled example names its router in nap_dhcp_relays: a router joined to the client zone relays."""
+    plan = example_plan()
+    assert plan["warnings"] == []
+    relayed = [f for f in plan["flows"] if f["id"] == "DHCP-RELAY"]
+    assert relayed and set(f["src_host"] for f in relayed) == {"rtr01"}
