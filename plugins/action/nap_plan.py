@@ -15,20 +15,20 @@ from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
 
-SETTING_NAMES = tuple(s.name for s in cat.SETTINGS) + ("nap_zones",)
+SETTING_NAMES = tuple(s.name for s in catalogue.SETTINGS) + ("nap_zones",)
 HOST_VAR_PREFIXES = ("nap_",)
 HOST_VAR_NAMES = planner.CONNECTION_VARS
 
 
 def inventory_from_task_vars(task_vars):
     """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* variables."""
-    groups = dict((g, list(h)) for g, h in (task_vars.get("groups") or {}).items() if g in cat.ROLE_BY_GROUP)
+    groups = dict((g, list(h)) for g, h in (task_vars.get("groups") or {}).items() if g in catalogue.ROLE_BY_GROUP)
     all_hostvars = task_vars.get("hostvars") or {}
     hostvars = {}
     for hosts in groups.values():

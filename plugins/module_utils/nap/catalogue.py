@@ -404,6 +404,8 @@ def has_trait(flow_id, trait):
         raise ValueError("unknown trait %r" % trait)
     flow = FLOWS_BY_ID.get(flow_id) or CM_BY_ID.get(flow_id)
     return bool(flow is not None and trait in flow.traits)
+
+
 CATEGORIES = (
     ("seed", "Seed flows (Ports used by NAP in Configuration Manager 2007)"),
     ("ad", "AD dependencies (nap_include_ad_dependencies)"),

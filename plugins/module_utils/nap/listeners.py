@@ -16,7 +16,7 @@ __metaclass__ = type
 
 from collections.abc import Mapping
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
@@ -81,7 +81,7 @@ ROLE_LISTENERS = {
     # not in the table's rows but named by its DNS clause: a DNS server serves DNS
     "dns_server": lambda s: [("tcp", 53, "dns"), ("udp", 53, "dns")],
 }
-ROLE_ORDER = [role for role, _group, _text in cat.ROLE_GROUPS]
+ROLE_ORDER = [role for role, _group, _text in catalogue.ROLE_GROUPS]
 
 
 def effective_settings(*layers):
@@ -97,7 +97,7 @@ def effective_settings(*layers):
                 merged[key] = value
     out = {}
     for name in LISTENER_SETTINGS:
-        spec = cat.SETTINGS_BY_NAME[name]
+        spec = catalogue.SETTINGS_BY_NAME[name]
         out[name] = validate_setting(name, merged.get(name, spec.default), "")
     out[DNS_SETTING] = parse_bool(merged.get(DNS_SETTING, True), DNS_SETTING)
     return out
@@ -112,9 +112,9 @@ def normalize_roles(roles):
     out = set()
     for role in roles:
         name = str(role).strip()
-        if name in cat.ROLE_BY_GROUP:
-            name = cat.ROLE_BY_GROUP[name]
-        if name not in cat.GROUP_BY_ROLE:
+        if name in catalogue.ROLE_BY_GROUP:
+            name = catalogue.ROLE_BY_GROUP[name]
+        if name not in catalogue.GROUP_BY_ROLE:
             raise NapError("unknown role %r; known roles: %s" % (role, ", ".join(ROLE_ORDER)))
         out.add(name)
     return [r for r in ROLE_ORDER if r in out]

@@ -22,6 +22,7 @@ import unicodedata
 class NapError(Exception):
     """An error in the user's input, with a message fit to show as it is."""
 
+
 # Unicode categories never accepted in any identifier or text: control (Cc: NUL, CR, LF, TAB, NEL
 # U+0085 ...), format (Cf: zero-width and bidi controls), surrogates, private use, unassigned, and
 # the line and paragraph separators (Zl U+2028, Zp U+2029), which some parsers take as new lines.
@@ -89,7 +90,7 @@ def check(kind, value, where):
     pattern, longest, expected, example = KINDS[kind]
     if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
         raise NapError("%s: %r is not a valid %s name; expected %s (e.g. %s)" % (where, value, _label(kind),
-                                                                                expected, example))
+                                                                                 expected, example))
     text = str(value)
     char = bad_character(text)
     if char is not None:

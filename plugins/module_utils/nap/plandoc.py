@@ -247,5 +247,6 @@ def address_set_label(addresses, labels):
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", label).upper()
 
 
-__all__ = ["nft_arguments", "address_labels", "address_set_label", "load", "is_plan", "host_entry", "device", "describe", "host_rules", "settings", "management_sources",
-           "management_port", "management_ports", "owned_zone_networks", "listeners", "PLAN_FILE_KEY"]
+__all__ = ["nft_arguments", "address_labels", "address_set_label", "load", "is_plan", "host_entry", "device",
+           "describe", "host_rules", "settings", "management_sources", "management_port", "management_ports",
+           "owned_zone_networks", "listeners", "PLAN_FILE_KEY"]

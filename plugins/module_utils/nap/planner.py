@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 from collections import OrderedDict, deque
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
@@ -75,11 +75,11 @@ def management_port(hvars, platform, host):
         scheme = str(hvars.get(scheme_var) or "https").strip().lower()
         if scheme not in ("http", "https"):
             raise NapError("host %s: %s is %r; expected http or https" % (host, scheme_var, hvars.get(scheme_var)))
-        return cat.MANAGEMENT_DEFAULT_PORTS[conn + ("_http" if scheme == "http" else "")]
+        return catalogue.MANAGEMENT_DEFAULT_PORTS[conn + ("_http" if scheme == "http" else "")]
     if conn == "httpapi":
         ssl = parse_bool(hvars.get("ansible_httpapi_use_ssl", False), "host %s: ansible_httpapi_use_ssl" % host)
         return 443 if ssl else 80
-    return cat.MANAGEMENT_DEFAULT_PORTS["ssh"]
+    return catalogue.MANAGEMENT_DEFAULT_PORTS["ssh"]
 
 
 class Settings:
@@ -89,7 +89,7 @@ class Settings:
         self.explicit = set()
         self.used = set()
         self.glob = {}
-        for spec in cat.SETTINGS:
+        for spec in catalogue.SETTINGS:
             if settings.get(spec.name) is not None:
                 self.explicit.add(spec.name)
                 self.glob[spec.name] = validate_setting(spec.name, settings[spec.name], "")
@@ -98,7 +98,7 @@ class Settings:
         self.per_host = {}
         for host, hvars in hostvars.items():
             own = {}
-            for spec in cat.SETTINGS:
+            for spec in catalogue.SETTINGS:
                 if hvars.get(spec.name) is not None:
                     own[spec.name] = validate_setting(spec.name, hvars[spec.name], "host %s" % host)
                     if own[spec.name] != self.glob[spec.name]:
@@ -276,7 +276,7 @@ class Planner:
         if not isinstance(self.groups, dict):
             raise NapError("the inventory groups are %s, not a mapping of group -> hosts; a YAML inventory is a "
                            "mapping (all: {children: ...}), not a list" % type(self.groups).__name__)
-        for role, group, _text in cat.ROLE_GROUPS:
+        for role, group, _text in catalogue.ROLE_GROUPS:
             hosts = self.groups.get(group) or []
             if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
                 raise NapError("group %s is %r; expected a list of host names" % (group, hosts))
@@ -292,42 +292,44 @@ class Planner:
             raise NapError("the inventory has no host in any NAP group (%s ...): check that -i names the inventory "
                            "and that it parses (Ansible only warns when it cannot; a YAML inventory is a mapping "
                            "such as all: {children: {nap_shv_points: {hosts: ...}}}, not a list)"
-                           % ", ".join(g for _r, g, _t in cat.ROLE_GROUPS[:3]))
+                           % ", ".join(g for _r, g, _t in catalogue.ROLE_GROUPS[:3]))
         self.addresses = {}
         self.mgmt_port = {}
         self.host_zone = {}
         self.platform = {}
         for host, roles in self.host_roles.items():
-            group = cat.GROUP_BY_ROLE[roles[0]]
+            group = catalogue.GROUP_BY_ROLE[roles[0]]
             addrs = self._host_addresses(host, group)
             self.addresses[host] = tuple(normalize_addresses(addrs))
             hvars = self.hostvars.get(host, {})
             if "perimeter" in roles:
                 platform = str(hvars.get("nap_perimeter_platform", "")).strip().lower()
-                if platform not in cat.PERIMETER_PLATFORMS:
+                if platform not in catalogue.PERIMETER_PLATFORMS:
                     raise NapError("host %s (group nap_perimeter): nap_perimeter_platform is %r; expected one of %s"
-                                   % (host, hvars.get("nap_perimeter_platform"), ", ".join(cat.PERIMETER_PLATFORMS)))
+                                   % (host, hvars.get("nap_perimeter_platform"), ", ".join(catalogue.PERIMETER_PLATFORMS)))
             else:
-                default = "none" if set(roles) <= set(cat.UNMANAGED_ROLES) else "windows"
+                default = "none" if set(roles) <= set(catalogue.UNMANAGED_ROLES) else "windows"
                 platform = str(hvars.get("nap_platform", default)).strip().lower()
-                if platform not in cat.HOST_PLATFORMS:
+                if platform not in catalogue.HOST_PLATFORMS:
                     raise NapError("host %s: nap_platform is %r; expected one of %s"
-                                   % (host, hvars.get("nap_platform"), ", ".join(cat.HOST_PLATFORMS)))
+                                   % (host, hvars.get("nap_platform"), ", ".join(catalogue.HOST_PLATFORMS)))
             self.platform[host] = platform
             self._check_roles(host, roles, platform)
             if platform != "none":
                 self.mgmt_port[host] = management_port(hvars, "windows" if platform == "windows" else "ssh", host)
             roles_var = hvars.get("nap_remediation_roles")
             if roles_var is not None:
-                valid = isinstance(roles_var, (list, tuple)) and all(str(r) in cat.REMEDIATION_ROLES for r in roles_var)
+                valid = isinstance(roles_var, (list, tuple)) and all(str(r) in catalogue.REMEDIATION_ROLES for r in roles_var)
                 if not valid:
                     raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
-                                   % (host, roles_var, ", ".join(cat.REMEDIATION_ROLES)))
+                                   % (host, roles_var, ", ".join(catalogue.REMEDIATION_ROLES)))
 
         self._check_unique_addresses()
 
     def _check_roles(self, host, roles, platform):
-        groups = lambda rs: ", ".join(cat.GROUP_BY_ROLE[r] for r in rs)    # noqa: E731
+        def groups(role_list):
+            return ", ".join(catalogue.GROUP_BY_ROLE[r] for r in role_list)
+
         if "perimeter" in roles:
             extra = [r for r in roles if r not in PERIMETER_EXTRA_ROLES]
             if extra:
@@ -517,7 +519,7 @@ class Planner:
         if name == "ssh_hosts":
             return [self.host_endpoint(h, "managed_host") for h in self.host_roles
                     if self.platform[h] not in ("windows", "none")]
-        if name in cat.REMEDIATION_ROLES:
+        if name in catalogue.REMEDIATION_ROLES:
             hosts = self.holders(name)
             if name == "global_catalog":
                 hosts = self.members("global_catalog") + hosts
@@ -529,7 +531,7 @@ class Planner:
     def host_settings(self, host):
         """The host's effective settings (per-host overrides over the global ones), as consumers need them."""
         out = OrderedDict()
-        for spec in cat.SETTINGS:
+        for spec in catalogue.SETTINGS:
             if spec.kind != "cidrs":
                 out[spec.name] = self.settings.get(spec.name, host, use=False)
         out[listener_table.DNS_SETTING] = self._bool_hostvar(host, listener_table.DNS_SETTING, True)
@@ -630,7 +632,7 @@ class Planner:
         if "ports_per_remediation_role" in flow.traits:
             out = []
             for cm_role in self.hostvars.get(dst.host, {}).get("nap_remediation_roles") or []:
-                cm_flow = cat.CM_BY_ID[cat.REMEDIATION_ROLES[cm_role]]
+                cm_flow = catalogue.CM_BY_ID[catalogue.REMEDIATION_ROLES[cm_role]]
                 for svc in self._resolve_services(cm_flow, src, dst):
                     out.append(svc[:4] + (cm_flow.id,))
             if not out:
@@ -643,9 +645,9 @@ class Planner:
         out = []
         for service in flow.services:
             ports = service.dst_ports
-            if isinstance(ports, cat.ManagementPort):
+            if isinstance(ports, catalogue.ManagementPort):
                 ports = (self.mgmt_port[dst.host],)
-            elif isinstance(ports, cat.Choice):
+            elif isinstance(ports, catalogue.Choice):
                 setting = ports.setting
                 decider = flow.deciders.get(setting, "dst")
                 value = self.settings.get(setting, src.host if decider == "src" else dst.host)
@@ -659,7 +661,7 @@ class Planner:
     def run(self):
         self._plain = []
         flows = []
-        for flow in cat.FLOWS:
+        for flow in catalogue.FLOWS:
             if not self._enabled(flow):
                 continue
             for src, dst in self.pairs(flow):
@@ -701,12 +703,12 @@ class Planner:
             if self.topology.crossed(src.zones, dst.zones):
                 self.warn("%s: %s crosses a perimeter (%s -> %s); consider %s=%s" % (
                     flow_id, _PLAIN_TEXT[setting], src.host or ",".join(src.addresses), dst.host, setting,
-                    [k for k in cat.SETTINGS_BY_NAME[setting].choices if k != _PLAIN_CHOICES[setting]][0]))
+                    [k for k in catalogue.SETTINGS_BY_NAME[setting].choices if k != _PLAIN_CHOICES[setting]][0]))
         for name in sorted(self.settings.explicit - self.settings.used):
             if name in ("nap_client_networks", "nap_restricted_networks", "nap_management_sources",
                         "nap_windows_outbound_policy"):
                 continue
-            self.warn("%s is set but no planned flow uses it (%s)" % (name, cat.SETTINGS_BY_NAME[name].text))
+            self.warn("%s is set but no planned flow uses it (%s)" % (name, catalogue.SETTINGS_BY_NAME[name].text))
         return self._assemble(flows)
 
     def _assemble(self, flows):
@@ -729,7 +731,7 @@ class Planner:
         for flow in flows:
             for rule in _host_inbound(flow):
                 inbound.setdefault(flow["dst_host"], []).append(rule)
-            if flow["src_host"] and cat.has_trait(flow["id"], "relay_takes_replies"):
+            if flow["src_host"] and catalogue.has_trait(flow["id"], "relay_takes_replies"):
                 # relay <-> server on UDP 67 both ways: the relay takes the server's replies
                 inbound.setdefault(flow["src_host"], []).append(_relay_reply(flow))
             if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
@@ -801,7 +803,7 @@ def _host_inbound(flow):
     if not flow["dst_host"]:
         return []
     sources = flow["src_addresses"]
-    if cat.has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
+    if catalogue.has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
         # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0.
         sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
     base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],

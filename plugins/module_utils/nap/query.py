@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_in
 
@@ -22,7 +22,7 @@ CRITERIA = ("id", "protocol", "host", "src_host", "dst_host", "category", "port"
 
 def _flows_of(data):
     if data is None or data == "catalogue" or data == "catalog":
-        return cat.catalogue_entries()
+        return catalogue.catalogue_entries()
     if isinstance(data, dict) and "flows" in data and isinstance(data["flows"], list):
         return data["flows"]
     if isinstance(data, (dict, str)):

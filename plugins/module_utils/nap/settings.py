@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, normalize_addresses
 
 _TRUE = ("true", "yes", "on", "1")
@@ -40,7 +40,7 @@ def _list_value(value):
 
 def validate_setting(name, value, where):
     """Return the canonical value of a setting or raise NapError naming ``where``."""
-    spec = cat.SETTINGS_BY_NAME[name]
+    spec = catalogue.SETTINGS_BY_NAME[name]
     prefix = "%s: %s" % (where, name) if where else name
     if value is None and spec.default is None:
         return None
@@ -78,7 +78,7 @@ def validate_setting(name, value, where):
                                % (prefix, item, spec.expected()))
         return list(normalize_addresses(value, collapse=False))
     if spec.kind == "range":
-        match = cat._RANGE_RE.fullmatch(str(value))
+        match = catalogue._RANGE_RE.fullmatch(str(value))
         if not match:
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         low, high = int(match.group(1)), int(match.group(2))

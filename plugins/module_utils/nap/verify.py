@@ -32,8 +32,8 @@ import json
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as lst
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, most_specific_zone, port_in
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool
@@ -158,7 +158,7 @@ class ProbePlanner:
     def zone_of(self, address):
         addr = _addr(address)
         best = most_specific_zone(ipaddress.ip_network(addr), ((net, zone) for zone, nets in self.zone_nets.items()
-                                                              for net in nets))
+                                                               for net in nets))
         return best[0] if best else None
 
     def vantage_address(self, vantage):
@@ -214,7 +214,7 @@ class ProbePlanner:
     def kind(self, flow, protocol, port):
         if protocol == "tcp":
             return "tcp"
-        if cat.has_trait(flow.get("id"), "relay_takes_replies") or (port == 67 and 67 in (flow.get("src_ports") or [])):
+        if catalogue.has_trait(flow.get("id"), "relay_takes_replies") or (port == 67 and 67 in (flow.get("src_ports") or [])):
             return "dhcp_relay"
         if port == 67:
             return "dhcp"
@@ -315,15 +315,15 @@ class ProbePlanner:
         return False
 
     def unchosen_ports(self, flow, protocol, port):
-        fdef = cat.FLOWS_BY_ID.get(flow.get("id"))
+        fdef = catalogue.FLOWS_BY_ID.get(flow.get("id"))
         if flow.get("via"):
-            fdef = cat.CM_BY_ID.get(flow["via"]) or fdef
+            fdef = catalogue.CM_BY_ID.get(flow["via"]) or fdef
         if fdef is None:
             return []
         out = []
         for service in fdef.services:
             choice = service.dst_ports
-            if service.protocol != protocol or not isinstance(choice, cat.Choice):
+            if service.protocol != protocol or not isinstance(choice, catalogue.Choice):
                 continue
             if any(isinstance(k, bool) for k in choice.options):
                 continue   # an on/off setting (legacy RADIUS ports), not an "X or Y"
@@ -375,7 +375,7 @@ class ProbePlanner:
                         continue
                     address = addresses[0]
                     try:
-                        expected = lst.listeners_for(self.plan, host=name)
+                        expected = listener_table.listeners_for(self.plan, host=name)
                     except NapError:
                         expected = []
                     ports = [(e["protocol"], e["port"]) for e in expected] + self.unplanned
@@ -425,7 +425,7 @@ def probe_jobs(plan, inventory, vantages=None, controller_zones=None, controller
                dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
     """The probes of a verify run: {"jobs": [{vantage, targets, checks}], "not_probed": [checks]}."""
     return ProbePlanner(plan, inventory, vantages, controller_zones, controller, radius_secret, dns_name, negatives,
-                   unplanned_ports).build()
+                        unplanned_ports).build()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -454,7 +454,7 @@ def listener_jobs(plan, inventory, settings=None):
     plan = plandoc.load(plan)
     out = []
     for name in (plan.get("hosts") or {}):
-        expected = lst.listeners_for(plan, host=name, settings=(settings or {}).get(name))
+        expected = listener_table.listeners_for(plan, host=name, settings=(settings or {}).get(name))
         if not expected:
             continue
         out.append({"host": name, "method": listener_method(name, plan, inventory),

@@ -25,7 +25,11 @@ import hashlib
 import re
 from collections import OrderedDict
 
-import yaml
+try:
+    import yaml     # the export runs on the controller, where ansible-core brings PyYAML
+    HAS_YAML = True
+except ImportError:     # pragma: no cover - module_utils must import anywhere
+    HAS_YAML = False
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
@@ -58,6 +62,8 @@ def _plain(node):
 
 def _dump(node):
     """YAML text of an export file: yaml.safe_dump quotes and escapes every value as YAML requires."""
+    if not HAS_YAML:
+        raise NapError("the Aerleon export needs PyYAML on the controller (pip install pyyaml)")
     return yaml.safe_dump(_plain(node), default_flow_style=False, sort_keys=False, allow_unicode=False, width=1000)
 
 

@@ -411,71 +411,71 @@ def _rule_cases():
               "x [flow EVIL]", "' + $(calc) + '", "%PATH%", "x\r\ncalc.exe", "x" * 250)),
             ("source", "rule source", "configmgr.nap", "zqbenignsrc", ("x]", "x\ny", "%~", "x; source y"))):
         out.append(HostileCase("rule_" + field, ident, "rule." + field, valid, benign, rule_backends,
-                        [((field, field.replace("_", " ")), None)], known,
-                        longest={"name": 100, "flow_id": 64, "description": 1024, "source": 200}[field]))
+                               [((field, field.replace("_", " ")), None)], known,
+                               longest={"name": 100, "flow_id": 64, "description": 1024, "source": 200}[field]))
     for field in ("dst_ports", "src_ports"):
         out.append(HostileCase("rule_" + field, "port (rules %s)" % field, "rule." + field, "5986", 8080,
-                        ("powershell", "netsh", "asa", "ios", "aerleon", "nft"), [((field,), None)],
-                        (u"\u00b2", u"\u0663", u"\uff18\uff10", "80\n", " 80", "0x50", "1e3", "80-", "-80", "65536",
-                         "0", "80-79", "80 - 90", "+80", u"\u0968\u0966"), oracle=ascii_port))
+                               ("powershell", "netsh", "asa", "ios", "aerleon", "nft"), [((field,), None)],
+                               (u"\u00b2", u"\u0663", u"\uff18\uff10", "80\n", " 80", "0x50", "1e3", "80-", "-80", "65536",
+                                "0", "80-79", "80 - 90", "+80", u"\u0968\u0966"), oracle=ascii_port))
     return out
 
 
 CASES = [
     HostileCase("inv_zone", "zone name", "inv.zone", "servers", "zqbenignzone",
-         ("planner", "report", "asa", "ios", "aerleon", "nft"),
-         [(("nap_zones",), None), (("nap_perimeter_zones",), "rtr01")],
-         ('zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "',
-          "servers\n", "a b", "zone|x"), longest=32),
+                ("planner", "report", "asa", "ios", "aerleon", "nft"),
+                [(("nap_zones",), None), (("nap_perimeter_zones",), "rtr01")],
+                ('zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "',
+                 "servers\n", "a b", "zone|x"), longest=32),
     HostileCase("inv_host", "host name", "inv.host", "dc01", "zqbenignhost",
-         ("planner", "report", "powershell", "netsh", "asa", "ios", "aerleon", "nft"),
-         [(("nap_domain_controllers", "host"), VALUE)],
-         ("dc01\nWrite-Output pwned", "dc01\r\ncalc.exe", "dc01 & calc", "dc01%PATH%", "dc01^", u"dc01\u2028x"), longest=253),
+                ("planner", "report", "powershell", "netsh", "asa", "ios", "aerleon", "nft"),
+                [(("nap_domain_controllers", "host"), VALUE)],
+                ("dc01\nWrite-Output pwned", "dc01\r\ncalc.exe", "dc01 & calc", "dc01%PATH%", "dc01^", u"dc01\u2028x"), longest=253),
     HostileCase("inv_device", "device name", "inv.device", "rtr01", "zqbenigndev",
-         ("planner", "report", "asa", "ios", "aerleon", "nft"),
-         [(("nap_perimeter", "host", "perimeter device"), VALUE)],
-         ("../../etc/cron.d/x", "rtr01\n", "a/b", "..", "rtr01\r\nrem"), longest=253),
+                ("planner", "report", "asa", "ios", "aerleon", "nft"),
+                [(("nap_perimeter", "host", "perimeter device"), VALUE)],
+                ("../../etc/cron.d/x", "rtr01\n", "a/b", "..", "rtr01\r\nrem"), longest=253),
     HostileCase("inv_rpc_global", "port range (nap_rpc_dynamic_range)", "inv.rpc_global", "49152-65535", "49152-65535",
-         ("planner", "asa", "ios", "nft"), [(("nap_rpc_dynamic_range",), None)],
-         (u"\u00b2\u00b2\u00b2\u00b2-65535", u"49152-6553\u0665", "49152-65535\n", "1024 - 2048"), oracle=ascii_range),
+                ("planner", "asa", "ios", "nft"), [(("nap_rpc_dynamic_range",), None)],
+                (u"\u00b2\u00b2\u00b2\u00b2-65535", u"49152-6553\u0665", "49152-65535\n", "1024 - 2048"), oracle=ascii_range),
     HostileCase("inv_rpc_host", "port range (nap_rpc_dynamic_range, per host)", "inv.rpc_host", "49152-65535", "49152-65535",
-         ("planner", "asa", "ios", "nft"), [(("nap_rpc_dynamic_range",), "nps01")],
-         (u"\u00b2\u00b2\u00b2\u00b2-65535", "5000-5100\n"), oracle=ascii_range),
+                ("planner", "asa", "ios", "nft"), [(("nap_rpc_dynamic_range",), "nps01")],
+                (u"\u00b2\u00b2\u00b2\u00b2-65535", "5000-5100\n"), oracle=ascii_range),
 ] + _rule_cases() + [
     HostileCase("opt_acl_name", "ACL name (acl_name)", "opt.acl_name", "CONFIGMGR-NAP", "ZQBENIGNACL",
-         ("asa", "asa_block", "ios", "ios_interfaces"), [(("acl_name", "ACL name", "nap_perimeter_acl_name"), None)],
-         ("OUTSIDE_IN\n", "OUTSIDE_IN\naccess-list X permit ip any any", "123", "A B", "-x", "True", "None",
-          "1e3", "0x1F", "1_0"), longest=64),
+                ("asa", "asa_block", "ios", "ios_interfaces"), [(("acl_name", "ACL name", "nap_perimeter_acl_name"), None)],
+                ("OUTSIDE_IN\n", "OUTSIDE_IN\naccess-list X permit ip any any", "123", "A B", "-x", "True", "None",
+                 "1e3", "0x1F", "1_0"), longest=64),
     HostileCase("opt_prefix", "object-group prefix (prefix)", "opt.prefix", "CONFIGMGR-NAP-", "ZQBENIGNPFX-",
-         ("asa",), [(("prefix",), None)], ("X\n", "X Y-", "OG-\nobject-group network EVIL"), longest=40),
+                ("asa",), [(("prefix",), None)], ("X\n", "X Y-", "OG-\nobject-group network EVIL"), longest=40),
     HostileCase("opt_block_acl", "block ACL (nap_perimeter_asa_block_acl)", "opt.block_acl", "OUTSIDE-IN", "ZQBENIGNBLK",
-         ("asa_block",), [(("block_acl", "nap_perimeter_asa_block_acl", "ACL name"), None)],
-         ("OUTSIDE_IN\n", "OUTSIDE IN", "A\nno access-list B", "00", "None"), longest=64),
+                ("asa_block",), [(("block_acl", "nap_perimeter_asa_block_acl", "ACL name"), None)],
+                ("OUTSIDE_IN\n", "OUTSIDE IN", "A\nno access-list B", "00", "None"), longest=64),
     HostileCase("opt_interface", "interface name (nap_perimeter_interfaces)", "opt.interface", "GigabitEthernet0/1",
-         "GigabitEthernet0/9", ("ios_interfaces",), [(("interfaces", "interface", "nap_perimeter_interfaces"), None)],
-         ("Gi0/0\n ip access-group EVIL in", "Gi0/0 ", "Gi 0/0", "Gi0/0\ninterface Gi0/1", "True", "1"), longest=64),
+                "GigabitEthernet0/9", ("ios_interfaces",), [(("interfaces", "interface", "nap_perimeter_interfaces"), None)],
+                ("Gi0/0\n ip access-group EVIL in", "Gi0/0 ", "Gi 0/0", "Gi0/0\ninterface Gi0/1", "True", "1"), longest=64),
     HostileCase("opt_group", "Windows rule group (group)", "opt.group", "ConfigMgr NAP", "Zqbenign Group",
-         ("powershell", "netsh"), [(("group",), None)],
-         ("ConfigMgr NAP'; Remove-NetFirewallRule -All; '", u"x\u2019; Write-Output pwned; \u2019", "x%PATH%",
-          "x\r\ncalc.exe", "x^"), longest=100),
+                ("powershell", "netsh"), [(("group",), None)],
+                ("ConfigMgr NAP'; Remove-NetFirewallRule -All; '", u"x\u2019; Write-Output pwned; \u2019", "x%PATH%",
+                 "x\r\ncalc.exe", "x^"), longest=100),
     HostileCase("opt_name_prefix", "Windows name prefix (name_prefix)", "opt.name_prefix", "configmgr.nap ", "zqbenignpfx ",
-         ("powershell", "netsh"), [(("name_prefix",), None)],
-         (u"x\u2019; Write-Output pwned; \u2019", 'x" & calc & "', "%~", "x\r\ncalc.exe "), longest=40),
+                ("powershell", "netsh"), [(("name_prefix",), None)],
+                (u"x\u2019; Write-Output pwned; \u2019", 'x" & calc & "', "%~", "x\r\ncalc.exe "), longest=40),
     HostileCase("opt_win_host", "host name (win_nap_firewall host)", "opt.win_host", "nps01", "zqbenignwinhost",
-         ("powershell", "netsh"), [(("host",), None)],
-         ("nps01\nWrite-Output pwned", "nps01\r\ncalc.exe", "nps01 %~ ^", "nps01\u0085Write-Output x"), longest=253),
+                ("powershell", "netsh"), [(("host",), None)],
+                ("nps01\nWrite-Output pwned", "nps01\r\ncalc.exe", "nps01 %~ ^", "nps01\u0085Write-Output x"), longest=253),
     HostileCase("opt_table", "nft table (table)", "opt.table", "configmgr_nap", "zqbenigntable", ("nft",),
-         [(("table",), None)], ("configmgr_nap\n", "t; flush ruleset", "t\ntable inet x { }", "inet"), longest=64),
+                [(("table",), None)], ("configmgr_nap\n", "t; flush ruleset", "t\ntable inet x { }", "inet"), longest=64),
     HostileCase("opt_nft_zone", "zone name (nft_nap_policy zones)", "opt.nft_zone", "servers", "zqbenignzone", ("nft",),
-         [(("zones",), None)],
-         ('zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "',), longest=32),
+                [(("zones",), None)],
+                ('zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "',), longest=32),
     HostileCase("opt_nft_rpc", "port range (nft_nap_policy rpc_dynamic_range)", "opt.nft_rpc", "49152-65535", "49152-65535",
-         ("nft",), [(("rpc_dynamic_range",), None)], (u"\u00b2\u00b2\u00b2\u00b2-65535", "5000-5100\n"),
-         oracle=ascii_range),
+                ("nft",), [(("rpc_dynamic_range",), None)], (u"\u00b2\u00b2\u00b2\u00b2-65535", "5000-5100\n"),
+                oracle=ascii_range),
     HostileCase("opt_filter_name", "Aerleon filter name (filter_name)", "opt.filter_name", "CONFIGMGR-NAP", "ZQBENIGNFLT",
-         ("aerleon",), [(("filter_name", "filter name"), None)], ("X\ntargets:", "X: y", "X #"), longest=64),
+                ("aerleon",), [(("filter_name", "filter name"), None)], ("X\ntargets:", "X: y", "X #"), longest=64),
     HostileCase("opt_target", "Aerleon target (targets)", "opt.target", "juniper", "zqbenigntarget", ("aerleon",),
-         [(("targets", "target"), None)], ("juniper\nnetworks:", "juniper: x", "#", "- x", "'", '"')),
+                [(("targets", "target"), None)], ("juniper\nnetworks:", "juniper: x", "#", "- x", "'", '"')),
 ]
 CASE_BY_KEY = dict((c.key, c) for c in CASES)
 
@@ -727,7 +727,9 @@ def win_render(params):
     except Exception as exc:  # pylint: disable=broad-except
         return Outcome(THROUGH, "the action rendered rules that the backend then refuses: %s" % exc)
     # rendered scripts come back as a list of lines per form: check them as the file an admin saves
-    scripts = dict((form, "\n".join(lines) + "\n" if isinstance(lines, list) else lines)
+    # (the .cmd with CRLF line ends, as cmd reads it)
+    scripts = dict((form, (("\r\n" if form == "netsh" else "\n").join(lines) + ("\r\n" if form == "netsh" else "\n"))
+                    if isinstance(lines, list) else lines)
                    for form, lines in result["rendered"].items())
     return scripts, rules, args["group"], args["name_prefix"]
 

@@ -14,7 +14,7 @@ import os
 import jsonschema
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue as cat
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, port_bounds
 
@@ -27,8 +27,8 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 ZONES = {"servers": ["198.18.0.0/24"], "clients-a": ["198.18.1.0/24"], "clients-b": ["198.18.2.0/24"],
          "transit": ["198.18.3.0/30"], "mgmt": ["198.18.4.0/28"]}
-HOST_GROUPS = [group for role, group, _text in cat.ROLE_GROUPS if role not in ("perimeter",)]
-CHOICES = dict((s.name, s) for s in cat.SETTINGS if s.kind in ("choice", "bool"))
+HOST_GROUPS = [group for role, group, _text in catalogue.ROLE_GROUPS if role not in ("perimeter",)]
+CHOICES = dict((s.name, s) for s in catalogue.SETTINGS if s.kind in ("choice", "bool"))
 
 addresses = st.sampled_from(["198.18.0.%d" % i for i in range(2, 40)] + ["198.18.1.%d" % i for i in range(2, 12)]
                             + ["198.18.2.%d" % i for i in range(2, 12)] + ["2001:db8::%x" % i for i in range(2, 6)])
@@ -48,12 +48,12 @@ def inventories(draw):
             spec = CHOICES[setting]
             hv[setting] = draw(st.sampled_from(list(spec.choices) if spec.kind == "choice" else [True, False]))
         if "nap_remediation_servers" in [g for g, hs in groups.items() if name in hs]:
-            hv["nap_remediation_roles"] = draw(st.lists(st.sampled_from(sorted(cat.REMEDIATION_ROLES)), max_size=3,
+            hv["nap_remediation_roles"] = draw(st.lists(st.sampled_from(sorted(catalogue.REMEDIATION_ROLES)), max_size=3,
                                                         unique=True))
         if draw(st.integers(0, 5)) == 0:
             hv["nap_platform"] = "linux"
         hostvars[name] = hv
-    methods = draw(st.lists(st.sampled_from(cat.ENFORCEMENT_METHODS), unique=True, max_size=5))
+    methods = draw(st.lists(st.sampled_from(catalogue.ENFORCEMENT_METHODS), unique=True, max_size=5))
     if draw(st.integers(0, 4)):
         # mostly a coherent estate: the core roles exist and every method has its peers
         for group, host in (("nap_site_servers", "core-cm"), ("nap_shv_points", "core-nps"),
