@@ -562,7 +562,10 @@ def test_plan_states_listeners_from_each_hosts_own_settings():
     plan = run(inv)
     (hra,) = flows(plan, "IPSEC-HRA")
     assert hra["dst_ports"] == [80]
-    ports = lambda host: [(x["protocol"], x["port"]) for x in plan["hosts"][host]["listeners"]]   # noqa: E731
+
+    def ports(host):
+        return [(x["protocol"], x["port"]) for x in plan["hosts"][host]["listeners"]]
+
     assert ("tcp", 80) in ports("hra01") and ("tcp", 443) not in ports("hra01")
     assert ("udp", 53) not in ports("dc01") and ("tcp", 389) in ports("dc01")
     assert plan["hosts"]["hra01"]["settings"]["nap_hra_transport"] == "http"
