@@ -26,3 +26,5 @@ def _collection_root():
 
 
 sys.path.insert(0, _collection_root())
+# Shared test helpers (tests/unit/golden.py, ...) import by their module name.
+sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))

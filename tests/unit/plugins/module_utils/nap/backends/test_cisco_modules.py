@@ -25,6 +25,7 @@ import sys
 
 import pytest
 
+from golden import assert_golden
 from vendor_collections import MISSING, ansible_playbook, own_path, vendor_path
 from vendor_fixtures import GOLDEN, example_plan, vendor_plan
 
@@ -251,21 +252,7 @@ GOLDEN_IDS = [(h, r) for h, c in CASES.items() for r in RESOURCES[c["platform"]]
 @pytest.mark.parametrize("host,resource", GOLDEN_IDS, ids=["%s.%s" % i for i in GOLDEN_IDS])
 def test_rendered_matches_golden(runs, host, resource):
     text = "\n".join(runs["rendered"][host][resource]) + "\n"
-    ref = os.path.join(GOLDEN, "%s.%s.ref" % (host, resource))
-    actual = ref[:-4] + ".actual"
-    if os.environ.get("NAP_UPDATE_GOLDEN"):
-        if not os.path.isdir(GOLDEN):
-            os.makedirs(GOLDEN)
-        with open(ref, "w") as handle:
-            handle.write(text)
-    with open(ref) as handle:
-        expected = handle.read()
-    if text != expected:
-        with open(actual, "w") as handle:
-            handle.write(text)
-        pytest.fail("%s differs from %s (written to %s; NAP_UPDATE_GOLDEN=1 accepts it)" % (resource, ref, actual))
-    if os.path.exists(actual):
-        os.unlink(actual)
+    assert_golden(text, os.path.join(GOLDEN, "%s.%s.ref" % (host, resource)), resource)
 
 
 def _comparable(rules):
