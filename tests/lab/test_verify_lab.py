@@ -73,7 +73,7 @@ def still_running(pids, wait=5.0):
         time.sleep(0.1)
 
 
-class Lab:
+class VerifyLab:
     def __init__(self, lab_dir, report_dir):
         self.lab_dir = lab_dir
         self.report_dir = report_dir
@@ -91,7 +91,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("napverify")
-    env = Lab(str(base / "lab"), str(base / "report"))
+    env = VerifyLab(str(base / "lab"), str(base / "report"))
     before = host_listeners()
     pids = {}
     try:
