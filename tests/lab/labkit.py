@@ -89,9 +89,9 @@ def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
 PROBE_DRIVER = (
     "import json, sys\n"
     "sys.path.insert(0, sys.argv[1])\n"
-    "from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe\n"
+    "from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine\n"
     "args = json.load(sys.stdin)\n"
-    "results, summary, info, failures = probe.probe_many(args.pop('targets'), **args)\n"
+    "results, summary, info, failures = probe_engine.probe_many(args.pop('targets'), **args)\n"
     "json.dump({'results': results, 'summary': summary, 'failures': failures}, sys.stdout)\n")
 
 

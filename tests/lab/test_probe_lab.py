@@ -57,7 +57,10 @@ PYTHON = sys.executable
 # ===========================================================================
 def _responder_main(config_path):
     sys.path.insert(0, os.environ["NAP_COLLECTIONS_ROOT"])
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe as p
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs import (
+        ACCESS_ACCEPT, ACCESS_REJECT, ACCOUNTING_RESPONSE, DHCPACK, DHCPDISCOVER, DHCPINFORM, DHCPOFFER, DHCP_MAGIC,
+        NATT_MARKER, STATUS_SERVER, ber_integer, ber_octets, ber_tlv, build_radius_response, encode_dhcp_options,
+        parse_cldap, parse_dhcp, verify_radius_request)
 
     with open(config_path) as handle:
         config = json.load(handle)
@@ -84,13 +87,13 @@ def _responder_main(config_path):
         if kind == "echo":
             return data
         if kind == "radius":
-            if not p.verify_radius_request(data, SECRET.encode()):
+            if not verify_radius_request(data, SECRET.encode()):
                 return None                       # like NPS: unknown client or wrong secret -> silence
             code = bytearray(data)[0]
-            if code == p.STATUS_SERVER:
-                reply = p.ACCOUNTING_RESPONSE if port in (1813, 1646) else p.ACCESS_ACCEPT
-                return p.build_radius_response(reply, data, SECRET.encode(), [(18, b"lab radius alive")])
-            return p.build_radius_response(p.ACCESS_REJECT, data, SECRET.encode(), [(18, b"no such user")])
+            if code == STATUS_SERVER:
+                reply = ACCOUNTING_RESPONSE if port in (1813, 1646) else ACCESS_ACCEPT
+                return build_radius_response(reply, data, SECRET.encode(), [(18, b"lab radius alive")])
+            return build_radius_response(ACCESS_REJECT, data, SECRET.encode(), [(18, b"no such user")])
         if kind == "ike":
             natt = port == 4500
             if natt:
@@ -102,38 +105,38 @@ def _responder_main(config_path):
             else:
                 notify = struct.pack("!BBHBBH", 0, 0, 8, 0, 0, 14)
                 out = spi + b"\0" * 8 + bytes([41, 0x20, 34, 0x20]) + b"\0" * 4 + struct.pack("!I", 36) + notify
-            return (p.NATT_MARKER + out) if natt else out
+            return (NATT_MARKER + out) if natt else out
         if kind == "dns":
             reply = bytearray(data)
             reply[2] = 0x80 | (reply[2] & 0x79)
             reply[3] = 0x05                       # REFUSED: no recursion, no zones
             return bytes(reply)
         if kind == "cldap":
-            message_id = p.parse_cldap(data)[0]["message_id"]
-            attr = p.ber_tlv(0x30, p.ber_octets("dnsHostName") + p.ber_tlv(0x31, p.ber_octets("dc-lab.nap.example")))
-            entry = p.ber_tlv(0x30, p.ber_integer(message_id) + p.ber_tlv(0x64, p.ber_octets("") + p.ber_tlv(0x30, attr)))
-            done = p.ber_tlv(0x30, p.ber_integer(message_id)
-                             + p.ber_tlv(0x65, p.ber_integer(0, 0x0A) + p.ber_octets("") + p.ber_octets("")))
+            message_id = parse_cldap(data)[0]["message_id"]
+            attr = ber_tlv(0x30, ber_octets("dnsHostName") + ber_tlv(0x31, ber_octets("dc-lab.nap.example")))
+            entry = ber_tlv(0x30, ber_integer(message_id) + ber_tlv(0x64, ber_octets("") + ber_tlv(0x30, attr)))
+            done = ber_tlv(0x30, ber_integer(message_id)
+                           + ber_tlv(0x65, ber_integer(0, 0x0A) + ber_octets("") + ber_octets("")))
             return entry + done
         if kind == "ntp":
             return bytes([0x24, 2]) + b"\0" * 22 + data[40:48] + b"\0" * 16
         return None
 
     def dhcp(sock, service, data, peer):
-        request = p.parse_dhcp(data)
+        request = parse_dhcp(data)
         if request["op"] != 1:
             return
-        mtype = {p.DHCPDISCOVER: p.DHCPOFFER, p.DHCPINFORM: p.DHCPACK}.get(request["message_type"])
+        mtype = {DHCPDISCOVER: DHCPOFFER, DHCPINFORM: DHCPACK}.get(request["message_type"])
         if mtype is None:
             return
-        yiaddr = "198.18.250.100" if mtype == p.DHCPOFFER else "0.0.0.0"
+        yiaddr = "198.18.250.100" if mtype == DHCPOFFER else "0.0.0.0"
         reply = bytearray(data[:236])
         reply[0] = 2
         reply[16:20] = socket.inet_aton(yiaddr)
         options = [(53, bytes([mtype])), (54, socket.inet_aton(service["address"])), (1, socket.inet_aton("255.255.255.0"))]
-        if mtype == p.DHCPOFFER:
+        if mtype == DHCPOFFER:
             options.append((51, struct.pack("!I", 3600)))
-        reply = bytes(reply) + p.DHCP_MAGIC + p.encode_dhcp_options(options)
+        reply = bytes(reply) + DHCP_MAGIC + encode_dhcp_options(options)
         if request["giaddr"] != "0.0.0.0":
             dest = (request["giaddr"], 67)
         elif request["ciaddr"] != "0.0.0.0":
@@ -209,8 +212,8 @@ def in_ns(ns, *args, **kwargs):
 
 
 def collections_root():
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe
-    path = os.path.abspath(probe.__file__)
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
+    path = os.path.abspath(probe_engine.__file__)
     return path[:path.rindex(os.sep + "ansible_collections" + os.sep)]
 
 
@@ -309,10 +312,10 @@ def lab():
 DRIVER = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
     args = json.load(sys.stdin)
     t0 = time.monotonic()
-    results, summary, info, failures = probe.probe_many(args.pop("targets"), **args)
+    results, summary, info, failures = probe_engine.probe_many(args.pop("targets"), **args)
     json.dump({"results": results, "summary": summary, "info": info, "failures": failures,
                "wall": time.monotonic() - t0}, sys.stdout)
 """)

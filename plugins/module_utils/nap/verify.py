@@ -36,11 +36,10 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, most_specific_zone, port_in
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs import UDP_PORT_KINDS
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.netstat import parse_netstat_ano
 
-UDP_KINDS = {53: "dns", 123: "ntp", 389: "cldap", 500: "ike", 4500: "ike", 1812: "radius", 1813: "radius",
-             1645: "radius", 1646: "radius"}
 # Plain UDP probes cannot tell a silent service from a drop: their "open|filtered" is reported as unconfirmed.
 LENIENT_KINDS = ("udp",)
 DEFAULT_UNPLANNED = ({"protocol": "tcp", "port": 135}, {"protocol": "tcp", "port": 445},
@@ -218,7 +217,7 @@ class ProbePlanner:
             return "dhcp_relay"
         if port == 67:
             return "dhcp"
-        return UDP_KINDS.get(port, "udp")
+        return UDP_PORT_KINDS.get(port, "udp")
 
     def secret_for(self, vantage):
         secret = self.inv.get(vantage).get("radius_secret")
@@ -343,7 +342,7 @@ class ProbePlanner:
             neg = dict(check, check="unchosen", port=port, expected="blocked", lenient=False,
                        note="the other side of the flow's \"X or Y\" must not cross %s"
                        % ", ".join(flow.get("perimeter") or []))
-            kind = "tcp" if check["protocol"] == "tcp" else UDP_KINDS.get(port, "udp")
+            kind = "tcp" if check["protocol"] == "tcp" else UDP_PORT_KINDS.get(port, "udp")
             target, why_not = self.build_target(vantage, neg, check["protocol"], port, kind, "blocked")
             if target is not None and not self._duplicate(vantage, neg):
                 self.add(vantage, neg, target)
@@ -380,7 +379,7 @@ class ProbePlanner:
                         expected = []
                     ports = [(e["protocol"], e["port"]) for e in expected] + self.unplanned
                     for protocol, port in ports:
-                        kind = "tcp" if protocol == "tcp" else UDP_KINDS.get(port, "udp")
+                        kind = "tcp" if protocol == "tcp" else UDP_PORT_KINDS.get(port, "udp")
                         if kind in ("radius", "udp"):
                             continue   # silence proves nothing: an NPS ignores unknown clients
                         if source_address and self.allowed(source_address, address, protocol, port):

@@ -558,7 +558,7 @@ def desired_state(policy):
             if split[version]:
                 mgmt.append(NftRule(None, [Match("%s saddr" % IP_KEY[version], "==", split[version]),
                                            Match("tcp dport", "==", policy.management_ports)], "accept",
-                                   MARK + "anti-lockout"))
+                                    MARK + "anti-lockout"))
 
     def chain(name, head, planned, tail):
         ch = Chain(name, "filter", name, 0, "accept")

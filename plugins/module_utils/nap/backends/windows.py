@@ -49,6 +49,7 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, pl
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import check_unique, diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
+    port_in,
 )
 
 DEFAULT_GROUP = "ConfigMgr NAP"
@@ -211,14 +212,7 @@ def ports_cover(text, port):
     """Does a LocalPorts string admit this TCP port (``*`` and empty do)?"""
     if text is None or str(text).strip() in ("", "*"):
         return True
-    for item in str(text).split(","):
-        item = item.strip()
-        if re.fullmatch(r"[0-9]+", item) and int(item) == port:
-            return True
-        match = re.fullmatch(r"([0-9]+)-([0-9]+)", item)
-        if match and int(match.group(1)) <= port <= int(match.group(2)):
-            return True
-    return False
+    return port_in(port, str(text).split(","))
 
 
 def encode_description(rule, model_name):
@@ -1066,3 +1060,16 @@ def render_all(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=PROFILES_
         ("netsecurity", render_netsecurity(rules, group, prefix, mask, host)),
         ("netsh", render_netsh(rules, group, prefix, mask, host)),
     ))
+
+
+# The line ending each rendered form is joined with: the PowerShell scripts use LF, the netsh .cmd file CRLF.
+RENDERED_NEWLINES = OrderedDict((("com", "\n"), ("netsecurity", "\n"), ("netsh", "\r\n")))
+
+
+def render_all_lines(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=PROFILES_ALL, host=None):
+    """``state: rendered``: {form: [lines]} for com, netsecurity and netsh.
+
+    Each form is split on the line ending it was joined with (RENDERED_NEWLINES) and nothing else, so no line is
+    ever cut inside; ``newline.join(lines) + newline`` gives back exactly the text of :func:`render_all`."""
+    return OrderedDict((form, text.split(RENDERED_NEWLINES[form])[:-1])
+                       for form, text in render_all(rules, group, prefix, mask, host).items())

@@ -197,7 +197,7 @@ def test_plan_and_reports_hold_no_secret():
         plan = planner.plan(groups, given, settings)
         text = json.dumps(plan)
         assert leaks(text) == []
-        assert set(plan["settings"]) <= set(s.name for s in planner.cat.SETTINGS) | {"nap_zones"}
+        assert set(plan["settings"]) <= set(s.name for s in planner.catalogue.SETTINGS) | {"nap_zones"}
         for name, rendered in report.render_all(json.loads(text)).items():
             assert leaks(rendered) == [], name
 
