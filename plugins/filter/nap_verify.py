@@ -68,9 +68,32 @@ def nap_netstat_listeners(text):
         raise AnsibleFilterError("configmgr.nap.nap_netstat_listeners: %s" % to_native(exc))
 
 
+def nap_verify_inventory(hosts, hostvars):
+    """What verify needs of each inventory host: address, probe capability, platform, listener method,
+    Windows version, and whether a RADIUS secret is set (never the secret itself)."""
+    out = {}
+    for host in hosts or []:
+        hvars = hostvars[host] if host in hostvars else {}
+
+        def get(name, default=""):
+            value = hvars.get(name)
+            return default if value is None else value
+        secret = get("nap_radius_secret")
+        out[host] = {
+            "address": get("nap_address") or get("ansible_host"),
+            "capable": get("nap_probe_capable"),
+            "platform": get("nap_platform"),
+            "radius_secret": len(str(secret)) > 0,
+            "listener_method": get("nap_listener_method", "auto"),
+            "windows_version": str(get("nap_windows_version")),
+        }
+    return _plain(out)
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "nap_verify_inventory": nap_verify_inventory,
             "nap_verify_probes": nap_verify_probes,
             "nap_verify_listener_jobs": nap_verify_listener_jobs,
             "nap_verify_report": nap_verify_report,

@@ -78,3 +78,14 @@ def test_the_example_plans_without_a_warning():
     assert plan["warnings"] == []
     relayed = [f for f in plan["flows"] if f["id"] == "DHCP-RELAY"]
     assert relayed and set(f["src_host"] for f in relayed) == {"rtr01"}
+
+
+def test_verify_inventory_takes_what_verify_needs_and_no_secret():
+    from ansible_collections.configmgr.nap.plugins.filter.nap_verify import nap_verify_inventory
+    hostvars = {"nps01": {"ansible_host": "192.0.2.20", "nap_radius_secret": "S3cret", "nap_platform": "windows"},
+                "rtr01": {"nap_address": "192.0.2.1", "nap_probe_capable": True}}
+    out = nap_verify_inventory(["nps01", "rtr01"], hostvars)
+    assert out["nps01"] == {"address": "192.0.2.20", "capable": "", "platform": "windows", "radius_secret": True,
+                            "listener_method": "auto", "windows_version": ""}
+    assert out["rtr01"]["address"] == "192.0.2.1" and out["rtr01"]["radius_secret"] is False
+    assert "S3cret" not in repr(out)
