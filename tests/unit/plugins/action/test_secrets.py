@@ -23,7 +23,10 @@ import yaml
 
 from ansible_collections.configmgr.nap.plugins.action.nap_plan import inventory_from_task_vars
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner, report
-from ansible_collections.configmgr.nap.plugins.modules import nap_lab, nap_port_probe
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.lab.services import Services
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.lab.supervision import LabSupervisor
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.lab.topology import INVENTORY_MODE, LabTopology
+from ansible_collections.configmgr.nap.plugins.modules import nap_port_probe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, *[os.pardir] * 4))
@@ -241,8 +244,8 @@ class LabModule:
 def existing_lab(tmp_path):
     """A Lab whose namespaces all exist (no ip command runs): create() only (re)writes its files."""
     with open(LAB) as handle:
-        topo = nap_lab.Topology(yaml.safe_load(handle))
-    lab = nap_lab.Lab(LabModule(), topo, str(tmp_path / "lab"), sys.executable)
+        topo = LabTopology(yaml.safe_load(handle))
+    lab = LabSupervisor(LabModule(), topo, str(tmp_path / "lab"), sys.executable)
     lab.existing = lambda: set(topo.namespaces())
     lab.links_in = lambda ns: Anything()
     lab.addrs_in = lambda ns, dev: Anything()
@@ -255,7 +258,7 @@ def test_lab_inventory_is_written_0600(tmp_path):
     lab = existing_lab(tmp_path)
     lab.create()
     path = tmp_path / "lab" / "inventory.yml"
-    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600 == nap_lab.INVENTORY_MODE
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600 == INVENTORY_MODE
     assert yaml.safe_load(path.read_text())["all"]["vars"]["nap_radius_secret"] == "nap-lab-radius-secret"
     assert stat.S_IMODE(os.stat(str(tmp_path / "lab" / "state.json")).st_mode) == 0o644
     assert not [n for n in os.listdir(str(tmp_path / "lab")) if n.endswith(".tmp")]
@@ -268,8 +271,8 @@ def test_lab_inventory_is_written_0600(tmp_path):
 
 def test_lab_secret_files_are_never_readable_by_others(tmp_path):
     with open(LAB) as handle:
-        topo = nap_lab.Topology(yaml.safe_load(handle))
-    radius = [d for d in nap_lab.Services(topo, "/x").all() if d.service == "freeradius"][0]
+        topo = LabTopology(yaml.safe_load(handle))
+    radius = [d for d in Services(topo, "/x").all() if d.service == "freeradius"][0]
     conf = [p for p in radius.files if p.endswith("/clients.conf")][0]
     content, mode = radius.files[conf]
     assert "nap-lab-radius-secret" in content and mode == 0o640

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: configmgr.nap contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""nap_lab topology (pure part): names, addresses, routes, inventory; no namespace is created here."""
+"""nap_lab topology and services (pure part: module_utils/nap/lab/): names, addresses, routes, inventory, daemons;
+no namespace is created here."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,7 +16,8 @@ import pytest
 import yaml
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
-from ansible_collections.configmgr.nap.plugins.modules import nap_lab
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.lab.services import Services, radiusd_conf
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.lab.topology import SERVICES, LabError, LabTopology
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 LAB = os.path.join(ROOT, "examples", "lab", "lab.yml")
@@ -27,7 +29,7 @@ def lab():
 
 
 def test_example_lab_topology():
-    topo = nap_lab.Topology(lab())
+    topo = LabTopology(lab())
     assert topo.netns("rtr01") == "nap-rtr01" and topo.switch("servers") == "nap-sw-servers"
     assert len(topo.namespaces()) == 16
     assert str(topo.address("rtr01", "clients-a")) == "198.18.2.1"
@@ -40,7 +42,7 @@ def test_example_lab_topology():
 
 
 def test_every_address_is_in_the_lab_range():
-    topo = nap_lab.Topology(lab(), "t1", "198.19.240.0/20")
+    topo = LabTopology(lab(), "t1", "198.19.240.0/20")
     for node, spec in topo.nodes.items():
         for zone in spec["zones"]:
             assert topo.address(node, zone) in ipaddress.ip_network("198.19.240.0/20")
@@ -54,12 +56,12 @@ def test_every_address_is_in_the_lab_range():
     ("nap", "198.18.0.0/22", "index 9 is outside"),
 ])
 def test_bad_options(prefix, base, match):
-    with pytest.raises(nap_lab.LabError, match=match):
-        nap_lab.Topology(lab(), prefix, base)
+    with pytest.raises(LabError, match=match):
+        LabTopology(lab(), prefix, base)
 
 
 def test_routers_in_series_route_through_each_other():
-    topo = nap_lab.Topology({
+    topo = LabTopology({
         "zones": {"a": 1, "b": 2, "c": 3},
         "routers": {"r1": {"zones": ["a", "b"]}, "r2": {"zones": ["b", "c"], "id": 2}},
         "hosts": {"ha": {"zone": "a", "id": 10}, "hc": {"zone": "c", "id": 10}},
@@ -71,7 +73,7 @@ def test_routers_in_series_route_through_each_other():
 
 
 def test_generated_inventory_plans():
-    topo = nap_lab.Topology(lab())
+    topo = LabTopology(lab())
     inv = json.loads(json.dumps(topo.inventory("/x/lab")))["all"]
     assert inv["hosts"]["rtr01"]["ansible_python_interpreter"] == "/x/lab/bin/rtr01-python"
     assert inv["vars"]["nap_management_sources"] == ["198.18.9.10/32"]
@@ -86,7 +88,7 @@ def test_generated_inventory_plans():
 def test_static_example_inventory_matches_the_definition():
     with open(os.path.join(ROOT, "examples", "lab", "inventory.yml")) as handle:
         static = yaml.safe_load(handle)
-    generated = json.loads(json.dumps(nap_lab.Topology(lab()).inventory("{{ inventory_dir }}/../../build/lab/nap")))
+    generated = json.loads(json.dumps(LabTopology(lab()).inventory("{{ inventory_dir }}/../../build/lab/nap")))
     assert static == generated
 
 
@@ -95,7 +97,7 @@ def test_static_example_inventory_matches_the_definition():
 # ---------------------------------------------------------------------------------------------------------------
 def daemons(lab_dir="/x/lab"):
     out = {}
-    for daemon in nap_lab.Services(nap_lab.Topology(lab()), lab_dir).all():
+    for daemon in Services(LabTopology(lab()), lab_dir).all():
         out[(daemon.node, daemon.name)] = daemon
     return out
 
@@ -138,15 +140,15 @@ def test_freeradius_clients_and_secret():
     data = lab()
     data["vars"] = dict(data["vars"])
     del data["vars"]["nap_radius_secret"]
-    with pytest.raises(nap_lab.LabError, match="nap_radius_secret"):
-        nap_lab.Services(nap_lab.Topology(data), "/x").all()
+    with pytest.raises(LabError, match="nap_radius_secret"):
+        Services(LabTopology(data), "/x").all()
 
 
 def test_radiusd_conf_points_at_the_lab():
     text = ("prefix = /usr\nlogdir = /var/log/freeradius\nraddbdir = /etc/freeradius/3.0\n"
             "run_dir = ${localstatedir}/run/${name}\npidfile = ${run_dir}/${name}.pid\nsecurity {\n"
             "\tuser = freerad\n\tgroup = freerad\n\treject_delay = 1\n\tstatus_server = yes\n}\n")
-    out = nap_lab.radiusd_conf(text, "/x/f")
+    out = radiusd_conf(text, "/x/f")
     assert "logdir = /x/f/log\n" in out and "raddbdir = /x/f/raddb\n" in out and "run_dir = /x/f/run\n" in out
     assert "pidfile = /x/f/run/radiusd.pid\n" in out
     assert "#\tuser = freerad" in out and "#\tgroup = freerad" in out and "\treject_delay = 0\n" in out
@@ -175,7 +177,7 @@ def test_charon_gets_its_own_conf_and_run_directory():
 
 
 def test_inventory_marks_every_lab_host_probe_capable():
-    inv = json.loads(json.dumps(nap_lab.Topology(lab()).inventory("/x/lab")))["all"]
+    inv = json.loads(json.dumps(LabTopology(lab()).inventory("/x/lab")))["all"]
     assert all(h["nap_probe_capable"] is True for h in inv["hosts"].values())
     assert inv["hosts"]["dc01"]["nap_lab_services"] == ["samba_dc", "ntp"]
     assert inv["vars"]["nap_probe_vantage"] == {"clients-a": "cla01", "clients-b": "clb01", "management": "mgmt01"}
@@ -188,12 +190,19 @@ def test_inventory_marks_every_lab_host_probe_capable():
 def test_bad_services(services, match):
     data = lab()
     data["hosts"]["dc01"] = dict(data["hosts"]["dc01"], services=services)
-    with pytest.raises(nap_lab.LabError, match=match):
-        nap_lab.Topology(data)
+    with pytest.raises(LabError, match=match):
+        LabTopology(data)
 
 
 def test_dhcp_relay_needs_one_server():
     data = lab()
     data["hosts"]["dhcp02"] = {"zone": "servers", "id": 41, "services": ["dhcp_server"]}
-    with pytest.raises(nap_lab.LabError, match="dhcp_relay needs 'server'"):
-        nap_lab.Services(nap_lab.Topology(data), "/x").all()
+    with pytest.raises(LabError, match="dhcp_relay needs 'server'"):
+        Services(LabTopology(data), "/x").all()
+
+
+def test_every_service_name_has_its_daemons():
+    # topology.SERVICES (what a definition may name) and services.Services (what runs) stay in step
+    topo = LabTopology(lab())
+    for name in SERVICES:
+        assert callable(getattr(Services(topo, "/x"), "_" + name, None)), name
