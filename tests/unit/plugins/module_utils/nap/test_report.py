@@ -73,6 +73,10 @@ def test_markdown_groups_by_host_and_cites_sources():
     assert "## Perimeter rtr01 (nftables; zones clients-a, clients-b, management, servers)" in text
     row = [line for line in text.splitlines() if line.startswith("| NAP-SHV-CONFIG |")][0]
     assert "TCP 135 + RPC 49152-65535" in row and "seed row 3" in row
+    assert "## Warnings" not in text                  # the example plans without a warning
+    plan = example_plan()
+    plan["warnings"] = ["DHCP relay assumed: rtr01 relays DHCP for 198.51.100.0/25 to dhcp01"]
+    text = report.render_markdown(plan)
     assert "## Warnings" in text and "DHCP relay assumed" in text
 
 
