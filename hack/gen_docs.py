@@ -21,9 +21,11 @@ FIREWALL_OPTIONS = [
      {"choices": ["present", "absent"]}),
     ("nap_allow_lockout", "bool", False, "Allow a converge that would cut the management channel (WinRM or SSH "
      "from nap_management_sources)."),
-    ("nap_firewall_backup", "bool", False, "Save the owned rules before a change."),
+    ("nap_firewall_backup", "bool", False, "Save the owned rules before a change (the modules' backup: true). "
+     "Windows: a file in nap_firewall_backup_dir on the controller; nftables: a file on the host, in "
+     "/var/backups/configmgr_nap."),
     ("nap_firewall_backup_dir", "path", "{{ playbook_dir }}/nap-backups", "Windows: directory on the controller "
-     "for the backups."),
+     "for the backups (backup_options.dir_path of configmgr.nap.win_nap_firewall)."),
     ("nap_windows_rule_group", "str", "ConfigMgr NAP", "Windows Firewall rule group the collection owns."),
     ("nap_windows_rule_prefix", "str", "configmgr.nap ", "Prefix of the names of the rules the collection owns."),
     ("nap_nft_table", "str", "configmgr_nap", "nftables table (family inet) the collection owns."),

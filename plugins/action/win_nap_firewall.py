@@ -31,6 +31,9 @@ from ansible_collections.configmgr.nap.plugins.plugin_utils._files import safe_c
 POWERSHELL_MODULE = "ansible.windows.win_powershell"
 NOTHING_SENT = "nothing was sent to the host"
 NOTHING_CHANGED = "nothing was changed"
+DEPRECATED_BACKUP_DIR = ("win_nap_firewall: the option backup_dir is deprecated, use backup_options: "
+                         "{dir_path: <directory>} instead")
+LIST_NAMES = (("in", "inbound"), ("out", "outbound"))
 
 
 class _Fail(Exception):
@@ -40,6 +43,46 @@ class _Fail(Exception):
         super(_Fail, self).__init__(msg)
         self.msg = msg
         self.extra = extra
+
+
+def backup_options(args):
+    """{dir_path, filename} of the backup, the deprecated backup_dir mapped onto dir_path."""
+    options = dict(args.get("backup_options") or {})
+    if args.get("backup_dir") is not None and not options.get("dir_path"):
+        options["dir_path"] = args["backup_dir"]
+    return options
+
+
+def filename_problem(name):
+    """Why ``name`` is not a plain file name (backup_options.filename), or None."""
+    if name is None:
+        return None
+    bad = any(ord(c) < 32 or ord(c) == 127 for c in name)
+    if bad or not name or name in (".", "..") or "/" in name or "\\" in name:
+        return ("backup_options.filename %r is not a plain file name (no / or \\ nor control character, not . or "
+                "..)" % (name,))
+    return None
+
+
+def diff_in_list_order(rdiff, have, want, host):
+    """Ansible's --diff for a rule diff: one line per rule that changes, in the order of the rule lists - inbound
+    rules, then outbound, each in the order of the rules on the host (before) and of the wanted rules (after) -
+    every line naming its list (``inbound: <rule>``), as nft_nap_policy names the chain."""
+    def lines(rules, changed):
+        ids = set(id(r) for r in changed)
+        out = []
+        for direction, label in LIST_NAMES:
+            out.extend("%s: %s" % (label, r.summary()) for r in rules if id(r) in ids and r.direction == direction)
+        out.extend("%s: %s" % (r.direction, r.summary()) for r in rules
+                   if id(r) in ids and r.direction not in dict(LIST_NAMES))
+        return "".join(line + "\n" for line in out)
+    header = " (%s)" % host if host else ""
+    return {
+        "before_header": "rules before" + header,
+        "after_header": "rules after" + header,
+        "before": lines(have, rdiff.remove + [old for old, _new in rdiff.update]),
+        "after": lines(want, rdiff.add + [new for _old, new in rdiff.update]),
+    }
 
 
 def _error_text(res):
@@ -170,13 +213,18 @@ class ActionModule(ActionBase):
     # ------------------------------------------------------------------
     def _run(self, args, task_vars, result, warnings):
         state = args["state"]
+        if args.get("backup_dir") is not None:
+            self._display.deprecated(DEPRECATED_BACKUP_DIR, version="1.0.0", collection_name="configmgr.nap")
+        problem = filename_problem(backup_options(args).get("filename"))
+        if problem and args["backup"]:
+            raise _Fail("win_nap_firewall: %s (%s)" % (problem, NOTHING_SENT))
         host, group, prefix, mask, rules, plan = self._inputs(args, task_vars)
         if state in ("absent", "gathered") and rules:
             warnings.append("state %s ignores the wanted rules" % state)
 
         if state == "rendered":
             try:
-                result["rendered"] = dict(wb.render_all(rules, group, prefix, mask, host))
+                result["rendered"] = dict(wb.render_all_lines(rules, group, prefix, mask, host))
             except NapError as exc:
                 raise _Fail("win_nap_firewall: %s (nothing was rendered)" % to_text(exc))
             return
@@ -207,6 +255,10 @@ class ActionModule(ActionBase):
                 warnings.append("rules outside the group %r carry the name prefix %r: %s" % (
                     group, prefix, ", ".join(sorted(outside))))
             result["gathered"] = [wb.to_model(r, prefix) for r in hs.owned]
+            masks = set(wb.profiles_mask(wb.profiles_names(fw.get("Profiles"))) for fw in hs.owned_fw
+                        if str(fw.get("Profiles") or "").isdigit())
+            result["gathered_options"] = dict(group=group, name_prefix=prefix,
+                                              profiles=wb.profiles_names(masks.pop() if len(masks) == 1 else mask))
             return
 
         target = wb.full_rules(rules, prefix) if state == "present" else []
@@ -245,7 +297,7 @@ class ActionModule(ActionBase):
         if not ops:
             return
         result["changed"] = True
-        result["diff"] = rdiff.ansible_diff(target=host)
+        result["diff"] = diff_in_list_order(rdiff, hs.owned, target, host)
         if self._task.check_mode:
             return
 
@@ -284,7 +336,8 @@ class ActionModule(ActionBase):
         return [wb.to_model(r, prefix) for r in after]
 
     def _backup(self, args, task_vars, host, group, prefix, hs):
-        directory = args.get("backup_dir") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
+        options = backup_options(args)
+        directory = options.get("dir_path") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
         directory = os.path.abspath(os.path.expanduser(to_text(directory)))
         stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
         content = {
@@ -296,10 +349,14 @@ class ActionModule(ActionBase):
             "rules": hs.owned_fw,
             "model": [wb.to_model(r, prefix) for r in hs.owned],
         }
-        # the host name is inventory input: only a sanitised form of it names the file (never a path)
-        stem = "%s_win_nap_firewall.%s" % (safe_component(host), stamp)
+        # the host name is inventory input: only a sanitised form of it names the file (never a path); a
+        # filename of the task's own must be a plain file name (checked before the read, and again by write_new)
+        if options.get("filename"):
+            stem, suffix = os.path.splitext(to_text(options["filename"]))
+        else:
+            stem, suffix = "%s_win_nap_firewall.%s" % (safe_component(host), stamp), ".json"
         try:
-            return write_new(directory, stem, ".json", json.dumps(content, indent=2, sort_keys=True) + "\n")
+            return write_new(directory, stem, suffix, json.dumps(content, indent=2, sort_keys=True) + "\n")
         except (IOError, OSError) as exc:
             raise _Fail("win_nap_firewall: host %s: cannot write the backup to %s: %s (%s)" % (
                 host, directory, exc, NOTHING_CHANGED))

@@ -106,33 +106,59 @@ options:
     default: inet
   state:
     description:
-      - C(present) converges the owned table to the rules.
+      - C(present) makes the owned table hold exactly the wanted rules and nothing else - the resource modules'
+        C(overridden) (as in M(cisco.asa.asa_acls)), scoped to what the collection owns. Missing rules are added,
+        changed ones replaced, and every rule of the owned table that is not wanted (a rule added by hand
+        included) is removed; nothing outside the owned table is read for change or removed. There is no
+        C(merged) or C(replaced), since the table is the collection's, whole.
       - C(absent) deletes the owned table (and nothing else).
-      - C(gathered) reads the owned table and returns it as rules in the canonical model (RV(gathered)),
-        valid as O(rules) input; nothing is changed.
-      - C(rendered) returns the nft transaction that C(present) would apply (RV(rendered)) without reading or
-        changing the host; C(nft) need not be installed.
+      - C(gathered) reads the owned table and returns its rules in the canonical model (RV(gathered), a list,
+        valid as O(rules) input) and the options they go with (RV(gathered_options)); nothing is changed. The
+        same shape as M(configmgr.nap.win_nap_firewall).
+      - C(rendered) returns the nft transaction that C(present) would apply as a list of lines (RV(rendered))
+        without reading or changing the host; C(nft) need not be installed.
     type: str
     choices: [present, absent, gathered, rendered]
     default: present
   backup:
     description:
       - Before changing or deleting the owned table, save its current content as an C(nft -f) script that
-        restores the table exactly as it was (RV(backup_content)); with O(backup_path) it is also written on the
-        target.
+        restores the table exactly as it was. The script is returned (RV(backup_content)) and written to a new
+        file on the target (the table lives there), whose name is returned in RV(backup_path); see
+        O(backup_options). M(configmgr.nap.win_nap_firewall) takes the same options and writes its backup on
+        the controller.
       - The script first deletes the owned table (C(table <family> <table>), a no-op when the table exists, then
         C(delete table <family> <table>)) and then declares it from the C(nft list table) text, all in one
         transaction, so C(nft -f <backup>) replaces the table instead of merging the saved rules into the
         current ones, and works whether or not the table exists at that time.
+      - No backup is made when nothing changes (or in check mode).
     type: bool
     default: false
+  backup_options:
+    description:
+      - Where the backup of O(backup=true) is written on the target, as C(backup_options) of the
+        C(ansible.netcommon) resource modules. Ignored without O(backup=true).
+      - The file is created new with mode C(0600) and never through a symlink; an existing file is never
+        overwritten, a counter is added to the name instead (C(<name>.1.nft), C(<name>.2.nft), ...;
+        RV(backup_path) is the name used).
+    type: dict
+    suboptions:
+      dir_path:
+        description:
+          - Directory on the target for the backup file, created with mode C(0700) when missing.
+          - Defaults to C(/var/backups/configmgr_nap).
+        type: path
+      filename:
+        description:
+          - Name of the backup file in O(backup_options.dir_path); a plain file name (no C(/)).
+          - Defaults to C(<family>-<table>-<timestamp>.nft).
+        type: str
   backup_path:
     description:
-      - File or directory on the target for the backup. A directory gets
-        C(<family>-<table>-<timestamp>.nft). Only used with O(backup=true).
-      - The file is created new with mode C(0600) and never through a symlink; an existing file is never
-        overwritten, a counter is added to the name instead (C(<name>.1.nft), C(<name>.2.nft), ...; RV(backup_file)
-        is the name used). A missing directory is created with mode C(0700).
+      - Deprecated, use O(backup_options) instead; removed in release 1.0.0. Still works and warns.
+      - A directory (one that exists, or a path ending in C(/)) is taken as O(backup_options.dir_path); any
+        other path as O(backup_options.dir_path) plus O(backup_options.filename).
+      - Mutually exclusive with O(backup_options).
     type: path
 attributes:
   check_mode:
@@ -140,7 +166,10 @@ attributes:
     details: Reports the per-rule changes and the predicted RV(after) without writing anything.
   diff_mode:
     support: full
-    details: One line per rule that is added, removed or changed, plus changed sets and the table's own rules.
+    details: >-
+      One line per rule that is added, removed or changed, plus changed sets, chains and the table's own
+      rules, in table order (the sets, then each chain from its top), each rule line naming its chain
+      (C(chain forward: <rule>)).
   platform:
     support: full
     platforms: posix
@@ -188,18 +217,36 @@ EXAMPLES = r"""
         dst_addresses: [192.0.2.30]
         dst_ports: [443]
     backup: true
-    backup_path: /var/backups/configmgr_nap/
+    backup_options:
+      dir_path: /var/backups/configmgr_nap
+      filename: "{{ inventory_hostname }}-before-nap.nft"
 
 - name: Read the owned table back as rules
   configmgr.nap.nft_nap_policy:
     state: gathered
   register: __nap_gathered
 
+- name: Feed them back (a list of rules, as configmgr.nap.win_nap_firewall returns)
+  configmgr.nap.nft_nap_policy:
+    rules: "{{ __nap_gathered.gathered }}"
+    zones: "{{ __nap_gathered.gathered_options.zones }}"
+    management_sources: "{{ __nap_gathered.gathered_options.management_sources }}"
+    rpc_dynamic_range: "{{ __nap_gathered.gathered_options.rpc_dynamic_range }}"
+  check_mode: true
+
 - name: Show the nft transaction without touching the host
   configmgr.nap.nft_nap_policy:
     plan: "{{ hostvars.localhost.nap }}"     # registered result of configmgr.nap.nap_plan: the plan's handle
     host: rtr01
     state: rendered
+  register: __nap_rendered
+
+- name: Save it as a file to run with nft -f
+  ansible.builtin.copy:
+    content: "{{ __nap_rendered.rendered | join('\\n') }}\n"
+    dest: ./rtr01.nft
+    mode: "0600"
+  delegate_to: localhost
 
 - name: Remove the owned table
   configmgr.nap.nft_nap_policy:
@@ -241,23 +288,64 @@ script:
   returned: when changed, and state is present or absent
   type: str
 gathered:
-  description: The owned table as module input (C(rules), C(zones), C(management_sources),
-    C(rpc_dynamic_range)). The zones are the effective, disjoint networks of the zone sets.
+  description:
+    - The rules of the owned table in the canonical model, in table order (the input chain, then forward, then
+      output), valid as O(rules). An empty list when the table does not exist.
+    - The same shape as RV(configmgr.nap.win_nap_firewall#module:gathered).
+  returned: state is gathered
+  type: list
+  elements: dict
+gathered_options:
+  description:
+    - The options RV(gathered) goes with, so that O(rules=gathered) with these options gives C(changed=false).
+      M(configmgr.nap.win_nap_firewall) returns the same key with its own options.
   returned: state is gathered
   type: dict
+  contains:
+    table:
+      description: O(table).
+      type: str
+    family:
+      description: O(family).
+      type: str
+    zones:
+      description: The owned zones, the effective, disjoint networks of the zone sets (zone -> CIDRs).
+      type: dict
+    management_sources:
+      description: The sources of the table's anti-lockout rules.
+      type: list
+      elements: str
+    rpc_dynamic_range:
+      description: The dynamic RPC range of the C(rpc-dynamic) rules (C(low-high)), or null when there is none.
+      type: str
 rendered:
-  description: The nft transaction for the wanted rules.
+  description:
+    - The nft transaction for the wanted rules (what RV(script) would be), as a list of lines without line
+      endings; C(join("\n")) plus a final newline gives the C(nft -f) file.
   returned: state is rendered
-  type: str
+  type: list
+  elements: str
+  sample:
+    - "#!/usr/sbin/nft -f"
+    - "# configmgr.nap: owned table inet configmgr_nap, rendered whole (one transaction)"
+    - table inet configmgr_nap
+    - delete table inet configmgr_nap
+    - table inet configmgr_nap {
 backup_content:
   description:
     - The owned table as it was before the change, as an C(nft -f) script that restores it (the table is deleted,
       then declared from the C(nft list table) text, in one transaction).
   returned: backup is true and the table was changed or deleted
   type: str
-backup_file:
+backup_path:
   description: Where the backup was written on the target (a new file, mode C(0600)).
-  returned: backup is true, backup_path is set and the table was changed or deleted
+  returned: backup is true and the table was changed or deleted
+  type: str
+  sample: /var/backups/configmgr_nap/inet-configmgr_nap-20260102T030405.nft
+backup_file:
+  description:
+    - Deprecated, use RV(backup_path) (the same value); returned until release 1.0.0.
+  returned: backup is true and the table was changed or deleted
   type: str
 """
 
@@ -278,6 +366,10 @@ NFT_MISSING = ("the nft command (nftables) was not found on this host: install t
 NO_KERNEL = ("the kernel of this host has no nf_tables support (nft says: %s); load the module "
              "(modprobe nf_tables) or use a kernel built with CONFIG_NF_TABLES")
 NOT_ROOT = "nft needs root to read and change the ruleset (nft says: %s); run the task with become: true"
+DEFAULT_BACKUP_DIR = "/var/backups/configmgr_nap"
+DEPRECATED_BACKUP_PATH = ("nft_nap_policy: the option backup_path is deprecated, use backup_options: {dir_path: <directory>} "
+                          "(and filename: <name> for a file name of your own) instead")
+DEPRECATED_IN = dict(version="1.0.0", collection_name="configmgr.nap")
 
 
 def argument_spec():
@@ -294,8 +386,15 @@ def argument_spec():
         family=dict(type="str", default=nb.DEFAULT_FAMILY, choices=["inet", "ip", "ip6"]),
         state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
         backup=dict(type="bool", default=False),
-        backup_path=dict(type="path"),
+        backup_options=dict(type="dict", options=dict(
+            dir_path=dict(type="path"),
+            filename=dict(type="str"),
+        )),
+        backup_path=dict(type="path"),     # deprecated (1.0.0): backup_options; mapped in backup_target()
     )
+
+
+MUTUALLY_EXCLUSIVE = [("rules", "plan"), ("backup_path", "backup_options")]
 
 
 def policy_from_params(params, environ=None):
@@ -437,24 +536,49 @@ def _create_new(path, content):
     raise OSError(errno.EEXIST, "%s and 999 numbered variants exist" % path)
 
 
-def write_backup(module, content, family, table):
-    path = module.params.get("backup_path")
-    if not path:
+def filename_problem(name):
+    """Why ``name`` is not a plain file name (backup_options.filename), or None."""
+    if name is None:
         return None
+    if not name or name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "backup_options.filename %r is not a plain file name (no / nor control character, not . or ..)" % (
+            name,)
+    return None
+
+
+def backup_target(params):
+    """(directory, file name or None) of the backup on the target, from backup_options or the deprecated
+    backup_path: an existing directory or a path ending in / is the directory, any other path directory + name."""
+    legacy = params.get("backup_path")
+    if legacy:
+        if os.path.isdir(legacy) or legacy.endswith("/"):
+            return legacy, None
+        return os.path.dirname(legacy), os.path.basename(legacy)
+    options = params.get("backup_options") or {}
+    return options.get("dir_path") or DEFAULT_BACKUP_DIR, options.get("filename")
+
+
+def write_backup(module, content, family, table):
+    """Write the backup as a new file on the target (see backup_target) and return its path."""
+    directory, name = backup_target(module.params)
+    path = os.path.join(directory, name or "%s-%s-%s.nft" % (family, table, time.strftime("%Y%m%dT%H%M%S")))
     try:
-        if os.path.isdir(path) or path.endswith("/"):
-            if not os.path.isdir(path):
-                os.makedirs(path, 0o700)
-            path = os.path.join(path, "%s-%s-%s.nft" % (family, table, time.strftime("%Y%m%dT%H%M%S")))
-        else:
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, 0o700)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
         return _create_new(path, content)
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot write the backup of the owned table %s %s to %s: %s (nothing was changed)"
                          % (family, table, path, to_native(exc)))
     return None
+
+
+def save_backup(module, nft, result, family, table):
+    """backup: true - the restore script in backup_content, written on the target: backup_path (and, deprecated,
+    backup_file)."""
+    result["backup_content"] = backup_script(family, table, nft.text(family, table))
+    path = write_backup(module, result["backup_content"], family, table)
+    if path:
+        result["backup_path"] = result["backup_file"] = path
 
 
 def run_module(module):
@@ -464,12 +588,18 @@ def run_module(module):
     result = dict(changed=False, commands=[])
     warnings = []
 
+    if params.get("backup_path") is not None:
+        module.deprecate(DEPRECATED_BACKUP_PATH, **DEPRECATED_IN)
+    problem = filename_problem((params.get("backup_options") or {}).get("filename"))
+    if problem and params.get("backup"):
+        module.fail_json(msg="configmgr.nap nft: %s (nothing was changed)" % problem)
+
     if state == "rendered":
         try:
             policy, warnings = policy_from_params(params)
         except NapError as exc:
             module.fail_json(msg="configmgr.nap nft: %s" % to_native(exc))
-        result["rendered"] = nb.desired_state(policy).script()
+        result["rendered"] = nb.desired_state(policy).script_lines()
         if warnings:
             result["warnings"] = warnings
         return result
@@ -491,9 +621,10 @@ def run_module(module):
 
     if state == "gathered":
         doc = nb.describe(have)
-        result["gathered"] = dict(present=doc["present"], zones=doc["zones"],
-                                  management_sources=doc["management_sources"], rules=doc["rules"],
-                                  rpc_dynamic_range=nb.gathered_range(have))
+        result["gathered"] = doc["rules"]
+        result["gathered_options"] = dict(table=table, family=family, zones=doc["zones"],
+                                          management_sources=doc["management_sources"],
+                                          rpc_dynamic_range=nb.gathered_range(have))
         return result
 
     if state == "absent":
@@ -511,10 +642,7 @@ def run_module(module):
         if module.check_mode:
             return result
         if params["backup"]:
-            result["backup_content"] = backup_script(family, table, nft.text(family, table))
-            path = write_backup(module, result["backup_content"], family, table)
-            if path:
-                result["backup_file"] = path
+            save_backup(module, nft, result, family, table)
         nft.apply(result["script"])
         return result
 
@@ -543,10 +671,7 @@ def run_module(module):
     if module.check_mode:
         return result
     if params["backup"] and have is not None:
-        result["backup_content"] = backup_script(family, table, nft.text(family, table))
-        path = write_backup(module, result["backup_content"], family, table)
-        if path:
-            result["backup_file"] = path
+        save_backup(module, nft, result, family, table)
     nft.apply(result["script"])
     now = nft.read(family, table)
     again = nb.compare(policy, now)
@@ -561,7 +686,7 @@ def run_module(module):
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("rules", "plan")],
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
         required_by={"plan": ("host",)},
         supports_check_mode=True,
     )

@@ -29,10 +29,10 @@ description:
     newer are managed; older hosts fail with a message naming the host and pointing to O(state=rendered).
   - When Group Policy keeps local rules from taking effect (C(LocalPolicyModifyState)), fails, or warns
     with O(local_policy_override=warn).
-  - O(state=rendered) contacts no host and returns three scripts that build the rule set from scratch, a
-    PowerShell 2.0 script over the C(HNetCfg.FwPolicy2) COM API (Windows Server 2008 and later; sets the
-    rule group), C(New-NetFirewallRule) commands (2012 and later) and C(netsh advfirewall firewall)
-    commands (netsh cannot set a group, so there ownership is the name prefix).
+  - O(state=rendered) contacts no host and returns three scripts that build the rule set from scratch, each
+    as a list of lines, a PowerShell 2.0 script over the C(HNetCfg.FwPolicy2) COM API (Windows Server 2008
+    and later; sets the rule group), C(New-NetFirewallRule) commands (2012 and later) and
+    C(netsh advfirewall firewall) commands (netsh cannot set a group, so there ownership is the name prefix).
   - See the collection's C(docs/windows.md) for the support matrix, the call counts and the COM facts.
 author:
   - configmgr.nap contributors (@configmgr-nap)
@@ -84,10 +84,17 @@ options:
     default: [all]
   state:
     description:
-      - C(present) converges the owned rules to the wanted rules and removes owned rules that are not wanted.
+      - C(present) makes the owned group hold exactly the wanted rules and nothing else - the resource modules'
+        C(overridden) (as in M(cisco.asa.asa_acls)), scoped to what the collection owns. Missing rules are added,
+        changed ones replaced (remove and add), and every rule of the group that is not wanted (a rule added to
+        the group by hand included) is removed; rules outside the group are never changed or removed. There is
+        no C(merged) or C(replaced), since the group is the collection's, whole.
       - C(absent) removes every owned rule.
-      - C(gathered) returns the owned rules in the canonical model (RV(gathered)); nothing is changed.
-      - C(rendered) returns the three scripts of RV(rendered) without contacting the host.
+      - C(gathered) returns the owned rules in the canonical model (RV(gathered), a list, valid as O(rules))
+        and the options they go with (RV(gathered_options)); nothing is changed. The same shape as
+        M(configmgr.nap.nft_nap_policy).
+      - C(rendered) returns the three scripts of RV(rendered), each a list of lines, without contacting the
+        host.
     type: str
     choices: [present, absent, gathered, rendered]
     default: present
@@ -115,14 +122,35 @@ options:
   backup:
     description:
       - Before a change, save the owned rules as read from the host (Windows properties and canonical model)
-        to a JSON file on the controller.
+        to a new JSON file on the controller, whose name is returned in RV(backup_path); see O(backup_options).
+        M(configmgr.nap.nft_nap_policy) takes the same options and writes its backup on the target.
+      - No backup is made when nothing changes (or in check mode).
     type: bool
     default: false
+  backup_options:
+    description:
+      - Where the backup of O(backup=true) is written on the controller, as C(backup_options) of the
+        C(ansible.netcommon) resource modules. Ignored without O(backup=true).
+      - The file is created new with mode C(0600) and never through a symlink; an existing file is never
+        overwritten, a counter is added to the name instead (C(<stem>.1.json), ...; RV(backup_path) is the name
+        used).
+    type: dict
+    suboptions:
+      dir_path:
+        description:
+          - Directory on the controller for the backup file, created with mode C(0700) when missing.
+          - Defaults to C(backup/) beside the playbook.
+        type: path
+      filename:
+        description:
+          - Name of the backup file in O(backup_options.dir_path); a plain file name (no C(/)).
+          - Defaults to C(<host>_win_nap_firewall.<date>@<time>.json), the host name made safe for a file
+            name.
+        type: str
   backup_dir:
     description:
-      - Directory on the controller for O(backup) files, created when missing. The file is named
-        C(<host>_win_nap_firewall.<date>@<time>.json).
-      - Defaults to C(backup/) beside the playbook.
+      - Deprecated, use O(backup_options.dir_path) instead; removed in release 1.0.0. Still works and warns.
+      - Mutually exclusive with O(backup_options).
     type: path
 attributes:
   check_mode:
@@ -132,7 +160,10 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
-    details: One line per rule added, removed or changed.
+    details: >-
+      One line per rule added, removed or changed, inbound rules first, then outbound, in the order of the
+      rules on the host (before) and of the wanted rules (after), each line naming its rule list
+      (C(inbound: <rule>), as M(configmgr.nap.nft_nap_policy) names the chain).
   platform:
     description: Target OS/families that can be operated against.
     support: full
@@ -169,6 +200,8 @@ EXAMPLES = r"""
     management_sources: [203.0.113.10/32]
     profiles: [domain]
     backup: true
+    backup_options:
+      dir_path: "{{ playbook_dir }}/nap-backups"
     rules:
       - name: MGMT-WINRM-TCP-IN
         flow_id: MGMT-WINRM
@@ -190,6 +223,13 @@ EXAMPLES = r"""
     state: rendered
   delegate_to: localhost
   register: __nap_scripts
+
+- name: Save the netsh form as a .cmd file (CRLF line endings)
+  ansible.builtin.copy:
+    content: "{{ __nap_scripts.rendered.netsh | join('\r\n') }}\r\n"
+    dest: ./nps01-nap.cmd
+    mode: "0600"
+  delegate_to: localhost
 
 - name: Read the owned rules back in the model
   configmgr.nap.win_nap_firewall:
@@ -231,24 +271,50 @@ drift:
   returned: state is present or absent
   type: dict
 gathered:
-  description: The owned rules in the canonical model, valid as O(rules).
+  description:
+    - The rules of the owned group in the canonical model (names without the prefix), in the order the host
+      lists them, valid as O(rules). An empty list when the group has no rule.
+    - The same shape as RV(configmgr.nap.nft_nap_policy#module:gathered).
   returned: state is gathered
   type: list
   elements: dict
+gathered_options:
+  description:
+    - The options RV(gathered) goes with, so that O(rules=gathered) with these options gives C(changed=false).
+      M(configmgr.nap.nft_nap_policy) returns the same key with its own options.
+  returned: state is gathered
+  type: dict
+  contains:
+    group:
+      description: O(group).
+      type: str
+    name_prefix:
+      description: O(name_prefix).
+      type: str
+    profiles:
+      description: The profiles of the owned rules when they all have the same, else O(profiles).
+      type: list
+      elements: str
 rendered:
-  description: Three scripts that build the rule set from scratch.
+  description:
+    - Three scripts that build the rule set from scratch, each a list of lines without line endings.
+    - Join C(com) and C(netsecurity) with C(\n), C(netsh) with C(\r\n) (a C(.cmd) file), each plus a final
+      line ending, to get the script files.
   returned: state is rendered
   type: dict
   contains:
     com:
       description: PowerShell 2.0 script over C(HNetCfg.FwPolicy2) (Windows Server 2008 and later).
-      type: str
+      type: list
+      elements: str
     netsecurity:
       description: C(New-NetFirewallRule) commands (Windows Server 2012 and later).
-      type: str
+      type: list
+      elements: str
     netsh:
-      description: C(netsh advfirewall firewall) commands, as a C(.cmd) batch file.
-      type: str
+      description: C(netsh advfirewall firewall) commands, as the lines of a C(.cmd) batch file.
+      type: list
+      elements: str
 host_info:
   description: What the read returned about the host.
   returned: when the host was read
@@ -276,9 +342,10 @@ apply_results:
   type: list
   elements: dict
 backup_path:
-  description: The backup file written on the controller.
+  description: The backup file written on the controller (a new file, mode C(0600)).
   returned: backup is true and the owned rules changed
   type: str
+  sample: /home/user/playbooks/backup/nps01_win_nap_firewall.2026-01-02@03:04:05.json
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -297,11 +364,15 @@ def argument_spec():
         allow_lockout=dict(type="bool", default=False),
         local_policy_override=dict(type="str", default="fail", choices=["fail", "warn"]),
         backup=dict(type="bool", default=False),
-        backup_dir=dict(type="path"),
+        backup_options=dict(type="dict", options=dict(
+            dir_path=dict(type="path"),
+            filename=dict(type="str"),
+        )),
+        backup_dir=dict(type="path"),      # deprecated (1.0.0): backup_options.dir_path; mapped in the action
     )
 
 
-MUTUALLY_EXCLUSIVE = [["rules", "plan"]]
+MUTUALLY_EXCLUSIVE = [["rules", "plan"], ["backup_dir", "backup_options"]]
 
 
 def main():

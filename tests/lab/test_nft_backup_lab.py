@@ -8,6 +8,8 @@ current table. Here nft_nap_policy's own code (run_module, with nft run inside a
 creates and removes) converges a table to rules A, then to rules B with backup: true; a rule is added by hand;
 ``nft -f <backup>`` must give back exactly table A (``nft -j list table``, handles aside), also when the table is
 gone. Needs root, ip and nft; nothing touches the machine's own namespace; addresses from 198.18.0.0/15.
+The backup goes where backup_options says (issue 13, item 4), always under the test's tmp_path; the deprecated
+backup_path still works for one release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -68,6 +70,7 @@ class NamespaceModule:
         self.params.update(params)
         self.check_mode = False
         self._diff = False
+        self.deprecations = []
 
     def get_bin_path(self, name, required=False):
         return shutil.which(name)
@@ -79,6 +82,9 @@ class NamespaceModule:
 
     def fail_json(self, **kw):
         raise Failed(kw["msg"])
+
+    def deprecate(self, msg, version=None, date=None, collection_name=None):
+        self.deprecations.append(dict(msg=msg, version=version, collection_name=collection_name))
 
 
 def table_json():
@@ -114,9 +120,11 @@ def test_backup_restores_the_table_exactly(netns, tmp_path):
     assert any("RADIUS-UDP-IN" in json.dumps(item) for item in table_a)
 
     backups = tmp_path / "backups"
-    second = mod.run_module(NamespaceModule(rules=RULES_B, backup=True, backup_path=str(backups) + "/"))
-    assert second["changed"] is True
-    content, path = second["backup_content"], second["backup_file"]
+    module = NamespaceModule(rules=RULES_B, backup=True, backup_options=dict(dir_path=str(backups)))
+    second = mod.run_module(module)
+    assert second["changed"] is True and module.deprecations == []
+    content, path = second["backup_content"], second["backup_path"]
+    assert os.path.dirname(path) == str(backups) and second["backup_file"] == path
     ref = "%s %s" % (FAMILY, TABLE)
     assert content.startswith("table %s\ndelete table %s\ntable %s {\n" % (ref, ref, ref)), content[:200]
     with open(path) as handle:
@@ -147,14 +155,29 @@ def test_backup_of_state_absent_restores_the_table(netns, tmp_path):
     mod.run_module(NamespaceModule(rules=RULES_A))
     table_a = table_json()
     target = tmp_path / "absent.nft"
-    gone = mod.run_module(NamespaceModule(state="absent", backup=True, backup_path=str(target)))
-    assert gone["changed"] is True and gone["backup_file"] == str(target)
+    options = dict(dir_path=str(tmp_path), filename="absent.nft")
+    gone = mod.run_module(NamespaceModule(state="absent", backup=True, backup_options=options))
+    assert gone["changed"] is True and gone["backup_path"] == str(target) == gone["backup_file"]
     assert nft_in_ns("list", "table", FAMILY, TABLE).returncode != 0
     restore = nft_in_ns("-f", str(target))
     assert restore.returncode == 0, restore.stderr
     assert table_json() == table_a
     # a second backup to the same file name never overwrites the first
-    again = mod.run_module(NamespaceModule(state="absent", backup=True, backup_path=str(target)))
-    assert again["backup_file"] == str(tmp_path / "absent.1.nft")
+    again = mod.run_module(NamespaceModule(state="absent", backup=True, backup_options=options))
+    assert again["backup_path"] == str(tmp_path / "absent.1.nft")
     with open(str(target)) as handle:
         assert handle.read() == gone["backup_content"]
+
+
+def test_deprecated_backup_path_still_writes_a_backup_that_restores(netns, tmp_path):
+    mod.run_module(NamespaceModule(rules=RULES_A))
+    table_a = table_json()
+    target = tmp_path / "old" / "table.nft"
+    module = NamespaceModule(rules=RULES_B, backup=True, backup_path=str(target))
+    result = mod.run_module(module)
+    assert result["changed"] is True and result["backup_path"] == str(target) == result["backup_file"]
+    assert [d["version"] for d in module.deprecations] == ["1.0.0"]
+    assert "backup_options" in module.deprecations[0]["msg"]
+    restore = nft_in_ns("-f", str(target))
+    assert restore.returncode == 0, restore.stderr
+    assert table_json() == table_a

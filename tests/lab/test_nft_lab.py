@@ -224,7 +224,9 @@ def test_07_hand_deleted_rule_reported_in_check_mode_and_restored(lab):
     out, results = lab.converge("--check", "--diff")
     assert results["r1"]["changed"] is True
     assert results["r1"]["drift"]["missing"] == ["CM-MP-TCP-FWD"]
-    assert "CM-MP-TCP-FWD forward allow tcp" in out.stdout
+    # --diff: the missing rule, its chain named (issue 13, item 4)
+    assert "+chain forward: CM-MP-TCP-FWD forward allow tcp" in out.stdout
+    assert results["r1"]["diff"]["after"].startswith("chain forward: CM-MP-TCP-FWD forward allow tcp")
     assert not connects("cli", "cm01", 80)             # check mode wrote nothing
     out, results = lab.converge()
     assert results["r1"]["changed"] is True

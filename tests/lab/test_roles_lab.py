@@ -140,3 +140,21 @@ def test_05_limit_converges_one_host_only(site):
     assert changed_count(out) == 1
     assert "configmgr.nap NAP-SHV-STATUS-TCP-IN" in site.owned_names("cm01")
     assert "configmgr.nap NAP-AD-WRITE-TCP-IN" not in site.owned_names("dc01")
+
+
+def test_06_role_backup_goes_to_nap_firewall_backup_dir(site, tmp_path):
+    """The role passes nap_firewall_backup_dir as backup_options.dir_path (issue 13, item 4): the backup lands
+    there, on the controller, and no deprecation is shown. Only a Windows host changes (--limit): the router's
+    backup would be written on this machine's own file system."""
+    site.drop_windows_rule("nps01", "configmgr.nap NAP-SHV-INSTALL-TCP-IN")
+    backups = tmp_path / "nap-backups"
+    out = site.run("site.yml", "--limit", "nps01", "-e", "nap_firewall_backup=true",
+                   "-e", "nap_firewall_backup_dir=%s" % backups)
+    assert changed_count(out) == 1
+    files = os.listdir(str(backups))
+    assert len(files) == 1 and files[0].startswith("nps01_win_nap_firewall.") and files[0].endswith(".json"), files
+    with open(str(backups / files[0])) as handle:
+        saved = json.load(handle)
+    assert "configmgr.nap NAP-SHV-INSTALL-TCP-IN" not in [r["Name"] for r in saved["rules"]]
+    assert "DEPRECATION" not in out.stdout + out.stderr and "backup_dir" not in out.stdout + out.stderr
+    assert site.owned_names("nps01") == plan_inbound_names(site, "nps01")

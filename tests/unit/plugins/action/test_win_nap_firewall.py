@@ -151,8 +151,8 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     before = dict((r["name"], r) for r in check["before"])
     assert before["IPSEC-HRA-RADIUS-UDP-IN"]["description"].startswith(wb.TAMPERED + "Enabled=False")
     assert 'delete rule name="configmgr.nap HAND-MADE"' in check["commands"]
-    assert "configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.0/24" in check["diff"]["before"]
-    assert "configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.10/32" in check["diff"]["after"]
+    assert "inbound: configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.0/24" in check["diff"]["before"]
+    assert "inbound: configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.10/32" in check["diff"]["after"]
     assert fake.find(PREFIX + "HAND-MADE"), "check mode changed the host"
 
     # a foreign rule (outside the group) that takes one of the owned names is refused, even in check mode
@@ -203,21 +203,65 @@ def test_gathered_round_trips_as_input():
     run(plan=PLAN)
     gathered = run(state="gathered")
     assert gathered["changed"] is False and gathered["_calls"] == ["read"]
+    assert isinstance(gathered["gathered"], list)
     wanted = sorted(PLAN["hosts"]["nps01"]["inbound"], key=lambda r: r["name"])
     got = sorted(gathered["gathered"], key=lambda r: r["name"])
     assert wanted == got
-    again = run(rules=gathered["gathered"])
+    assert gathered["gathered_options"] == {"group": GROUP, "name_prefix": PREFIX, "profiles": ["all"]}
+    again = run(rules=gathered["gathered"], **gathered["gathered_options"])
     assert again["changed"] is False, again.get("commands")
 
 
-def test_rendered_contacts_no_host():
+def test_gathered_options_give_the_profiles_the_owned_rules_have():
+    fake = fixture_host()
+    run = Runner(fake)
+    run(plan=PLAN, profiles=["domain", "private"])
+    gathered = run(state="gathered")                      # asked with the default profiles (all)
+    assert gathered["gathered_options"]["profiles"] == ["domain", "private"]
+    again = run(rules=gathered["gathered"], **gathered["gathered_options"])
+    assert again["changed"] is False, again.get("commands")
+    empty = Runner(fixture_host())(state="gathered")
+    assert empty["gathered"] == [] and empty["gathered_options"]["profiles"] == ["all"]
+
+
+def test_rendered_is_a_dict_of_line_lists_and_contacts_no_host():
     fake = fixture_host()
     result = Runner(fake)(state="rendered", plan=PLAN)
     assert result["_calls"] == [] and "remote_calls" not in result
-    assert sorted(result["rendered"]) == ["com", "netsecurity", "netsh"]
-    assert "HNetCfg.FwPolicy2" in result["rendered"]["com"]
-    assert "-LocalPort 'RPCEPMap'" in result["rendered"]["netsecurity"]
-    assert "localport=RPC-EPMap" in result["rendered"]["netsh"]
+    rendered = result["rendered"]
+    assert sorted(rendered) == ["com", "netsecurity", "netsh"]
+    for form, lines in rendered.items():
+        assert isinstance(lines, list) and all(isinstance(line, str) for line in lines), form
+        assert not [line for line in lines if "\n" in line or "\r" in line], form
+    assert "$policy = New-Object -ComObject HNetCfg.FwPolicy2" in rendered["com"]
+    assert any("-LocalPort 'RPCEPMap'" in line for line in rendered["netsecurity"])
+    assert any("localport=RPC-EPMap" in line for line in rendered["netsh"])
+    texts = wb.render_all(wb.rules_from_input(wb.rules_from_plan(PLAN, "nps01")), host="nps01")
+    assert "\n".join(rendered["com"]) + "\n" == texts["com"]
+    assert "\r\n".join(rendered["netsh"]) + "\r\n" == texts["netsh"]
+
+
+def test_diff_is_in_list_order_and_names_the_list():
+    fake = fixture_host()
+    run = Runner(fake)
+    plan = copy.deepcopy(PLAN)
+    plan["hosts"]["nps01"]["outbound"] = [{"name": "OUT-DC-LDAP", "flow_id": "TEST", "direction": "out",
+                                           "protocol": "tcp", "dst_addresses": ["192.0.2.5"], "dst_ports": [389]}]
+    first = run(check=True, plan=plan)
+    after = first["diff"]["after"].splitlines()
+    inbound = [r["name"] for r in plan["hosts"]["nps01"]["inbound"]]
+    assert after == ["inbound: " + wb.full_rules(wb.rules_from_input([r]), PREFIX)[0].summary()
+                     for r in plan["hosts"]["nps01"]["inbound"]] + [
+        "outbound: configmgr.nap OUT-DC-LDAP out allow tcp from any to 192.0.2.5/32 port 389"]
+    assert [line.split(" ")[2] for line in after[:-1]] == inbound       # the wanted rules' order, not sorted
+    assert first["diff"]["before"] == "" and first["diff"]["before_header"] == "rules before (nps01)"
+    run(plan=PLAN)
+    fake.edit(PREFIX + "NAP-SHV-INSTALL-TCP-IN", RemoteAddresses="192.0.2.0/24")
+    fake.add(Name=PREFIX + "AAA-HAND-MADE", Grouping=GROUP, Protocol=6, LocalPorts="8080", Enabled=True)
+    drift = run(check=True, plan=PLAN)
+    before = drift["diff"]["before"].splitlines()
+    assert [line.split(" ")[2] for line in before] == ["NAP-SHV-INSTALL-TCP-IN", "AAA-HAND-MADE"]  # the host's order
+    assert all(line.startswith("inbound: configmgr.nap ") for line in before)
 
 
 def test_profiles_option_and_profile_drift():
@@ -411,9 +455,9 @@ def test_backup_saves_the_group_before_a_change(tmp_path):
     run(plan=PLAN)
     fake.delete(PREFIX + "DHCP-RADIUS-UDP-IN")
     saved = owned_snapshot(fake)
-    unchanged = run(plan=PLAN, backup=True, backup_dir=str(tmp_path / "b"), check=True)
+    unchanged = run(plan=PLAN, backup=True, backup_options={"dir_path": str(tmp_path / "b")}, check=True)
     assert "backup_path" not in unchanged
-    result = run(plan=PLAN, backup=True, backup_dir=str(tmp_path / "b"))
+    result = run(plan=PLAN, backup=True, backup_options={"dir_path": str(tmp_path / "b")})
     path = result["backup_path"]
     assert os.path.dirname(path) == str(tmp_path / "b") and os.path.basename(path).startswith("nps01_win_nap_firewall.")
     with open(path) as handle:
@@ -423,6 +467,54 @@ def test_backup_saves_the_group_before_a_change(tmp_path):
     assert "backup_path" not in run(plan=PLAN, backup=True)     # nothing changed: no backup
     default = Runner(fixture_host(), task_vars={"playbook_dir": str(tmp_path)})(plan=PLAN, backup=True)
     assert default["backup_path"].startswith(str(tmp_path / "backup") + os.sep)
+
+
+@pytest.fixture
+def deprecations(monkeypatch):
+    """What the action plugin's self._display.deprecated was called with."""
+    from ansible.plugins import action as action_base
+    calls = []
+    monkeypatch.setattr(action_base.display, "deprecated", lambda msg, **kw: calls.append(dict(kw, msg=msg)))
+    return calls
+
+
+def test_backup_options_filename_is_honoured(tmp_path, deprecations):
+    fake = fixture_host()
+    run = Runner(fake, task_vars={"playbook_dir": str(tmp_path)})
+    result = run(plan=PLAN, backup=True, backup_options={"filename": "nps01-before.json"})
+    assert not result.get("failed"), result.get("msg")
+    assert result["backup_path"] == str(tmp_path / "backup" / "nps01-before.json")     # default dir_path
+    fake.delete(PREFIX + "DHCP-RADIUS-UDP-IN")
+    again = run(plan=PLAN, backup=True, backup_options={"dir_path": str(tmp_path / "b"), "filename": "fw.json"})
+    assert again["backup_path"] == str(tmp_path / "b" / "fw.json")
+    fake.delete(PREFIX + "DHCP-RADIUS-UDP-IN")
+    third = run(plan=PLAN, backup=True, backup_options={"dir_path": str(tmp_path / "b"), "filename": "fw.json"})
+    assert third["backup_path"] == str(tmp_path / "b" / "fw.1.json")          # never over an existing file
+    with open(third["backup_path"]) as handle:
+        assert json.load(handle)["host"] == "nps01"
+    assert deprecations == []
+
+
+@pytest.mark.parametrize("name", ["../fw.json", "a/b.json", "..", "a\\b", "x\ny"])
+def test_backup_filename_that_is_not_a_plain_name_is_refused_before_any_call(tmp_path, name):
+    fake = fixture_host()
+    result = Runner(fake)(plan=PLAN, backup=True, backup_options={"dir_path": str(tmp_path), "filename": name})
+    assert result["failed"] and "not a plain file name" in result["msg"] and "nothing was sent" in result["msg"]
+    assert result["_calls"] == [] and os.listdir(str(tmp_path)) == []
+
+
+def test_deprecated_backup_dir_still_works_and_warns(tmp_path, deprecations):
+    fake = fixture_host()
+    run = Runner(fake, task_vars={"playbook_dir": str(tmp_path)})
+    result = run(plan=PLAN, backup=True, backup_dir=str(tmp_path / "old"))
+    assert not result.get("failed"), result.get("msg")
+    assert os.path.dirname(result["backup_path"]) == str(tmp_path / "old")
+    assert os.path.basename(result["backup_path"]).startswith("nps01_win_nap_firewall.")
+    assert deprecations == [{"msg": "win_nap_firewall: the option backup_dir is deprecated, use backup_options: "
+                                    "{dir_path: <directory>} instead",
+                             "version": "1.0.0", "collection_name": "configmgr.nap"}]
+    both = run(plan=PLAN, backup=True, backup_dir=str(tmp_path), backup_options={"dir_path": str(tmp_path)})
+    assert both["failed"] and "mutually exclusive" in both["msg"] and both["_calls"] == []
 
 
 # ---------------------------------------------------------------------------

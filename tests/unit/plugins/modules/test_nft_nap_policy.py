@@ -69,6 +69,7 @@ class FakeModule:
         self._diff = diff
         self.nft = nft
         self.nft_path = nft_path
+        self.deprecations = []
 
     def get_bin_path(self, name, required=False):
         return self.nft_path
@@ -78,6 +79,9 @@ class FakeModule:
 
     def fail_json(self, **kw):
         raise Failed(kw["msg"])
+
+    def deprecate(self, msg, version=None, date=None, collection_name=None):
+        self.deprecations.append(dict(msg=msg, version=version, collection_name=collection_name))
 
 
 def spec():
@@ -162,32 +166,157 @@ def test_not_root():
         mod.run_module(FakeModule(params(), nft))
 
 
-def test_rendered_needs_no_nft():
+def test_rendered_is_a_list_of_lines_and_needs_no_nft():
     result = mod.run_module(FakeModule(params(state="rendered"), FakeNft(None), nft_path=None))
     with open(os.path.join(FIX, "nft_policy.nft")) as handle:
-        assert result["rendered"] == handle.read()
+        text = handle.read()
+    lines = result["rendered"]
+    assert isinstance(lines, list) and all(isinstance(line, str) and "\n" not in line for line in lines)
+    assert lines[0] == "#!/usr/sbin/nft -f" and "table inet configmgr_nap {" in lines
+    assert "\n".join(lines) + "\n" == text
 
 
-def test_gathered_is_valid_input():
+def test_gathered_is_a_list_of_rules_valid_as_input():
     result = mod.run_module(FakeModule(dict(state="gathered"), FakeNft(listing())))
-    gathered = result["gathered"]
+    gathered, options = result["gathered"], result["gathered_options"]
     assert result["changed"] is False
-    assert gathered["rpc_dynamic_range"] == "50000-51000"
-    again = mod.run_module(FakeModule(dict(rules=gathered["rules"], zones=spec()["zones"],
-                                           management_sources=gathered["management_sources"],
-                                           rpc_dynamic_range=gathered["rpc_dynamic_range"]), FakeNft(listing())))
+    assert isinstance(gathered, list) and sorted(r["name"] for r in gathered) == sorted(
+        r["name"] for r in spec()["rules"])
+    # table order: the input chain's rules first, then forward
+    directions = [r["direction"] for r in gathered]
+    assert directions == sorted(directions, key=["in", "forward", "out"].index)
+    assert sorted(options) == ["family", "management_sources", "rpc_dynamic_range", "table", "zones"]
+    assert (options["table"], options["family"]) == ("configmgr_nap", "inet")
+    assert options["rpc_dynamic_range"] == "50000-51000"
+    again = mod.run_module(FakeModule(dict(rules=gathered, zones=spec()["zones"],
+                                           management_sources=options["management_sources"],
+                                           rpc_dynamic_range=options["rpc_dynamic_range"]), FakeNft(listing())))
     assert again["changed"] is False
+    # the effective zones the table holds are valid input too
+    again = mod.run_module(FakeModule(dict(rules=gathered, zones=options["zones"],
+                                           management_sources=options["management_sources"],
+                                           rpc_dynamic_range=options["rpc_dynamic_range"]), FakeNft(listing())))
+    assert again["changed"] is False, again["commands"]
+    empty = mod.run_module(FakeModule(dict(state="gathered"), FakeNft(None)))
+    assert empty["gathered"] == [] and empty["gathered_options"]["zones"] == {}
 
 
 def test_absent_deletes_only_the_owned_table(tmp_path):
     nft = FakeNft(listing(), after=None)
-    result = mod.run_module(FakeModule(dict(state="absent", backup=True, backup_path=str(tmp_path) + "/"), nft))
+    module = FakeModule(dict(state="absent", backup=True, backup_options=dict(dir_path=str(tmp_path))), nft)
+    result = mod.run_module(module)
     assert result["changed"] is True
     assert result["commands"] == ["delete table inet configmgr_nap"]
     assert nft.applied == "table inet configmgr_nap\ndelete table inet configmgr_nap\n"
-    assert os.path.isfile(result["backup_file"]) and result["backup_content"].startswith("table inet")
+    assert os.path.dirname(result["backup_path"]) == str(tmp_path)
+    assert os.path.isfile(result["backup_path"]) and result["backup_content"].startswith("table inet")
+    assert result["backup_file"] == result["backup_path"]          # the deprecated return key, for one release
+    assert module.deprecations == []
     nft = FakeNft(None)
     assert mod.run_module(FakeModule(dict(state="absent"), nft))["changed"] is False
+
+
+# ---------------------------------------------------------------------------
+# backup: true + backup_options {dir_path, filename} -> backup_path, as ansible.netcommon (issue 13, item 4)
+# ---------------------------------------------------------------------------
+def changed_listing():
+    doc = listing()
+    doc["nftables"] = [i for i in doc["nftables"]
+                       if not ("rule" in i and i["rule"].get("comment") == "IPSEC-IKE-ESP-FWD|IPSEC-IKE")]
+    return doc
+
+
+def test_backup_options_filename_is_honoured(tmp_path):
+    nft = FakeNft(changed_listing())
+    module = FakeModule(params(backup=True, backup_options=dict(dir_path=str(tmp_path / "bk"),
+                                                                filename="rtr01-before.nft")), nft)
+    result = mod.run_module(module)
+    assert result["changed"] is True
+    assert result["backup_path"] == str(tmp_path / "bk" / "rtr01-before.nft") == result["backup_file"]
+    with open(result["backup_path"]) as handle:
+        assert handle.read() == result["backup_content"]
+    # the same name again: never overwritten, a counter is added
+    again = mod.run_module(FakeModule(params(backup=True, backup_options=dict(dir_path=str(tmp_path / "bk"),
+                                                                              filename="rtr01-before.nft")),
+                                      FakeNft(changed_listing())))
+    assert again["backup_path"] == str(tmp_path / "bk" / "rtr01-before.1.nft")
+
+
+def test_backup_without_options_goes_to_the_default_directory(tmp_path, monkeypatch):
+    assert mod.DEFAULT_BACKUP_DIR == "/var/backups/configmgr_nap"
+    assert "Defaults to C(/var/backups/configmgr_nap)." in mod.DOCUMENTATION
+    monkeypatch.setattr(mod, "DEFAULT_BACKUP_DIR", str(tmp_path / "default"))     # not this machine's /var
+    result = mod.run_module(FakeModule(params(backup=True), FakeNft(changed_listing())))
+    assert os.path.dirname(result["backup_path"]) == str(tmp_path / "default")
+    assert os.path.basename(result["backup_path"]).startswith("inet-configmgr_nap-")
+    assert result["backup_path"].endswith(".nft") and result["backup_file"] == result["backup_path"]
+
+
+def test_backup_filename_that_is_not_a_plain_name_is_refused_before_anything(tmp_path):
+    for bad in ("../x.nft", "a/b.nft", "..", "x\ny"):
+        nft = FakeNft(changed_listing())
+        with pytest.raises(Failed, match="not a plain file name.*nothing was changed"):
+            mod.run_module(FakeModule(params(backup=True, backup_options=dict(dir_path=str(tmp_path),
+                                                                              filename=bad)), nft))
+        assert nft.calls == []
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("form", ["directory", "file"])
+def test_deprecated_backup_path_still_works_and_warns(tmp_path, form):
+    target = str(tmp_path / "old") + "/" if form == "directory" else str(tmp_path / "old" / "table.nft")
+    module = FakeModule(params(backup=True, backup_path=target), FakeNft(changed_listing()))
+    result = mod.run_module(module)
+    if form == "directory":
+        assert os.path.dirname(result["backup_path"]) == str(tmp_path / "old")
+    else:
+        assert result["backup_path"] == target
+    assert result["backup_file"] == result["backup_path"] and os.path.isfile(result["backup_path"])
+    assert module.deprecations == [dict(msg=mod.DEPRECATED_BACKUP_PATH, version="1.0.0",
+                                        collection_name="configmgr.nap")]
+    assert "backup_options" in module.deprecations[0]["msg"]
+
+
+def test_argument_spec_keeps_backup_path_apart_from_backup_options():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    validator = ArgumentSpecValidator(mod.argument_spec(), mutually_exclusive=mod.MUTUALLY_EXCLUSIVE)
+    both = validator.validate(dict(backup=True, backup_path="/tmp/x", backup_options=dict(dir_path="/tmp")))
+    assert "mutually exclusive" in both.errors.msg
+    ok = validator.validate(dict(backup=True, backup_options=dict(filename="x.nft")))
+    assert ok.error_messages == [] and ok.validated_parameters["backup_options"] == dict(dir_path=None,
+                                                                                         filename="x.nft")
+    bad = validator.validate(dict(backup_options=dict(dir=1)))
+    assert bad.error_messages
+
+
+# ---------------------------------------------------------------------------
+# --diff: table order, the chain named on every rule line
+# ---------------------------------------------------------------------------
+def test_diff_lists_changes_in_table_order_naming_the_chain():
+    doc = changed_listing()
+    doc["nftables"].append({"rule": {"family": "inet", "table": "configmgr_nap", "chain": "input", "handle": 99,
+                                     "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
+                                                                                          "field": "dport"}},
+                                                         "right": 9999}}, {"accept": None}]}})
+    result = mod.run_module(FakeModule(params(), FakeNft(doc), check_mode=True, diff=True))
+    before = result["diff"]["before"].splitlines()
+    after = result["diff"]["after"].splitlines()
+    assert before == ["chain input: handle-99 in allow tcp from any to any port 9999"]
+    assert len(after) == 1 and after[0].startswith("chain forward: IPSEC-IKE-ESP-FWD forward allow esp from ")
+    # a new table: the sets first, then each chain from its top, every rule line naming its chain
+    result = mod.run_module(FakeModule(params(), FakeNft(None), check_mode=True, diff=True))
+    before, after = result["diff"]["before"].splitlines(), result["diff"]["after"].splitlines()
+    assert before == ["table inet configmgr_nap: absent"]
+    kinds = [line.split(" ", 1)[0] for line in after]
+    assert kinds == sorted(kinds, key=["set", "chain"].index) and kinds.count("set") >= 2
+    chains = [line.split(":", 1)[0] for line in after if line.startswith("chain ")]
+    order = ["chain input", "chain forward", "chain output"]
+    assert chains[0] == "chain input" and chains == sorted(chains, key=order.index)
+    forward = [line for line in after if line.startswith("chain forward: ")]
+    assert forward[0] == "chain forward: type filter hook forward priority 0; policy accept;"
+    assert "configmgr.nap:established" in forward[1] and "drop unplanned from zone" in forward[-1]
+    planned = [line for line in after if "IPSEC-HRA-TCP-FWD" in line]
+    assert planned == [planned[0]] and planned[0].startswith("chain forward: IPSEC-HRA-TCP-FWD forward allow tcp")
 
 
 def test_plan_and_host_give_the_device_rules_zones_and_management():
@@ -233,5 +362,3 @@ def test_devices_in_series_own_the_zones_behind_each_other():
         assert policy.management_ports == (22, 5986)     # the routers' SSH and the DC's WinRM, as planned
     policy, _warnings = mod.policy_from_params({"plan": plan, "host": "dc01"})
     assert sorted(policy.zones) == ["a", "b", "c", "x"] and policy.management_ports == (5986,)
-
-

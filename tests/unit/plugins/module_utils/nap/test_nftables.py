@@ -359,3 +359,58 @@ def test_nft_error_quotes_the_rule():
     assert msg.startswith("nft rejected rule R: Could not process rule: No such file or directory; the rule: ")
     assert 'tcp dport 80 counter accept comment "R|F"' in msg
     assert nb.nft_error("something else", script) == "something else"
+
+
+# ---------------------------------------------------------------------------
+# state: rendered as a list of lines; --diff in table order, the chain named (issue 13, item 4)
+# ---------------------------------------------------------------------------
+def test_script_lines_are_the_script_split_on_its_newlines_only(policy):
+    state = nb.desired_state(policy)
+    lines = state.script_lines()
+    assert "\n".join(lines) + "\n" == state.script() == load("nft_policy.nft")
+    assert all("\n" not in line for line in lines) and lines[0] == "#!/usr/sbin/nft -f"
+    assert lines[-1] == "}" and lines.count("table inet configmgr_nap {") == 1
+
+
+def test_diff_is_in_table_order_and_names_the_chain(policy, listing):
+    doc = copy.deepcopy(listing)
+    for item in doc["nftables"]:
+        if "set" in item and item["set"]["name"] == "zone_servers_v4":
+            item["set"]["elem"] = ["192.0.2.1"]
+        if "chain" in item and item["chain"]["name"] == "forward":
+            item["chain"]["policy"] = "drop"
+    for part in [i for i in doc["nftables"] if "rule" in i and i["rule"].get("comment") == "IPSEC-HRA-TCP-FWD|IPSEC-HRA"]:
+        for expr in part["rule"]["expr"]:
+            if "match" in expr and expr["match"]["left"].get("payload", {}).get("field") == "dport":
+                expr["match"]["right"] = 8443
+    doc["nftables"].remove(rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE"))
+    doc["nftables"].remove(rule_item(doc, "configmgr.nap:drop unplanned from zone quarantine"))
+    doc["nftables"].append({"rule": {"family": "inet", "table": "configmgr_nap", "chain": "input", "handle": 99,
+                                     "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
+                                                                                          "field": "dport"}},
+                                                         "right": 9999}}, {"accept": None}]}})
+    diff = nb.compare(policy, nb.parse_table(doc)).ansible_diff()
+    assert diff["before_header"] == diff["after_header"].replace("after", "before") == \
+        "rules before (nft table inet configmgr_nap)"
+    before, after = diff["before"].splitlines(), diff["after"].splitlines()
+    assert before == [
+        "set zone_servers_v4: 192.0.2.1/32",
+        "chain input: handle-99 in allow tcp from any to any port 9999",
+        "chain forward: type filter hook forward priority 0; policy drop;",
+        "chain forward: IPSEC-HRA-TCP-FWD forward allow tcp from 198.51.100.0/24,2001:db8:1::/64 to "
+        "192.0.2.30/32,2001:db8:2::30/128 port 8443",
+    ]
+    assert after == [
+        "set zone_servers_v4: 192.0.2.0/24",
+        "chain forward: type filter hook forward priority 0; policy accept;",
+        "chain forward: IPSEC-HRA-TCP-FWD forward allow tcp from 198.51.100.0/24,2001:db8:1::/64 to "
+        "192.0.2.30/32,2001:db8:2::30/128 port 443",
+        "chain forward: IPSEC-IKE-ESP-FWD forward allow esp from 198.51.100.0/24 to 192.0.2.10/32",
+        'chain forward: ip saddr @zone_quarantine_v4 ip daddr @owned_v4 ip daddr != @zone_quarantine_v4 counter '
+        'drop comment "configmgr.nap:drop unplanned from zone quarantine"',
+    ]
+
+
+def test_diff_of_an_unchanged_table_is_empty(policy, listing):
+    diff = nb.compare(policy, nb.parse_table(listing)).ansible_diff()
+    assert diff["before"] == diff["after"] == ""

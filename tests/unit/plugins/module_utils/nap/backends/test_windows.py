@@ -83,6 +83,23 @@ def test_rendered_matches_golden(case, form):
         os.unlink(actual)
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_rendered_lines_are_the_scripts_split_on_their_own_line_endings(case):
+    """state: rendered returns each form as a list of lines (issue 13, item 4): com and netsecurity joined with
+    LF, the netsh .cmd file with CRLF, give back the golden text; no line holds a line ending."""
+    items, profiles = CASES[case]
+    rules = wb.rules_from_input(items)
+    lines = wb.render_all_lines(rules, mask=wb.profiles_mask(profiles), host=case)
+    texts = rendered(case)
+    assert list(lines) == list(FORMS) == list(wb.RENDERED_NEWLINES)
+    for form in FORMS:
+        newline = wb.RENDERED_NEWLINES[form]
+        assert isinstance(lines[form], list) and lines[form]
+        assert newline.join(lines[form]) + newline == texts[form]
+        assert not [line for line in lines[form] if "\r" in line or "\n" in line]
+    assert lines["netsh"][0] == "@echo off" and lines["com"][0].startswith("# configmgr.nap win_nap_firewall")
+
+
 def _parser():
     try:
         import tree_sitter
@@ -239,7 +256,7 @@ def model_rules(draw):
     direction = draw(st.sampled_from(["in", "out"]))
     protocol = draw(st.sampled_from(["tcp", "udp", "esp", "ah", "gre", "icmp"]))
     data = {"name": draw(st.text("ABCXYZ0123456789", min_size=1, max_size=1)) + draw(st.text("ABCXYZ-_.0123456789",
-                                                                                            max_size=19)),
+                                                                                             max_size=19)),
             "flow_id": draw(st.sampled_from(["F1", "NAP-GC-READ"])), "direction": direction, "protocol": protocol,
             "src_addresses": draw(st.lists(ADDRESS, max_size=3)), "dst_addresses": draw(st.lists(ADDRESS, max_size=3)),
             "description": draw(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Co", "Cn", "Zl", "Zp"),
