@@ -56,7 +56,7 @@ def nft_in_ns(*args, **kw):
                           stderr=subprocess.PIPE, universal_newlines=True, check=False, **kw)
 
 
-class Failed(Exception):
+class NftBackupModuleFailed(Exception):
     pass
 
 
@@ -81,7 +81,7 @@ class NamespaceModule:
         return out.returncode, out.stdout, out.stderr
 
     def fail_json(self, **kw):
-        raise Failed(kw["msg"])
+        raise NftBackupModuleFailed(kw["msg"])
 
     def deprecate(self, msg, version=None, date=None, collection_name=None):
         self.deprecations.append(dict(msg=msg, version=version, collection_name=collection_name))

@@ -103,7 +103,7 @@ def connects(src, dst, port):
     return tcp_connects(ns(src), address(dst), port, expect_banner="nap-lab %s %d" % (dst, port))
 
 
-class Lab:
+class NftLab:
     def __init__(self, tmp):
         self.dir = str(tmp / "lab")
         self.definition = str(tmp / "lab.yml")
@@ -139,7 +139,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = Lab(tmp_path_factory.mktemp("naplab"))
+    lab = NftLab(tmp_path_factory.mktemp("naplab"))
     try:
         lab.lab("present")
         # a table of someone else in the router's namespace, which the collection must never touch

@@ -227,7 +227,7 @@ def our_namespaces():
     return [name for name in listed if name in (NS_A, NS_B)]
 
 
-class Lab:
+class ProbeLab:
     def __init__(self, tmp):
         self.tmp = tmp
         self.procs = []
@@ -299,7 +299,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab():
     tmp = tempfile.mkdtemp(prefix="nap-probe-lab-")
-    env = Lab(tmp)
+    env = ProbeLab(tmp)
     try:
         env.up()
         yield env

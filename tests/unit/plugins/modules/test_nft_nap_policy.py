@@ -18,7 +18,7 @@ from ansible_collections.configmgr.nap.plugins.modules import nft_nap_policy as 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "nap", "fixtures")
 
 
-class Failed(Exception):
+class NftModuleFailed(Exception):
     pass
 
 
@@ -78,7 +78,7 @@ class FakeModule:
         return self.nft(args, data, binary_data)
 
     def fail_json(self, **kw):
-        raise Failed(kw["msg"])
+        raise NftModuleFailed(kw["msg"])
 
     def deprecate(self, msg, version=None, date=None, collection_name=None):
         self.deprecations.append(dict(msg=msg, version=version, collection_name=collection_name))
@@ -141,7 +141,7 @@ def test_nft_rejection_quotes_nft_and_the_rule():
         line = [i for i, t in enumerate(script.splitlines(), 1) if "IPSEC-IKE-ESP-FWD" in t][0]
         return "/dev/stdin:%d:40-52: Error: Could not process rule: Protocol wrong type\nx\n" % line
     nft = FakeNft(None, reject=reject)
-    with pytest.raises(Failed) as exc:
+    with pytest.raises(NftModuleFailed) as exc:
         mod.run_module(FakeModule(params(), nft))
     text = str(exc.value)
     assert "nothing was changed" in text and "nft rejected rule IPSEC-IKE-ESP-FWD: Could not process rule" in text
@@ -150,19 +150,19 @@ def test_nft_rejection_quotes_nft_and_the_rule():
 
 
 def test_nft_missing_names_the_package():
-    with pytest.raises(Failed, match="install the Debian package nftables"):
+    with pytest.raises(NftModuleFailed, match="install the Debian package nftables"):
         mod.run_module(FakeModule(params(), FakeNft(None), nft_path=None))
 
 
 def test_kernel_without_nf_tables():
     nft = FakeNft(list_error="Error: cache initialization failed: Protocol not supported\n")
-    with pytest.raises(Failed, match="no nf_tables support"):
+    with pytest.raises(NftModuleFailed, match="no nf_tables support"):
         mod.run_module(FakeModule(params(), nft))
 
 
 def test_not_root():
     nft = FakeNft(list_error="Error: cache initialization failed: Operation not permitted\n")
-    with pytest.raises(Failed, match="become: true"):
+    with pytest.raises(NftModuleFailed, match="become: true"):
         mod.run_module(FakeModule(params(), nft))
 
 
@@ -255,7 +255,7 @@ def test_backup_without_options_goes_to_the_default_directory(tmp_path, monkeypa
 def test_backup_filename_that_is_not_a_plain_name_is_refused_before_anything(tmp_path):
     for bad in ("../x.nft", "a/b.nft", "..", "x\ny"):
         nft = FakeNft(changed_listing())
-        with pytest.raises(Failed, match="not a plain file name.*nothing was changed"):
+        with pytest.raises(NftModuleFailed, match="not a plain file name.*nothing was changed"):
             mod.run_module(FakeModule(params(backup=True, backup_options=dict(dir_path=str(tmp_path),
                                                                               filename=bad)), nft))
         assert nft.calls == []
