@@ -16,7 +16,9 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -372,6 +374,29 @@ def test_21_a_rule_deleted_by_hand_breaks_verify_naming_the_flow(lab):
     assert report["summary"]["broken_flows"] == ["IPSEC-HRA"]
     broken = [(e["flow"], e["vantage"], e["port"]) for e in report["entries"] if e["verdict"] == "broken"]
     assert sorted(broken) == [("IPSEC-HRA", "cla01", 443), ("IPSEC-HRA", "clb01", 443)]
+    html_report_shows_the_broken_flow_first(lab, report)
+
+
+def html_report_shows_the_broken_flow_first(lab, report):
+    """The lab's own verify.html, opened in headless Chromium: the counts at the top, then the broken flow."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make setup installs it: hack/install-lab-packages.sh)")
+    page = os.path.join(lab.report_dir, "verify.html")
+    profile = os.path.join(lab.report_dir, "chromium-profile")
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--user-data-dir=%s" % profile, "--dump-dom", "file://" + page],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, check=False,
+                          env=dict(os.environ, HOME=lab.report_dir))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    dom = proc.stdout.decode("utf-8")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+    counts = report["summary"]["verdicts"]
+    assert "%d broken" % counts["broken"] in text and "%d ok" % counts["ok"] in text
+    assert "<script" not in dom
+    first_ok = text.find(" ok ", text.index("IPSEC-HRA"))
+    assert text.index("%d broken" % counts["broken"]) < text.index("IPSEC-HRA") < first_ok
 
 
 def test_22_drift_corrects_and_verify_is_green_again(lab):
