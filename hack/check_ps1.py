@@ -74,9 +74,10 @@ def rendered_sources():
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     # tests/conftest.py makes ansible_collections.configmgr.nap importable from any checkout path
     import conftest  # noqa: F401  pylint: disable=unused-import,import-error
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 
-    sample = wb.rules_from_input([
+    sample = windows.rules_from_input([
         {"name": "MGMT-WINRM-TCP-IN", "flow_id": "MGMT-WINRM", "protocol": "tcp", "src_addresses": ["203.0.113.10"],
          "dst_ports": [5985, 5986], "description": "Ansible manages Windows hosts (WinRM / PSRP)", "source": "x"},
         {"name": "RPC-EPMAP", "protocol": "tcp", "src_addresses": ["192.0.2.10"], "dst_ports": ["rpc-epmap"]},
@@ -86,11 +87,11 @@ def rendered_sources():
         {"name": "GRE", "protocol": "gre", "description": u"it's a \u2018quoted\u2019 $(text) `n @{x}"},
         {"name": "ESP", "protocol": "esp"}, {"name": "AH", "protocol": "ah"}, {"name": "ICMP", "protocol": "icmp"},
     ])
-    out = [("windows.py:READ_PS1", wb.READ_PS1), ("windows.py:APPLY_PS1", wb.APPLY_PS1)]
-    for mask in (wb.PROFILES_ALL, 3):
-        out.append(("windows.py:render_com(profiles=%d)" % mask, wb.render_com(sample, mask=mask, host="sample")))
-        out.append(("windows.py:render_netsecurity(profiles=%d)" % mask,
-                    wb.render_netsecurity(sample, mask=mask, host="sample")))
+    out = [("windows.py:READ_PS1", windows.READ_PS1), ("windows.py:APPLY_PS1", windows.APPLY_PS1)]
+    for mask in (windows.PROFILES_ALL, 3):
+        out.append(("windows_render.py:render_com(profiles=%d)" % mask, windows_render.render_com(sample, mask=mask, host="sample")))
+        out.append(("windows_render.py:render_netsecurity(profiles=%d)" % mask,
+                    windows_render.render_netsecurity(sample, mask=mask, host="sample")))
     return out
 
 

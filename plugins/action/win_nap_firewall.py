@@ -23,7 +23,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_firewall import MUTUALLY_EXCLUSIVE, argument_spec
 from ansible_collections.configmgr.nap.plugins.plugin_utils._files import safe_component, write_new
@@ -134,18 +135,18 @@ class ActionModule(ActionBase):
         host = args.get("host") or task_vars.get("inventory_hostname") or "?"
         group, prefix = args["group"], args["name_prefix"]
         try:
-            wb.check_group(group)
-            wb.check_prefix(prefix)
-            mask = wb.profiles_mask(args["profiles"])
+            windows.check_group(group)
+            windows.check_prefix(prefix)
+            mask = windows.profiles_mask(args["profiles"])
             plan = args.get("plan")
             if plan is not None:
                 plan = plandoc.load(plan)
-                items = wb.rules_from_plan(plan, host)
+                items = windows.rules_from_plan(plan, host)
                 where = "plan hosts[%s]" % host
             else:
                 items = args.get("rules") or []
                 where = "rules"
-            rules = wb.rules_from_input(items, where)
+            rules = windows.rules_from_input(items, where)
         except NapError as exc:
             raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         return host, group, prefix, mask, rules, plan
@@ -161,7 +162,7 @@ class ActionModule(ActionBase):
         out = []
         for item in sources or []:
             try:
-                out.extend(str(n) for n in wb.parse_address_item(str(item)))
+                out.extend(str(n) for n in windows.parse_address_item(str(item)))
             except ValueError:
                 raise _Fail("win_nap_firewall: management_sources: %r is not an IPv4/IPv6 address, CIDR or range (%s)"
                             % (item, NOTHING_SENT))
@@ -224,29 +225,29 @@ class ActionModule(ActionBase):
 
         if state == "rendered":
             try:
-                result["rendered"] = dict(wb.render_all_lines(rules, group, prefix, mask, host))
+                result["rendered"] = dict(windows_render.render_all_lines(rules, group, prefix, mask, host))
             except NapError as exc:
                 raise _Fail("win_nap_firewall: %s (nothing was rendered)" % to_text(exc))
             return
 
-        os_version, ps_version = wb.facts_versions(task_vars)
+        os_version, ps_version = windows.facts_versions(task_vars)
         if os_version and ps_version:
             ps_major = str(ps_version).split(".", 1)[0]
             old_ps = ps_major.isdigit() and int(ps_major) < 5
-            if old_ps or not wb.version_ok(os_version, "5.1"):
-                raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, os_version, ps_version))
+            if old_ps or not windows.version_ok(os_version, "5.1"):
+                raise _Fail("win_nap_firewall: " + windows.unsupported_message(host, os_version, ps_version))
 
         sources, ports = self._management(args, plan, task_vars, warnings, host)
 
         # ---- read: one remote call, one pass over the rule store
-        doc = self._powershell(wb.READ_PS1, wb.read_parameters(group, prefix, ports), task_vars, "read", host)
+        doc = self._powershell(windows.READ_PS1, windows.read_parameters(group, prefix, ports), task_vars, "read", host)
         result["host_info"] = dict((k, doc.get(k)) for k in (
             "os_version", "ps_version", "local_policy_modify_state", "current_profile_types", "rule_count"))
         if not doc.get("supported"):
-            raise _Fail("win_nap_firewall: " + wb.unsupported_message(host, doc.get("os_version"), doc.get("ps_version")))
-        hs = wb.HostState(doc, group, prefix, mask)
-        gp_problem = wb.local_policy_problem(host, doc.get("local_policy_modify_state"))
-        outside = [str(fw.get("Name")) for fw in hs.outside_fw]
+            raise _Fail("win_nap_firewall: " + windows.unsupported_message(host, doc.get("os_version"), doc.get("ps_version")))
+        host_state = windows.HostState(doc, group, prefix, mask)
+        gp_problem = windows.local_policy_problem(host, doc.get("local_policy_modify_state"))
+        outside = [str(fw.get("Name")) for fw in host_state.outside_fw]
 
         if state == "gathered":
             if gp_problem:
@@ -254,23 +255,23 @@ class ActionModule(ActionBase):
             if outside:
                 warnings.append("rules outside the group %r carry the name prefix %r: %s" % (
                     group, prefix, ", ".join(sorted(outside))))
-            result["gathered"] = [wb.to_model(r, prefix) for r in hs.owned]
-            masks = set(wb.profiles_mask(wb.profiles_names(fw.get("Profiles"))) for fw in hs.owned_fw
+            result["gathered"] = [windows.to_model(r, prefix) for r in host_state.owned]
+            masks = set(windows.profiles_mask(windows.profiles_names(fw.get("Profiles"))) for fw in host_state.owned_fw
                         if str(fw.get("Profiles") or "").isdigit())
             result["gathered_options"] = dict(group=group, name_prefix=prefix,
-                                              profiles=wb.profiles_names(masks.pop() if len(masks) == 1 else mask))
+                                              profiles=windows.profiles_names(masks.pop() if len(masks) == 1 else mask))
             return
 
-        target = wb.full_rules(rules, prefix) if state == "present" else []
-        rdiff, ops = wb.plan_changes(target, hs)
-        result["before"] = [wb.to_model(r, prefix) for r in hs.owned]
-        result["after"] = [wb.to_model(r, prefix) for r in target]
-        result["rule_changes"] = [dict(c, name=wb.model_name(c["name"], prefix)) for c in rdiff.commands()]
-        result["drift"] = dict((k, [wb.model_name(n, prefix) for n in v]) for k, v in rdiff.summary().items())
-        result["commands"] = [wb.op_command(op) for op in ops]
+        target = windows.full_rules(rules, prefix) if state == "present" else []
+        rdiff, ops = windows.plan_changes(target, host_state)
+        result["before"] = [windows.to_model(r, prefix) for r in host_state.owned]
+        result["after"] = [windows.to_model(r, prefix) for r in target]
+        result["rule_changes"] = [dict(c, name=windows.model_name(c["name"], prefix)) for c in rdiff.commands()]
+        result["drift"] = dict((k, [windows.model_name(n, prefix) for n in v]) for k, v in rdiff.summary().items())
+        result["commands"] = [windows_render.op_command(op) for op in ops]
 
         # ---- guards, all before any change
-        collisions = hs.collisions(set(op["name"] for op in ops) | set(r.name for r in target))
+        collisions = host_state.collisions(set(op["name"] for op in ops) | set(r.name for r in target))
         if collisions:
             raise _Fail("win_nap_firewall: host %s: rule name(s) %s are used by rule(s) outside the group %r "
                         "(groups: %s); the COM API removes rules by name, so the module refuses to touch them. "
@@ -287,7 +288,7 @@ class ActionModule(ActionBase):
                 raise _Fail("win_nap_firewall: %s (%s)" % (gp_problem, NOTHING_CHANGED))
             warnings.append(gp_problem)
         if ops and not args["allow_lockout"]:
-            problems = wb.lockout_problems(sources, ports, doc, group, target, mask)
+            problems = windows.lockout_problems(sources, ports, doc, group, target, mask)
             if problems:
                 raise _Fail("win_nap_firewall: host %s: after this run no enabled inbound rule would admit "
                             "WinRM/PSRP from the management sources (%s): %s. Add a rule for it (the plan's "
@@ -297,15 +298,15 @@ class ActionModule(ActionBase):
         if not ops:
             return
         result["changed"] = True
-        result["diff"] = diff_in_list_order(rdiff, hs.owned, target, host)
+        result["diff"] = diff_in_list_order(rdiff, host_state.owned, target, host)
         if self._task.check_mode:
             return
 
         if args["backup"]:
-            result["backup_path"] = self._backup(args, task_vars, host, group, prefix, hs)
+            result["backup_path"] = self._backup(args, task_vars, host, group, prefix, host_state)
 
         # ---- apply: one remote call with every change
-        reply = self._powershell(wb.APPLY_PS1, wb.apply_parameters(group, ops), task_vars, "apply", host)
+        reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops), task_vars, "apply", host)
         results = reply.get("results") or []
         if isinstance(results, dict):
             results = [results]
@@ -316,26 +317,26 @@ class ActionModule(ActionBase):
         if failed:
             done = [r for r in results if r.get("ok")]
             result["changed"] = bool(done)
-            result["after"] = self._after_partial(hs, ops, results, prefix)
+            result["after"] = self._after_partial(host_state, ops, results, prefix)
             raise _Fail("win_nap_firewall: host %s: %d of %d change(s) failed, %d applied (a partial apply; the "
                         "next run completes it): %s" % (
                             host, len(failed), len(ops), len(done),
                             "; ".join("%s %s: %s" % (r.get("op", "?"), r.get("name"), r.get("error")) for r in failed)))
 
     @staticmethod
-    def _after_partial(hs, ops, results, prefix):
+    def _after_partial(host_state, ops, results, prefix):
         ok = set()
         for op, res in zip(ops, results):
             if res.get("ok"):
                 ok.add(id(op))
         removed = set(op["name"].lower() for op in ops if op["op"] == "remove" and id(op) in ok)
-        after = [r for r in hs.owned if r.name.lower() not in removed]
+        after = [r for r in host_state.owned if r.name.lower() not in removed]
         for op in ops:
             if op["op"] == "add" and id(op) in ok:
-                after.append(wb.fw_to_rule(op["rule"], prefix, op["rule"]["Profiles"]))
-        return [wb.to_model(r, prefix) for r in after]
+                after.append(windows.fw_to_rule(op["rule"], prefix, op["rule"]["Profiles"]))
+        return [windows.to_model(r, prefix) for r in after]
 
-    def _backup(self, args, task_vars, host, group, prefix, hs):
+    def _backup(self, args, task_vars, host, group, prefix, host_state):
         options = backup_options(args)
         directory = options.get("dir_path") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
         directory = os.path.abspath(os.path.expanduser(to_text(directory)))
@@ -345,9 +346,9 @@ class ActionModule(ActionBase):
             "group": group,
             "name_prefix": prefix,
             "saved": stamp,
-            "os_version": hs.doc.get("os_version"),
-            "rules": hs.owned_fw,
-            "model": [wb.to_model(r, prefix) for r in hs.owned],
+            "os_version": host_state.doc.get("os_version"),
+            "rules": host_state.owned_fw,
+            "model": [windows.to_model(r, prefix) for r in host_state.owned],
         }
         # the host name is inventory input: only a sanitised form of it names the file (never a path); a
         # filename of the task's own must be a plain file name (checked before the read, and again by write_new)

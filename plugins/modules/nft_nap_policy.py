@@ -358,7 +358,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
 NFT_MISSING = ("the nft command (nftables) was not found on this host: install the Debian package nftables "
@@ -382,8 +383,8 @@ def argument_spec():
         management_sources=dict(type="list", elements="str"),
         allow_lockout=dict(type="bool", default=False),
         rpc_dynamic_range=dict(type="str"),
-        table=dict(type="str", default=nb.DEFAULT_TABLE),
-        family=dict(type="str", default=nb.DEFAULT_FAMILY, choices=["inet", "ip", "ip6"]),
+        table=dict(type="str", default=nftables.DEFAULT_TABLE),
+        family=dict(type="str", default=nftables.DEFAULT_FAMILY, choices=["inet", "ip", "ip6"]),
         state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
         backup=dict(type="bool", default=False),
         backup_options=dict(type="dict", options=dict(
@@ -422,8 +423,8 @@ def policy_from_params(params, environ=None):
     if not mgmt and not params.get("allow_lockout") and zones:
         warnings.append("no management_sources known: no anti-lockout rule is rendered; management from an owned "
                         "zone needs a planned MGMT-* flow")
-    policy = nb.Policy(rules, zones or {}, mgmt, rpc or nb.DEFAULT_RPC_RANGE, params.get("family") or "inet",
-                       params.get("table") or nb.DEFAULT_TABLE, params.get("allow_lockout"),
+    policy = nftables.Policy(rules, zones or {}, mgmt, rpc or nftables.DEFAULT_RPC_RANGE, params.get("family") or "inet",
+                       params.get("table") or nftables.DEFAULT_TABLE, params.get("allow_lockout"),
                        management_ports=management_ports)
     return policy, warnings + policy.warnings
 
@@ -456,7 +457,7 @@ class Nft:
                 return None
             self.fail_on(err, "nft -j list table %s %s" % (family, table))
         try:
-            return nb.parse_table(out, family, table)
+            return nftables.parse_table(out, family, table)
         except ValueError as exc:
             self.module.fail_json(msg="cannot read the JSON of nft -j list table %s %s: %s" % (family, table, exc))
 
@@ -494,10 +495,10 @@ class Nft:
             if any(text in err for text in system):
                 self.fail_on(err, "nft -c -f -")
             self.module.fail_json(msg="nft -c rejected the transaction, nothing was changed: %s"
-                                  % nb.nft_error(err, script), script=script)
+                                  % nftables_compare.nft_error(err, script), script=script)
         rc, out, err = self.run(["-f", "-"], data=script)
         if rc != 0:
-            self.module.fail_json(msg="nft -f failed, the transaction was not applied: %s" % nb.nft_error(err, script),
+            self.module.fail_json(msg="nft -f failed, the transaction was not applied: %s" % nftables_compare.nft_error(err, script),
                                   script=script)
 
 
@@ -599,7 +600,7 @@ def run_module(module):
             policy, warnings = policy_from_params(params)
         except NapError as exc:
             module.fail_json(msg="configmgr.nap nft: %s" % to_native(exc))
-        result["rendered"] = nb.desired_state(policy).script_lines()
+        result["rendered"] = nftables.desired_state(policy).script_lines()
         if warnings:
             result["warnings"] = warnings
         return result
@@ -612,7 +613,7 @@ def run_module(module):
             module.fail_json(msg="configmgr.nap nft: %s (nothing was changed)" % to_native(exc))
     else:
         try:
-            nb.Policy([], {}, (), nb.DEFAULT_RPC_RANGE, family, table)
+            nftables.Policy([], {}, (), nftables.DEFAULT_RPC_RANGE, family, table)
         except NapError as exc:
             module.fail_json(msg="configmgr.nap nft: %s" % to_native(exc))
 
@@ -620,16 +621,16 @@ def run_module(module):
     have = nft.read(family, table)
 
     if state == "gathered":
-        doc = nb.describe(have)
+        doc = nftables_compare.describe(have)
         result["gathered"] = doc["rules"]
         result["gathered_options"] = dict(table=table, family=family, zones=doc["zones"],
                                           management_sources=doc["management_sources"],
-                                          rpc_dynamic_range=nb.gathered_range(have))
+                                          rpc_dynamic_range=nftables_compare.gathered_range(have))
         return result
 
     if state == "absent":
-        result["before"] = nb.describe(have)
-        result["after"] = nb.describe(None)
+        result["before"] = nftables_compare.describe(have)
+        result["after"] = nftables_compare.describe(None)
         if have is None:
             return result
         ref = "%s %s" % (family, table)
@@ -650,8 +651,8 @@ def run_module(module):
     for chain in nft.foreign_drop_chains(family, table):
         warnings.append("%s has policy drop: a drop in any table is final, so the flows this table accepts must "
                         "be accepted there too (see docs/nftables.md)" % chain)
-    change = nb.compare(policy, have)
-    result["before"] = nb.describe(have, policy, change.have_rules if have is not None else None)
+    change = nftables_compare.compare(policy, have)
+    result["before"] = nftables_compare.describe(have, policy, change.have_rules if have is not None else None)
     result["rule_changes"] = change.rule_diff.commands()
     result["drift"] = change.rule_diff.summary()
     if not change.changed:
@@ -663,7 +664,7 @@ def run_module(module):
     result["changed"] = True
     result["commands"] = change.commands()
     result["script"] = change.want_state.script()
-    result["after"] = nb.describe(change.want_state, policy, policy.rules)
+    result["after"] = nftables_compare.describe(change.want_state, policy, policy.rules)
     if module._diff:
         result["diff"] = change.ansible_diff()
     if warnings:
@@ -674,12 +675,12 @@ def run_module(module):
         save_backup(module, nft, result, family, table)
     nft.apply(result["script"])
     now = nft.read(family, table)
-    again = nb.compare(policy, now)
+    again = nftables_compare.compare(policy, now)
     if again.changed:
         module.fail_json(msg="nft applied the transaction but the owned table %s %s still differs from the plan "
                              "(another writer, or an nft version that lists rules differently): %s"
                              % (family, table, "; ".join(again.commands())), **result)
-    result["after"] = nb.describe(now, policy, again.have_rules)
+    result["after"] = nftables_compare.describe(now, policy, again.have_rules)
     return result
 
 

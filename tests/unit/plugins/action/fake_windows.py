@@ -49,7 +49,7 @@ import ipaddress
 import json
 import re
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
 
 E_INVALIDARG = "The parameter is incorrect. (Exception from HRESULT: 0x80070057 (E_INVALIDARG))"
 E_NOTFOUND = "The system cannot find the file specified. (Exception from HRESULT: 0x80070002)"
@@ -57,7 +57,7 @@ E_NOTFOUND = "The system cannot find the file specified. (Exception from HRESULT
 RULE_DEFAULTS = {
     "Description": "", "Grouping": "", "Direction": 1, "Action": 1, "Protocol": 256,
     "LocalPorts": "*", "RemotePorts": "*", "LocalAddresses": "*", "RemoteAddresses": "*",
-    "Profiles": wb.PROFILES_ALL, "Enabled": False, "InterfaceTypes": "All", "EdgeTraversal": False,
+    "Profiles": windows.PROFILES_ALL, "Enabled": False, "InterfaceTypes": "All", "EdgeTraversal": False,
     "ApplicationName": "", "ServiceName": "", "IcmpTypesAndCodes": "",
 }
 PORTLESS_ERROR = "ports on protocol %s"
@@ -74,7 +74,7 @@ def windows_addresses(text):
     out = []
     for item in str(text).split(","):
         item = item.strip()
-        if item.lower() in wb.ADDRESS_KEYWORDS:
+        if item.lower() in windows.ADDRESS_KEYWORDS:
             out.append(item)
             continue
         if "-" in item and "/" not in item:
@@ -133,7 +133,7 @@ class FakeWindowsHost:
         self.local_policy_modify_state = local_policy_modify_state
         self.current_profile_types = current_profile_types
         self.profiles = profiles or dict((p, {"enabled": True, "default_inbound_action": 0, "block_all_inbound": False})
-                                         for p in wb.PROFILE_BITS)
+                                         for p in windows.PROFILE_BITS)
         self.store = [FakeRule(**r) for r in rules]
         self.calls = []          # (script kind, parameters)
         self.walks = 0           # full passes over the rule collection
@@ -169,7 +169,7 @@ class FakeWindowsHost:
     def add(self, **props):
         self.store.append(FakeRule(**props))
 
-    def owned(self, group=wb.DEFAULT_GROUP):
+    def owned(self, group=windows.DEFAULT_GROUP):
         return [r.record() for r in self.store if r.Grouping == group]
 
     # -- INetFwRules -------------------------------------------------------
@@ -197,9 +197,9 @@ class FakeWindowsHost:
         assert not unknown, "parameters %s are not in the script's param block %s" % (unknown, declared)
         if check_mode and "[CmdletBinding(SupportsShouldProcess)]" not in script.split("param", 1)[0]:
             return {"changed": True, "msg": "skipped, running in check mode", "result": {}, "output": []}
-        if script == wb.READ_PS1:
+        if script == windows.READ_PS1:
             kind, (changed, doc) = "read", self._read(params)
-        elif script == wb.APPLY_PS1:
+        elif script == windows.APPLY_PS1:
             kind, (changed, doc) = "apply", self._apply(params, whatif=check_mode)
         else:
             raise AssertionError("the fake knows only the backend's READ_PS1 and APPLY_PS1 scripts")
@@ -210,7 +210,7 @@ class FakeWindowsHost:
     def _read(self, params):
         out = {"format": 1, "os_version": self.os_version, "ps_version": self.ps_version, "supported": False,
                "walks": 0, "rule_count": 0, "rules": [], "management_rules": [], "profiles": {}}
-        if not wb.version_ok(self.os_version, self.ps_version):
+        if not windows.version_ok(self.os_version, self.ps_version):
             return False, out
         out["supported"] = True
         out["local_policy_modify_state"] = self.local_policy_modify_state
@@ -224,7 +224,7 @@ class FakeWindowsHost:
             if rule.Grouping.lower() == group.lower() or rule.Name.lower().startswith(prefix.lower()):
                 owned.append(rule.record())
             elif (rule.Enabled and rule.Direction == 1 and rule.Protocol in (6, 256)
-                  and any(wb.ports_cover(rule.LocalPorts, p) for p in ports)):
+                  and any(windows.ports_cover(rule.LocalPorts, p) for p in ports)):
                 management.append(rule.record())
         out.update(walks=1, rule_count=len(self.store), rules=owned, management_rules=management)
         return False, out

@@ -27,7 +27,8 @@ from ansible.playbook.task import Task
 
 from ansible_collections.configmgr.nap.plugins.action.win_nap_firewall import ActionModule
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_windows  # noqa: E402  pylint: disable=wrong-import-position
@@ -35,8 +36,8 @@ import fake_windows  # noqa: E402  pylint: disable=wrong-import-position
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, *[os.pardir] * 4))
 FIXTURE = os.path.join(HERE, "fixtures", "windows", "synthetic-2008r2-sp1.json")
-PREFIX = wb.DEFAULT_PREFIX
-GROUP = wb.DEFAULT_GROUP
+PREFIX = windows.DEFAULT_PREFIX
+GROUP = windows.DEFAULT_GROUP
 
 
 def example_plan():
@@ -124,7 +125,7 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     assert stored[PREFIX + "NAP-SHV-CONFIG-TCP-IN-EPMAP"]["LocalPorts"] == "RPC-EPMap"
     assert stored[PREFIX + "NAP-SHV-CONFIG-TCP-IN-RPC"]["LocalPorts"] == "RPC"
     assert stored[PREFIX + "NAP-SHV-INSTALL-TCP-IN"]["RemoteAddresses"] == "192.0.2.10/255.255.255.255"
-    assert stored[PREFIX + "MGMT-WINRM-TCP-IN"]["Profiles"] == wb.PROFILES_ALL
+    assert stored[PREFIX + "MGMT-WINRM-TCP-IN"]["Profiles"] == windows.PROFILES_ALL
 
     again = run(plan=PLAN)
     assert again["changed"] is False and not again.get("failed")
@@ -149,7 +150,7 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     assert changes["NAP-SHV-INSTALL-TCP-IN"]["fields"] == ["src_addresses"]
     assert changes["IPSEC-HRA-RADIUS-UDP-IN"]["fields"] == ["description"]      # Enabled=False, shown there
     before = dict((r["name"], r) for r in check["before"])
-    assert before["IPSEC-HRA-RADIUS-UDP-IN"]["description"].startswith(wb.TAMPERED + "Enabled=False")
+    assert before["IPSEC-HRA-RADIUS-UDP-IN"]["description"].startswith(windows.TAMPERED + "Enabled=False")
     assert 'delete rule name="configmgr.nap HAND-MADE"' in check["commands"]
     assert "inbound: configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.0/24" in check["diff"]["before"]
     assert "inbound: configmgr.nap NAP-SHV-INSTALL-TCP-IN in allow tcp from 192.0.2.10/32" in check["diff"]["after"]
@@ -236,7 +237,7 @@ def test_rendered_is_a_dict_of_line_lists_and_contacts_no_host():
     assert "$policy = New-Object -ComObject HNetCfg.FwPolicy2" in rendered["com"]
     assert any("-LocalPort 'RPCEPMap'" in line for line in rendered["netsecurity"])
     assert any("localport=RPC-EPMap" in line for line in rendered["netsh"])
-    texts = wb.render_all(wb.rules_from_input(wb.rules_from_plan(PLAN, "nps01")), host="nps01")
+    texts = windows_render.render_all(windows.rules_from_input(windows.rules_from_plan(PLAN, "nps01")), host="nps01")
     assert "\n".join(rendered["com"]) + "\n" == texts["com"]
     assert "\r\n".join(rendered["netsh"]) + "\r\n" == texts["netsh"]
 
@@ -250,7 +251,7 @@ def test_diff_is_in_list_order_and_names_the_list():
     first = run(check=True, plan=plan)
     after = first["diff"]["after"].splitlines()
     inbound = [r["name"] for r in plan["hosts"]["nps01"]["inbound"]]
-    assert after == ["inbound: " + wb.full_rules(wb.rules_from_input([r]), PREFIX)[0].summary()
+    assert after == ["inbound: " + windows.full_rules(windows.rules_from_input([r]), PREFIX)[0].summary()
                      for r in plan["hosts"]["nps01"]["inbound"]] + [
         "outbound: configmgr.nap OUT-DC-LDAP out allow tcp from any to 192.0.2.5/32 port 389"]
     assert [line.split(" ")[2] for line in after[:-1]] == inbound       # the wanted rules' order, not sorted
@@ -270,7 +271,7 @@ def test_profiles_option_and_profile_drift():
     assert run(plan=PLAN, profiles=["domain"])["changed"] is True
     assert set(r["Profiles"] for r in fake.owned()) == {1}
     assert run(plan=PLAN, profiles=["domain"])["changed"] is False
-    fake.edit(PREFIX + "NAP-SHV-INSTALL-TCP-IN", Profiles=wb.PROFILES_ALL)
+    fake.edit(PREFIX + "NAP-SHV-INSTALL-TCP-IN", Profiles=windows.PROFILES_ALL)
     drift = run(check=True, plan=PLAN, profiles=["domain"])
     assert drift["drift"]["changed"] == ["NAP-SHV-INSTALL-TCP-IN"]
     assert "Profiles=all" in [r for r in drift["before"] if r["name"] == "NAP-SHV-INSTALL-TCP-IN"][0]["description"]
@@ -521,14 +522,14 @@ def test_deprecated_backup_dir_still_works_and_warns(tmp_path, deprecations):
 # The messages and the scripts agree
 # ---------------------------------------------------------------------------
 def test_scripts_declare_shouldprocess_set_changed_and_return_one_json_string():
-    for script, params in ((wb.READ_PS1, wb.READ_PARAMETERS), (wb.APPLY_PS1, wb.APPLY_PARAMETERS)):
+    for script, params in ((windows.READ_PS1, windows.READ_PARAMETERS), (windows.APPLY_PS1, windows.APPLY_PARAMETERS)):
         head = script.split("param", 1)[0]
         assert "[CmdletBinding(SupportsShouldProcess)]" in head
         assert "$Ansible.Changed = $false" in script
         assert "$Ansible.Result = ConvertTo-Json" in script
         assert fake_windows._param_names(script) == list(params)
-    assert wb.APPLY_PS1.index("$new.Protocol =") < wb.APPLY_PS1.index("$new.LocalPorts =")
-    assert wb.APPLY_PS1.index("$new.Protocol =") < wb.APPLY_PS1.index("$new.RemotePorts =")
+    assert windows.APPLY_PS1.index("$new.Protocol =") < windows.APPLY_PS1.index("$new.LocalPorts =")
+    assert windows.APPLY_PS1.index("$new.Protocol =") < windows.APPLY_PS1.index("$new.RemotePorts =")
 
 
 def test_fake_enforces_protocol_before_ports():

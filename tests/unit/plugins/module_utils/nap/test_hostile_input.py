@@ -80,8 +80,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import model, planner, report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import aerleon
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import cisco
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
 
 NapError = model.NapError
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -481,7 +482,7 @@ CASE_BY_KEY = dict((c.key, c) for c in CASES)
 
 
 # what the filters and modules put in place of an empty option (``acl_name or DEFAULT_ACL_NAME``, ...)
-DEFAULTS = {"acl_name": cisco.DEFAULT_ACL_NAME, "filter_name": aerleon.DEFAULT_FILTER, "table": nb.DEFAULT_TABLE,
+DEFAULTS = {"acl_name": cisco.DEFAULT_ACL_NAME, "filter_name": aerleon.DEFAULT_FILTER, "table": nftables.DEFAULT_TABLE,
             "nft_rpc": None}
 
 
@@ -496,8 +497,8 @@ class Params:
         self.inv = dict(BASE)
         self.rule_field = None
         self.opts = {"acl_name": cisco.DEFAULT_ACL_NAME, "prefix": None, "block_acl": "OUTSIDE-IN",
-                     "interface": "GigabitEthernet0/1", "group": wb.DEFAULT_GROUP, "name_prefix": wb.DEFAULT_PREFIX,
-                     "win_host": "nps01", "table": nb.DEFAULT_TABLE, "nft_zone": "servers", "nft_rpc": None,
+                     "interface": "GigabitEthernet0/1", "group": windows.DEFAULT_GROUP, "name_prefix": windows.DEFAULT_PREFIX,
+                     "win_host": "nps01", "table": nftables.DEFAULT_TABLE, "nft_zone": "servers", "nft_rpc": None,
                      "filter_name": aerleon.DEFAULT_FILTER, "target": None}
         if kind == "inv":
             self.inv[what] = value
@@ -708,8 +709,8 @@ def win_render(params):
         if outcome:
             return outcome
         hostname = params.windows_host
-        args = {"state": "rendered", "plan": plan, "host": hostname, "group": wb.DEFAULT_GROUP,
-                "name_prefix": wb.DEFAULT_PREFIX}
+        args = {"state": "rendered", "plan": plan, "host": hostname, "group": windows.DEFAULT_GROUP,
+                "name_prefix": windows.DEFAULT_PREFIX}
     else:
         args, hostname = win_args(params)
     try:
@@ -720,10 +721,10 @@ def win_render(params):
         return refusal(case, value, str(result.get("msg")))
     try:
         if "plan" in args:
-            items = wb.rules_from_plan(args["plan"], args["host"])
+            items = windows.rules_from_plan(args["plan"], args["host"])
         else:
             items = args["rules"]
-        rules = wb.rules_from_input(items)
+        rules = windows.rules_from_input(items)
     except Exception as exc:  # pylint: disable=broad-except
         return Outcome(THROUGH, "the action rendered rules that the backend then refuses: %s" % exc)
     # rendered scripts come back as a list of lines per form: check them as the file an admin saves
@@ -742,7 +743,7 @@ def win_benign(params):
 
 
 def _expected_model(rules, prefix):
-    return [r.to_dict() for r in wb.full_rules(rules, prefix)]
+    return [r.to_dict() for r in windows.full_rules(rules, prefix)]
 
 
 # -- PowerShell ----------------------------------------------------------------
@@ -911,15 +912,15 @@ def _netsecurity_rules(text, group, prefix, rules):
         profile = values.get("-Profile")
         protocol = values.get("-Protocol")
         fw = {"Name": values.get("-Name"), "Description": values.get("-Description"), "Grouping": group,
-              "Direction": {"Inbound": wb.DIR_IN, "Outbound": wb.DIR_OUT}.get(values.get("-Direction")),
-              "Action": wb.ACTION_ALLOW, "Protocol": _PS_PROTOCOL_NUMBERS.get(protocol, protocol),
+              "Direction": {"Inbound": windows.DIR_IN, "Outbound": windows.DIR_OUT}.get(values.get("-Direction")),
+              "Action": windows.ACTION_ALLOW, "Protocol": _PS_PROTOCOL_NUMBERS.get(protocol, protocol),
               "LocalPorts": ",".join(map(str, _as_list(values.get("-LocalPort")))) or None,
               "RemotePorts": ",".join(map(str, _as_list(values.get("-RemotePort")))) or None,
               "LocalAddresses": ",".join(_as_list(values.get("-LocalAddress"))) or "*",
               "RemoteAddresses": ",".join(_as_list(values.get("-RemoteAddress"))) or "*",
-              "Profiles": wb.PROFILES_ALL if profile == "Any" else wb.profiles_mask(str(profile).split(", ")),
+              "Profiles": windows.PROFILES_ALL if profile == "Any" else windows.profiles_mask(str(profile).split(", ")),
               "Enabled": True}
-        have.append(wb.fw_to_rule(fw, prefix).to_dict())
+        have.append(windows.fw_to_rule(fw, prefix).to_dict())
     want = _expected_model(rules, prefix)
     if have != want:
         problems.append("netsecurity: New-NetFirewallRule: %s" % rules_diff(have, want))
@@ -937,11 +938,11 @@ def _com_rules(text, group, prefix, rules):
             continue
         values = dict(args)
         fw = {"Name": values.get("-Name"), "Description": values.get("-Description"), "Grouping": group,
-              "Direction": values.get("-Direction"), "Action": wb.ACTION_ALLOW, "Protocol": values.get("-Protocol"),
+              "Direction": values.get("-Direction"), "Action": windows.ACTION_ALLOW, "Protocol": values.get("-Protocol"),
               "LocalPorts": values.get("-LocalPorts"), "RemotePorts": values.get("-RemotePorts"),
               "LocalAddresses": values.get("-LocalAddresses"), "RemoteAddresses": values.get("-RemoteAddresses"),
               "Profiles": values.get("-Profiles"), "Enabled": True}
-        have.append(wb.fw_to_rule(fw, prefix).to_dict())
+        have.append(windows.fw_to_rule(fw, prefix).to_dict())
     want = _expected_model(rules, prefix)
     if have != want:
         problems.append("com: Add-NapRule: %s" % rules_diff(have, want))
@@ -1057,14 +1058,14 @@ def _netsh_rules(text, prefix, rules):
         args = dict((t.partition("=")[0], _cmd_value(t.partition("=")[2])) for t in tokens[5:])
         profile = args.get("profile")
         fw = {"Name": args.get("name"), "Description": args.get("description", ""),
-              "Direction": {"in": wb.DIR_IN, "out": wb.DIR_OUT}.get(args.get("dir")),
-              "Action": wb.ACTION_ALLOW if args.get("action") == "allow" else None,
+              "Direction": {"in": windows.DIR_IN, "out": windows.DIR_OUT}.get(args.get("dir")),
+              "Action": windows.ACTION_ALLOW if args.get("action") == "allow" else None,
               "Protocol": _NETSH_PROTOCOLS.get(args.get("protocol"), args.get("protocol")),
               "LocalPorts": args.get("localport"), "RemotePorts": args.get("remoteport"),
               "LocalAddresses": args.get("localip", "*"), "RemoteAddresses": args.get("remoteip", "*"),
-              "Profiles": wb.PROFILES_ALL if profile == "any" else wb.profiles_mask(profile),
+              "Profiles": windows.PROFILES_ALL if profile == "any" else windows.profiles_mask(profile),
               "Enabled": args.get("enable") == "yes"}
-        have.append(wb.fw_to_rule(fw, prefix).to_dict())
+        have.append(windows.fw_to_rule(fw, prefix).to_dict())
     want = _expected_model(rules, prefix)
     problems = []
     if have != want:
@@ -1600,7 +1601,7 @@ def nft_script(params):
         return got
     policy = got[0]
     try:
-        return policy, nb.desired_state(policy).script()
+        return policy, nftables.desired_state(policy).script()
     except Exception as exc:  # pylint: disable=broad-except
         return classify_exception(params.case, params.value, exc)
 
@@ -1643,7 +1644,7 @@ def nft_outcome(params, nft):
 def nft_problems(policy, listing):
     """What in ``nft -j list ruleset`` is not exactly the owned table the policy renders to."""
     doc = json.loads(listing)
-    want = nb.desired_state(policy)
+    want = nftables.desired_state(policy)
     problems = []
     tables, objects = [], []
     for item in doc.get("nftables", []):
@@ -1660,7 +1661,7 @@ def nft_problems(policy, listing):
         problems.append("the ruleset holds tables %s, not only %s %s" % (tables, policy.family, policy.table))
     if objects:
         problems.append("objects outside the owned table's sets, chains and rules: %s" % objects[:3])
-    have = nb.parse_table(doc, policy.family, policy.table)
+    have = nftables.parse_table(doc, policy.family, policy.table)
     if have is None:
         return problems + ["the owned table is not there"]
     chains = dict((n, (c.type, c.hook, c.policy)) for n, c in have.chains.items())
@@ -1671,18 +1672,18 @@ def nft_problems(policy, listing):
     want_sets = dict((n, s.comment) for n, s in want.sets.items())
     if sets != want_sets:
         problems.append("sets %s, not %s" % (_short(sets, 200), _short(want_sets, 200)))
-    parsed = nb.parse_rules(have, policy.families, policy.rpc_dynamic_range, policy.rules)
+    parsed = nftables.parse_rules(have, policy.families, policy.rpc_dynamic_range, policy.rules)
     rules = sorted((r.to_dict() for r in parsed), key=lambda r: r["name"])
     want_rules = sorted((r.to_dict() for r in policy.rules), key=lambda r: r["name"])
     if rules != want_rules:
         problems.append("nft rules: %s" % rules_diff(rules, want_rules))
-    zones = dict((z, sorted(c)) for z, c in nb.parse_zones(have).items())
-    want_zones = dict((z, sorted(c)) for z, c in nb.parse_zones(want).items())
+    zones = dict((z, sorted(c)) for z, c in nftables.parse_zones(have).items())
+    want_zones = dict((z, sorted(c)) for z, c in nftables.parse_zones(want).items())
     if zones != want_zones or set(want_zones) != set(z for z, f in policy.zones.items() if f[4] or f[6]):
         problems.append("zones read back as %s, not %s" % (_short(zones, 200), sorted(policy.zones)))
-    if not problems and nb.compare(policy, have).changed:
+    if not problems and nftables_compare.compare(policy, have).changed:
         problems.append("nft_nap_policy would see a change on its next run: %s" % _short(
-            nb.compare(policy, have).commands(), 300))
+            nftables_compare.compare(policy, have).commands(), 300))
     return problems
 
 
@@ -1713,9 +1714,9 @@ def meaning_problem(params):
             return "%s %r was accepted as %r (ASCII digits say %r)" % (params.rule_field, value, have, want)
         return None
     if params.kind == "opt":     # nft_nap_policy rpc_dynamic_range: empty is the default
-        want = want or (None if value else nb.DEFAULT_RPC_RANGE)
+        want = want or (None if value else nftables.DEFAULT_RPC_RANGE)
         try:
-            have = nb.Policy([], {}, (), value or nb.DEFAULT_RPC_RANGE).rpc_dynamic_range
+            have = nftables.Policy([], {}, (), value or nftables.DEFAULT_RPC_RANGE).rpc_dynamic_range
         except NapError:
             return None
     else:

@@ -17,7 +17,8 @@ import os
 
 import pytest
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables as nb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +37,7 @@ def spec():
 
 @pytest.fixture()
 def policy(spec):
-    return nb.Policy(spec["rules"], spec["zones"], spec["management_sources"], spec["rpc_dynamic_range"])
+    return nftables.Policy(spec["rules"], spec["zones"], spec["management_sources"], spec["rpc_dynamic_range"])
 
 
 @pytest.fixture()
@@ -56,7 +57,7 @@ def rule_item(doc, comment):
 
 
 def test_render_matches_golden_file(policy):
-    text = nb.desired_state(policy).script()
+    text = nftables.desired_state(policy).script()
     want = load("nft_policy.nft")
     if text != want:
         with open(os.path.join(FIX, "nft_policy.nft.actual"), "w") as handle:
@@ -65,33 +66,33 @@ def test_render_matches_golden_file(policy):
 
 
 def test_script_is_one_transaction_replacing_only_the_owned_table(policy):
-    lines = nb.desired_state(policy).script().splitlines()
+    lines = nftables.desired_state(policy).script().splitlines()
     assert lines[2:5] == ["table inet configmgr_nap", "delete table inet configmgr_nap", "table inet configmgr_nap {"]
     assert not [line for line in lines if line.startswith(("flush ruleset", "delete table")) and "configmgr_nap" not in line]
 
 
 def test_round_trip_parses_back_to_the_same_rules(policy, listing):
-    have = nb.parse_table(listing)
-    assert have.norm() == nb.desired_state(policy).norm()
-    parsed = nb.parse_rules(have, policy.families, policy.rpc_dynamic_range, policy.rules)
+    have = nftables.parse_table(listing)
+    assert have.norm() == nftables.desired_state(policy).norm()
+    parsed = nftables.parse_rules(have, policy.families, policy.rpc_dynamic_range, policy.rules)
     assert sorted((r.to_dict() for r in parsed), key=lambda d: d["name"]) == \
         sorted((r.to_dict() for r in policy.rules), key=lambda d: d["name"])
-    change = nb.compare(policy, have)
+    change = nftables_compare.compare(policy, have)
     assert not change.changed
     assert change.commands() == []
     assert not change.rule_diff.changed
 
 
 def test_keywords_parse_back_from_their_spelling(policy, listing):
-    rules = dict((r.name, r) for r in nb.parse_rules(nb.parse_table(listing), rpc_range="50000-51000"))
+    rules = dict((r.name, r) for r in nftables.parse_rules(nftables.parse_table(listing), rpc_range="50000-51000"))
     assert rules["NAP-SHV-CONFIG-TCP-IN-RPC"].dst_ports == ("rpc-dynamic",)
     assert rules["NAP-SHV-CONFIG-TCP-IN-EPMAP"].dst_ports == ("rpc-epmap",)
     assert rules["NAP-SHV-CONFIG-TCP-IN-RPC"].flow_id == "NAP-SHV-CONFIG"
 
 
 def test_rpc_range_change_is_an_update(spec, listing):
-    policy = nb.Policy(spec["rules"], spec["zones"], spec["management_sources"], "49152-65535")
-    change = nb.compare(policy, nb.parse_table(listing))
+    policy = nftables.Policy(spec["rules"], spec["zones"], spec["management_sources"], "49152-65535")
+    change = nftables_compare.compare(policy, nftables.parse_table(listing))
     assert change.changed
     assert [(o.name, n.name) for o, n in change.rule_diff.update] == [("NAP-SHV-CONFIG-TCP-IN-RPC",) * 2]
     assert change.rule_diff.commands() == [{"op": "update", "name": "NAP-SHV-CONFIG-TCP-IN-RPC",
@@ -99,12 +100,12 @@ def test_rpc_range_change_is_an_update(spec, listing):
 
 
 def test_describe_reports_zones_and_management(policy, listing):
-    doc = nb.describe(nb.parse_table(listing), policy)
+    doc = nftables_compare.describe(nftables.parse_table(listing), policy)
     assert doc["present"] is True
     assert doc["zones"]["clients"] == ["198.51.100.0/25", "198.51.100.192/26", "2001:db8:1::/64"]
     assert doc["zones"]["quarantine"] == ["198.51.100.128/26"]
     assert doc["management_sources"] == ["203.0.113.10/32", "2001:db8:9::10/128"]
-    assert nb.describe(None)["present"] is False
+    assert nftables_compare.describe(None)["present"] is False
 
 
 def test_other_tables_in_the_listing_are_ignored(policy, listing):
@@ -114,11 +115,11 @@ def test_other_tables_in_the_listing_are_ignored(policy, listing):
                                       "hook": "input", "prio": 0, "policy": "drop"}})
     doc["nftables"].append({"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2,
                                      "expr": [{"accept": None}]}})
-    assert not nb.compare(policy, nb.parse_table(doc)).changed
+    assert not nftables_compare.compare(policy, nftables.parse_table(doc)).changed
 
 
 def test_absent_table_is_created(policy):
-    change = nb.compare(policy, nb.parse_table({"nftables": []}))
+    change = nftables_compare.compare(policy, nftables.parse_table({"nftables": []}))
     assert change.changed
     cmds = change.commands()
     assert cmds[0] == "add table inet configmgr_nap"
@@ -130,7 +131,7 @@ def test_absent_table_is_created(policy):
 def test_hand_deleted_rule_is_missing(policy, listing):
     doc = copy.deepcopy(listing)
     doc["nftables"].remove(rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE"))
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert change.changed
     assert change.rule_diff.summary() == {"missing": ["IPSEC-IKE-ESP-FWD"], "extra": [], "changed": []}
     assert any(c.startswith("add rule inet configmgr_nap forward") and "IPSEC-IKE-ESP-FWD" in c
@@ -143,7 +144,7 @@ def test_one_family_part_deleted_is_a_change(policy, listing):
     parts = [i for i in doc["nftables"] if "rule" in i and i["rule"].get("comment") == "IPSEC-HRA-TCP-FWD|IPSEC-HRA"]
     assert len(parts) == 2
     doc["nftables"].remove(parts[1])
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
 
 
@@ -154,13 +155,13 @@ def test_hand_edited_port_is_an_update(policy, listing):
         for expr in part["rule"]["expr"]:
             if "match" in expr and expr["match"]["left"].get("payload", {}).get("field") == "dport":
                 expr["match"]["right"] = 8443
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert change.rule_diff.commands() == [{"op": "update", "name": "IPSEC-HRA-TCP-FWD", "fields": ["dst_ports"]}]
     assert "port 8443" in change.ansible_diff()["before"]
     # only one of the two family parts edited: reported too (as edited by hand)
     doc = copy.deepcopy(listing)
     rule_item(doc, "IPSEC-HRA-TCP-FWD|IPSEC-HRA")["rule"]["expr"][2]["match"]["right"] = 8443
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-HRA-TCP-FWD"]
     item = parts[0]
     cmds = change.commands()
@@ -171,10 +172,10 @@ def test_verdict_changed_by_hand_is_an_update(policy, listing):
     doc = copy.deepcopy(listing)
     item = rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE")
     item["rule"]["expr"][-1] = {"drop": None}
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert [new.name for _old, new in change.rule_diff.update] == ["IPSEC-IKE-ESP-FWD"]
     old = change.rule_diff.update[0][0]
-    assert old.description.startswith(nb.TAMPERED) and " drop " in old.description
+    assert old.description.startswith(nftables.TAMPERED) and " drop " in old.description
 
 
 def test_hand_added_rule_is_extra(policy, listing):
@@ -183,7 +184,7 @@ def test_hand_added_rule_is_extra(policy, listing):
                                      "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
                                                                                           "field": "dport"}},
                                                          "right": 9999}}, {"accept": None}]}})
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert change.rule_diff.summary()["extra"] == ["handle-99"]
     extra = change.rule_diff.remove[0]
     assert (extra.direction, extra.protocol, extra.dst_ports) == ("in", "tcp", (9999,))
@@ -194,9 +195,9 @@ def test_unknown_expression_is_kept_as_unparsed(policy, listing):
     doc = copy.deepcopy(listing)
     item = rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE")
     item["rule"]["expr"].insert(0, {"log": {"prefix": "x"}})
-    have = nb.parse_table(doc)
-    assert nb.compare(policy, have).changed
-    rules = dict((r.name, r) for r in nb.parse_rules(have))
+    have = nftables.parse_table(doc)
+    assert nftables_compare.compare(policy, have).changed
+    rules = dict((r.name, r) for r in nftables.parse_rules(have))
     assert "unparsed" in rules["IPSEC-IKE-ESP-FWD"].description
 
 
@@ -206,7 +207,7 @@ def test_structural_drift_set_and_drop_rule(policy, listing):
         if "set" in item and item["set"]["name"] == "zone_servers_v4":
             item["set"]["elem"] = ["192.0.2.1"]
     doc["nftables"].remove(rule_item(doc, "configmgr.nap:drop unplanned from zone quarantine"))
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert change.changed and not change.rule_diff.changed
     whats = [(op, what) for op, what, _detail in change.structure]
     assert ("update", "set zone_servers_v4") in whats
@@ -221,7 +222,7 @@ def test_chain_policy_changed_by_hand(policy, listing):
     for item in doc["nftables"]:
         if "chain" in item and item["chain"]["name"] == "forward":
             item["chain"]["policy"] = "drop"
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert ("update", "chain forward") in [(op, what) for op, what, _detail in change.structure]
 
 
@@ -230,7 +231,7 @@ def test_rule_moved_behind_the_drop_is_a_change(policy, listing):
     item = rule_item(doc, "IPSEC-IKE-ESP-FWD|IPSEC-IKE")
     doc["nftables"].remove(item)
     doc["nftables"].append(item)
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert change.changed and not change.rule_diff.changed
     assert change.commands()
 
@@ -238,7 +239,7 @@ def test_rule_moved_behind_the_drop_is_a_change(policy, listing):
 def test_foreign_object_in_owned_table_is_removed(policy, listing):
     doc = copy.deepcopy(listing)
     doc["nftables"].append({"counter": {"family": "inet", "table": "configmgr_nap", "name": "c1", "handle": 50}})
-    change = nb.compare(policy, nb.parse_table(doc))
+    change = nftables_compare.compare(policy, nftables.parse_table(doc))
     assert ("remove", "counter c1") in [(op, what) for op, what, _detail in change.structure]
 
 
@@ -250,37 +251,37 @@ def rule(**kw):
 
 
 def test_rule_without_addresses_is_one_rule():
-    out = nb.rule_to_nft(rule(dst_ports=[80]))
+    out = nftables.rule_to_nft(rule(dst_ports=[80]))
     assert [r.body() for r in out] == ['tcp dport 80 counter accept comment "R|F"']
 
 
 def test_mixed_families_split_and_unmatchable_part_dropped():
-    eff, warnings = nb.effective_rule(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
+    eff, warnings = nftables.effective_rule(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
                                            dst_addresses=["198.51.100.1"], dst_ports=[443]))
     assert eff.src_addresses == ("192.0.2.0/24",)
     assert warnings and "2001:db8::/64" in warnings[0]
-    out = nb.rule_to_nft(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
+    out = nftables.rule_to_nft(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
                               dst_addresses=["198.51.100.1", "2001:db8:1::1"], dst_ports=[443]))
     assert [r.matches[0].key for r in out] == ["ip saddr", "ip6 saddr"]
 
 
 def test_rule_that_can_never_match_fails_closed():
     with pytest.raises(NapError, match="can never match"):
-        nb.effective_rule(rule(src_addresses=["2001:db8::/64"], dst_addresses=["192.0.2.1"]))
+        nftables.effective_rule(rule(src_addresses=["2001:db8::/64"], dst_addresses=["192.0.2.1"]))
     with pytest.raises(NapError, match="can never match"):
-        nb.Policy([rule(src_addresses=["2001:db8::/64"]).to_dict()], family="ip")
+        nftables.Policy([rule(src_addresses=["2001:db8::/64"]).to_dict()], family="ip")
 
 
 def test_ports_merge_like_nft():
-    eff = nb.effective_rule(rule(dst_ports=[135, "100-200", 5985, 5986, 201]))[0]
+    eff = nftables.effective_rule(rule(dst_ports=[135, "100-200", 5985, 5986, 201]))[0]
     assert eff.dst_ports == ("100-201", "5985-5986")
 
 
 def test_icmp_and_portless_protocols():
-    assert nb.rule_to_nft(rule(protocol="icmp", src_addresses=["192.0.2.0/24"]))[0].body() == \
+    assert nftables.rule_to_nft(rule(protocol="icmp", src_addresses=["192.0.2.0/24"]))[0].body() == \
         'ip saddr 192.0.2.0/24 meta l4proto icmp counter accept comment "R|F"'
-    assert nb.rule_to_nft(rule(protocol="gre"))[0].body() == 'meta l4proto gre counter accept comment "R|F"'
-    assert nb.rule_to_nft(rule(protocol="udp"))[0].body() == 'meta l4proto udp counter accept comment "R|F"'
+    assert nftables.rule_to_nft(rule(protocol="gre"))[0].body() == 'meta l4proto gre counter accept comment "R|F"'
+    assert nftables.rule_to_nft(rule(protocol="udp"))[0].body() == 'meta l4proto udp counter accept comment "R|F"'
 
 
 @pytest.mark.parametrize("name,flow,match", [
@@ -293,33 +294,33 @@ def test_icmp_and_portless_protocols():
 ])
 def test_names_the_comment_cannot_carry(name, flow, match):
     with pytest.raises(NapError, match=match):
-        nb.Policy([dict(name=name, flow_id=flow, direction="in", protocol="tcp", dst_ports=[22])])
+        nftables.Policy([dict(name=name, flow_id=flow, direction="in", protocol="tcp", dst_ports=[22])])
 
 
 @pytest.mark.parametrize("text", ['a"b', "a\\b", "a\nb", "a\u2028b", "a\x00b"])
 def test_quote_refuses_what_an_nft_string_cannot_carry(text):
     with pytest.raises(NapError, match="nft"):
-        nb._quote(text)
+        nftables._quote(text)
 
 
 def test_hostile_zone_name_never_reaches_the_script():
     hostile = 'zz";};chain pwn{type filter hook input priority -10;policy drop;};set s_p{type ipv4_addr;comment "'
     with pytest.raises(NapError, match="not a valid zone name"):
-        nb.Policy([rule().to_dict()], zones={hostile: ["192.0.2.0/24"], "b": ["198.51.100.0/24"]})
+        nftables.Policy([rule().to_dict()], zones={hostile: ["192.0.2.0/24"], "b": ["198.51.100.0/24"]})
 
 
 def test_duplicate_rule_names_fail():
     with pytest.raises(NapError, match="duplicate"):
-        nb.Policy([rule().to_dict(), rule().to_dict()])
+        nftables.Policy([rule().to_dict(), rule().to_dict()])
 
 
 def test_effective_zones_most_specific_wins():
-    zones = nb.effective_zones({"all": ["10.0.0.0/8"], "lab": ["10.1.0.0/16"], "v6": ["2001:db8::/32"]})
+    zones = nftables.effective_zones({"all": ["10.0.0.0/8"], "lab": ["10.1.0.0/16"], "v6": ["2001:db8::/32"]})
     assert "10.1.0.0/16" not in zones["all"][4]
     assert zones["lab"][4] == ("10.1.0.0/16",)
     assert len(zones["all"][4]) == 8
     with pytest.raises(NapError, match="both zone"):
-        nb.effective_zones({"a": ["10.0.0.0/8"], "b": ["10.0.0.0/8"]})
+        nftables.effective_zones({"a": ["10.0.0.0/8"], "b": ["10.0.0.0/8"]})
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -329,43 +330,43 @@ def test_effective_zones_most_specific_wins():
 ])
 def test_policy_options_are_validated(kw, match):
     with pytest.raises(NapError, match=match):
-        nb.Policy([], **kw)
+        nftables.Policy([], **kw)
 
 
 def test_no_owned_zones_means_no_drop():
-    state = nb.desired_state(nb.Policy([rule(dst_ports=[80]).to_dict()]))
+    state = nftables.desired_state(nftables.Policy([rule(dst_ports=[80]).to_dict()]))
     assert not [r for r in state.all_rules() if r.verdict == "drop"]
 
 
 def test_allow_lockout_leaves_out_the_management_rule():
-    with_mgmt = nb.desired_state(nb.Policy([], {"a": ["192.0.2.0/24"]}, ["192.0.2.9"]))
-    without = nb.desired_state(nb.Policy([], {"a": ["192.0.2.0/24"]}, ["192.0.2.9"], allow_lockout=True))
+    with_mgmt = nftables.desired_state(nftables.Policy([], {"a": ["192.0.2.0/24"]}, ["192.0.2.9"]))
+    without = nftables.desired_state(nftables.Policy([], {"a": ["192.0.2.0/24"]}, ["192.0.2.9"], allow_lockout=True))
     assert [r.comment for r in with_mgmt.all_rules()].count("configmgr.nap:anti-lockout") == 2
     assert "configmgr.nap:anti-lockout" not in [r.comment for r in without.all_rules()]
 
 
 def test_ip_family_table_carries_ipv4_only(spec):
-    policy = nb.Policy(spec["rules"], spec["zones"], spec["management_sources"], family="ip")
-    text = nb.desired_state(policy).script()
+    policy = nftables.Policy(spec["rules"], spec["zones"], spec["management_sources"], family="ip")
+    text = nftables.desired_state(policy).script()
     assert "ip6 " not in text and "icmpv6" not in text and "table ip configmgr_nap {" in text
     assert any("2001:db8" in w for w in policy.warnings)
 
 
 def test_nft_error_quotes_the_rule():
-    script = nb.desired_state(nb.Policy([rule(dst_ports=[80]).to_dict()])).script()
+    script = nftables.desired_state(nftables.Policy([rule(dst_ports=[80]).to_dict()])).script()
     line = [i for i, text in enumerate(script.splitlines(), 1) if '"R|F"' in text][0]
     err = "/dev/stdin:%d:3-9: Error: Could not process rule: No such file or directory\n..." % line
-    msg = nb.nft_error(err, script)
+    msg = nftables_compare.nft_error(err, script)
     assert msg.startswith("nft rejected rule R: Could not process rule: No such file or directory; the rule: ")
     assert 'tcp dport 80 counter accept comment "R|F"' in msg
-    assert nb.nft_error("something else", script) == "something else"
+    assert nftables_compare.nft_error("something else", script) == "something else"
 
 
 # ---------------------------------------------------------------------------
 # state: rendered as a list of lines; --diff in table order, the chain named (issue 13, item 4)
 # ---------------------------------------------------------------------------
 def test_script_lines_are_the_script_split_on_its_newlines_only(policy):
-    state = nb.desired_state(policy)
+    state = nftables.desired_state(policy)
     lines = state.script_lines()
     assert "\n".join(lines) + "\n" == state.script() == load("nft_policy.nft")
     assert all("\n" not in line for line in lines) and lines[0] == "#!/usr/sbin/nft -f"
@@ -389,7 +390,7 @@ def test_diff_is_in_table_order_and_names_the_chain(policy, listing):
                                      "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
                                                                                           "field": "dport"}},
                                                          "right": 9999}}, {"accept": None}]}})
-    diff = nb.compare(policy, nb.parse_table(doc)).ansible_diff()
+    diff = nftables_compare.compare(policy, nftables.parse_table(doc)).ansible_diff()
     assert diff["before_header"] == diff["after_header"].replace("after", "before") == \
         "rules before (nft table inet configmgr_nap)"
     before, after = diff["before"].splitlines(), diff["after"].splitlines()
@@ -412,5 +413,5 @@ def test_diff_is_in_table_order_and_names_the_chain(policy, listing):
 
 
 def test_diff_of_an_unchanged_table_is_empty(policy, listing):
-    diff = nb.compare(policy, nb.parse_table(listing)).ansible_diff()
+    diff = nftables_compare.compare(policy, nftables.parse_table(listing)).ansible_diff()
     assert diff["before"] == diff["after"] == ""

@@ -19,12 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows as wb
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
-PREFIX = wb.DEFAULT_PREFIX
+PREFIX = windows.DEFAULT_PREFIX
 
 
 def estate_plan():
@@ -60,8 +61,8 @@ FORMS = ("com", "netsecurity", "netsh")
 
 def rendered(case):
     items, profiles = CASES[case]
-    rules = wb.rules_from_input(items)
-    return wb.render_all(rules, mask=wb.profiles_mask(profiles), host=case)
+    rules = windows.rules_from_input(items)
+    return windows_render.render_all(rules, mask=windows.profiles_mask(profiles), host=case)
 
 
 @pytest.mark.parametrize("case,form", [(c, f) for c in CASES for f in FORMS],
@@ -88,12 +89,12 @@ def test_rendered_lines_are_the_scripts_split_on_their_own_line_endings(case):
     """state: rendered returns each form as a list of lines (issue 13, item 4): com and netsecurity joined with
     LF, the netsh .cmd file with CRLF, give back the golden text; no line holds a line ending."""
     items, profiles = CASES[case]
-    rules = wb.rules_from_input(items)
-    lines = wb.render_all_lines(rules, mask=wb.profiles_mask(profiles), host=case)
+    rules = windows.rules_from_input(items)
+    lines = windows_render.render_all_lines(rules, mask=windows.profiles_mask(profiles), host=case)
     texts = rendered(case)
-    assert list(lines) == list(FORMS) == list(wb.RENDERED_NEWLINES)
+    assert list(lines) == list(FORMS) == list(windows_render.RENDERED_NEWLINES)
     for form in FORMS:
-        newline = wb.RENDERED_NEWLINES[form]
+        newline = windows_render.RENDERED_NEWLINES[form]
         assert isinstance(lines[form], list) and lines[form]
         assert newline.join(lines[form]) + newline == texts[form]
         assert not [line for line in lines[form] if "\r" in line or "\n" in line]
@@ -121,7 +122,7 @@ def _errors(parser, text):
     return out
 
 
-@pytest.mark.parametrize("name,text", [("READ_PS1", wb.READ_PS1), ("APPLY_PS1", wb.APPLY_PS1)]
+@pytest.mark.parametrize("name,text", [("READ_PS1", windows.READ_PS1), ("APPLY_PS1", windows.APPLY_PS1)]
                          + [("%s.%s" % (c, f), None) for c in CASES for f in ("com", "netsecurity")])
 def test_powershell_parses(name, text):
     parser = _parser()
@@ -134,16 +135,16 @@ def test_powershell_parses(name, text):
 
 
 def test_ps_quote_doubles_every_single_quote():
-    assert wb.ps_quote(u"it's \u2018x\u2019") == u"'it''s \u2018\u2018x\u2019\u2019'"
-    assert wb.ps_quote("$env:x `n") == "'$env:x `n'"
+    assert windows_render.ps_quote(u"it's \u2018x\u2019") == u"'it''s \u2018\u2018x\u2019\u2019'"
+    assert windows_render.ps_quote("$env:x `n") == "'$env:x `n'"
 
 
 def test_netsh_refuses_what_it_cannot_quote_and_escapes_percent():
-    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": 'say "hi"'})
+    rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": 'say "hi"'})
     with pytest.raises(NapError, match="double quote"):
-        wb.render_netsh([rule])
-    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": "100%"})
-    assert 'description="100%%"' in wb.render_netsh([rule])
+        windows_render.render_netsh([rule])
+    rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [1], "description": "100%"})
+    assert 'description="100%%"' in windows_render.render_netsh([rule])
 
 
 # ---------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_netsh_refuses_what_it_cannot_quote_and_escapes_percent():
     ("not-an-ip", (), ["not-an-ip"]),
 ])
 def test_parse_addresses(text, nets, problems):
-    assert wb.parse_addresses(text) == (nets, problems)
+    assert windows.parse_addresses(text) == (nets, problems)
 
 
 @pytest.mark.parametrize("text,ports,problems", [
@@ -175,38 +176,38 @@ def test_parse_addresses(text, nets, problems):
     ("IPHTTPS", (), ["IPHTTPS"]),
 ])
 def test_parse_ports(text, ports, problems):
-    assert wb.parse_ports(text) == (ports, problems)
+    assert windows.parse_ports(text) == (ports, problems)
 
 
 def test_port_keywords_are_spelled_per_backend():
-    assert wb.format_ports(("rpc-epmap",), "com") == "RPC-EPMap"
-    assert wb.format_ports(("rpc-epmap",), "netsh") == "RPC-EPMap"
-    assert wb.format_ports(("rpc-epmap",), "ps") == "RPCEPMap"
-    assert wb.format_ports(("rpc-dynamic",), "ps") == "RPC"
-    assert wb.format_ports((), "com") == "*"
+    assert windows.format_ports(("rpc-epmap",), "com") == "RPC-EPMap"
+    assert windows.format_ports(("rpc-epmap",), "netsh") == "RPC-EPMap"
+    assert windows.format_ports(("rpc-epmap",), "ps") == "RPCEPMap"
+    assert windows.format_ports(("rpc-dynamic",), "ps") == "RPC"
+    assert windows.format_ports((), "com") == "*"
 
 
 def test_profiles():
-    assert wb.profiles_mask(["all"]) == wb.PROFILES_ALL == 0x7FFFFFFF
-    assert wb.profiles_mask(["domain", "private", "public"]) == wb.PROFILES_ALL
-    assert wb.profiles_mask(["domain", "public"]) == 5
-    assert wb.same_profiles(7, wb.PROFILES_ALL) and not wb.same_profiles(1, 3)
-    assert wb.profiles_names(wb.PROFILES_ALL) == ["all"] and wb.profiles_names(6) == ["private", "public"]
+    assert windows.profiles_mask(["all"]) == windows.PROFILES_ALL == 0x7FFFFFFF
+    assert windows.profiles_mask(["domain", "private", "public"]) == windows.PROFILES_ALL
+    assert windows.profiles_mask(["domain", "public"]) == 5
+    assert windows.same_profiles(7, windows.PROFILES_ALL) and not windows.same_profiles(1, 3)
+    assert windows.profiles_names(windows.PROFILES_ALL) == ["all"] and windows.profiles_names(6) == ["private", "public"]
     with pytest.raises(NapError):
-        wb.profiles_mask(["office"])
+        windows.profiles_mask(["office"])
 
 
 def test_inbound_and_outbound_map_to_local_and_remote():
-    inbound = wb.rule_from_input({"name": "I", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "src_ports": [1000],
+    inbound = windows.rule_from_input({"name": "I", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "src_ports": [1000],
                                   "dst_addresses": ["192.0.2.20"], "dst_ports": [445]})
-    fw = wb.rule_to_fw(inbound, "G", PREFIX)
+    fw = windows.rule_to_fw(inbound, "G", PREFIX)
     assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalAddresses"], fw["LocalPorts"]) == (
         1, "192.0.2.1/32", "1000", "192.0.2.20/32", "445")
-    outbound = wb.rule_from_input({"name": "O", "direction": "out", "protocol": "udp", "dst_addresses": ["192.0.2.5"],
+    outbound = windows.rule_from_input({"name": "O", "direction": "out", "protocol": "udp", "dst_addresses": ["192.0.2.5"],
                                    "dst_ports": [53]})
-    fw = wb.rule_to_fw(outbound, "G", PREFIX)
+    fw = windows.rule_to_fw(outbound, "G", PREFIX)
     assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalPorts"]) == (2, "192.0.2.5/32", "53", "*")
-    icmp = wb.rule_to_fw(wb.rule_from_input({"name": "P", "protocol": "icmp"}), "G", PREFIX)
+    icmp = windows.rule_to_fw(windows.rule_from_input({"name": "P", "protocol": "icmp"}), "G", PREFIX)
     assert icmp["Protocol"] == 1 and icmp["LocalPorts"] is None and icmp["RemoteAddresses"] == "*"
 
 
@@ -223,25 +224,25 @@ def test_inbound_and_outbound_map_to_local_and_remote():
     ({"Direction": 3}, "Direction=3"),
 ])
 def test_hand_edits_show_in_the_description(edit, needle):
-    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "dst_ports": [445],
+    rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "dst_ports": [445],
                                "description": "SMB"})
-    fw = dict(wb.rule_to_fw(rule, "G", PREFIX))
-    assert wb.fw_to_rule(fw, PREFIX).description == "SMB"
+    fw = dict(windows.rule_to_fw(rule, "G", PREFIX))
+    assert windows.fw_to_rule(fw, PREFIX).description == "SMB"
     fw.update(edit)
-    back = wb.fw_to_rule(fw, PREFIX)
-    assert back.description.startswith(wb.TAMPERED) and needle in back.description
+    back = windows.fw_to_rule(fw, PREFIX)
+    assert back.description.startswith(windows.TAMPERED) and needle in back.description
     assert "(description: SMB)" in back.description
 
 
 def test_description_carries_flow_id_and_source():
-    rule = wb.rule_from_input({"name": "X-IN", "flow_id": "X", "source": "seed row 3", "protocol": "udp",
+    rule = windows.rule_from_input({"name": "X-IN", "flow_id": "X", "source": "seed row 3", "protocol": "udp",
                                "dst_ports": [67], "description": "DHCP"})
-    fw = wb.rule_to_fw(rule, "G", PREFIX)
+    fw = windows.rule_to_fw(rule, "G", PREFIX)
     assert fw["Description"] == "DHCP [flow X; source seed row 3]"
-    back = wb.fw_to_rule(fw, PREFIX)
+    back = windows.fw_to_rule(fw, PREFIX)
     assert (back.flow_id, back.source, back.description) == ("X", "seed row 3", "DHCP")
-    plain = wb.rule_from_input({"name": "Y", "protocol": "gre"})
-    assert wb.rule_to_fw(plain, "G", PREFIX)["Description"] == ""
+    plain = windows.rule_from_input({"name": "Y", "protocol": "gre"})
+    assert windows.rule_to_fw(plain, "G", PREFIX)["Description"] == ""
 
 
 ADDRESS = st.builds(lambda a, b, n: "192.%d.%d.0/%d" % (a, b, n), st.integers(0, 255), st.integers(0, 255),
@@ -268,14 +269,14 @@ def model_rules(draw):
         else:
             data["dst_ports"] = draw(st.lists(PORT, max_size=3))
             data["src_ports"] = draw(st.lists(PORT, max_size=2))
-    return wb.rule_from_input(data)
+    return windows.rule_from_input(data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(model_rules(), st.sampled_from([wb.PROFILES_ALL, 1, 6]))
+@given(model_rules(), st.sampled_from([windows.PROFILES_ALL, 1, 6]))
 def test_round_trip_through_windows_form(rule, mask):
     """model -> INetFwRule -> (the COM address form) -> model is the identity, and diffs to nothing."""
-    fw = dict(wb.rule_to_fw(rule, "G", PREFIX, mask))
+    fw = dict(windows.rule_to_fw(rule, "G", PREFIX, mask))
     for key in ("RemoteAddresses", "LocalAddresses"):
         if fw[key] != "*":
             parts = []
@@ -284,8 +285,8 @@ def test_round_trip_through_windows_form(rule, mask):
                 net = ipaddress.ip_network(item)
                 parts.append("%s/%s" % (net.network_address, net.netmask) if net.version == 4 else item)
             fw[key] = ",".join(parts)
-    back = wb.fw_to_rule(fw, PREFIX, mask)
-    want = wb.full_rules([rule], PREFIX)[0]
+    back = windows.fw_to_rule(fw, PREFIX, mask)
+    want = windows.full_rules([rule], PREFIX)[0]
     assert back.to_dict() == want.to_dict()
 
 
@@ -293,20 +294,20 @@ def test_round_trip_through_windows_form(rule, mask):
 # Input
 # ---------------------------------------------------------------------------
 def test_ranges_in_input_become_cidrs():
-    rule = wb.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [80],
+    rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [80],
                                "src_addresses": ["192.0.2.0-192.0.2.255", "198.51.100.7"]})
     assert rule.src_addresses == ("192.0.2.0/24", "198.51.100.7/32")
 
 
 def test_rules_from_plan():
-    rules = wb.rules_from_plan(PLAN, "nps01")
+    rules = windows.rules_from_plan(PLAN, "nps01")
     assert rules == PLAN["hosts"]["nps01"]["inbound"] + PLAN["hosts"]["nps01"]["outbound"]
     with pytest.raises(NapError, match="host is not"):
-        wb.rules_from_plan(PLAN, None)
+        windows.rules_from_plan(PLAN, None)
     with pytest.raises(NapError, match="not in the plan"):
-        wb.rules_from_plan(PLAN, "zz")
+        windows.rules_from_plan(PLAN, "zz")
     with pytest.raises(NapError, match="expected the handle of configmgr.nap.nap_plan"):
-        wb.rules_from_plan({"x": 1}, "nps01")
+        windows.rules_from_plan({"x": 1}, "nps01")
 
 
 # ---------------------------------------------------------------------------
@@ -324,17 +325,17 @@ def test_rules_from_plan():
     ("", "", False),
 ])
 def test_version_ok(os_version, ps_version, ok):
-    assert wb.version_ok(os_version, ps_version) is ok
+    assert windows.version_ok(os_version, ps_version) is ok
 
 
 def test_local_policy_problem():
-    assert wb.local_policy_problem("h", 0) is None
-    assert "GP_OVERRIDE" in wb.local_policy_problem("h", 1) and "local_policy_override" in wb.local_policy_problem("h", 1)
-    assert "INBOUND_BLOCKED" in wb.local_policy_problem("h", 2)
+    assert windows.local_policy_problem("h", 0) is None
+    assert "GP_OVERRIDE" in windows.local_policy_problem("h", 1) and "local_policy_override" in windows.local_policy_problem("h", 1)
+    assert "INBOUND_BLOCKED" in windows.local_policy_problem("h", 2)
 
 
 def _profiles(**kw):
-    out = dict((p, {"enabled": True, "default_inbound_action": 0, "block_all_inbound": False}) for p in wb.PROFILE_BITS)
+    out = dict((p, {"enabled": True, "default_inbound_action": 0, "block_all_inbound": False}) for p in windows.PROFILE_BITS)
     for name, values in kw.items():
         out[name].update(values)
     return out
@@ -342,7 +343,7 @@ def _profiles(**kw):
 
 def _fw(**kw):
     base = {"Name": "f", "Grouping": "other", "Direction": 1, "Action": 1, "Protocol": 6, "LocalPorts": "5985",
-            "RemoteAddresses": "*", "Profiles": wb.PROFILES_ALL, "Enabled": True, "ApplicationName": "",
+            "RemoteAddresses": "*", "Profiles": windows.PROFILES_ALL, "Enabled": True, "ApplicationName": "",
             "ServiceName": ""}
     base.update(kw)
     return base
@@ -351,8 +352,8 @@ def _fw(**kw):
 def _lockout(sources, foreign=(), owned=(), profiles=None, current=1, ports=(5985, 5986)):
     read = {"profiles": profiles or _profiles(), "current_profile_types": current,
             "management_rules": list(foreign), "rules": []}
-    owned = [wb.full_rules([wb.rule_from_input(r)], PREFIX)[0] for r in owned]
-    return wb.lockout_problems(sources, ports, read, "G", owned, wb.PROFILES_ALL)
+    owned = [windows.full_rules([windows.rule_from_input(r)], PREFIX)[0] for r in owned]
+    return windows.lockout_problems(sources, ports, read, "G", owned, windows.PROFILES_ALL)
 
 
 def test_lockout_judgement():
@@ -386,36 +387,36 @@ def test_lockout_judgement():
 # Ops
 # ---------------------------------------------------------------------------
 def _state(rules, group="G"):
-    doc = {"rules": [dict(wb.rule_to_fw(r, group, PREFIX)) for r in rules]}
-    return wb.HostState(doc, group, PREFIX)
+    doc = {"rules": [dict(windows.rule_to_fw(r, group, PREFIX)) for r in rules]}
+    return windows.HostState(doc, group, PREFIX)
 
 
 def test_ops_remove_first_then_update_as_remove_add_then_add():
-    a, b, c = (wb.rule_from_input({"name": n, "protocol": "tcp", "dst_ports": [p]}) for n, p in
+    a, b, c = (windows.rule_from_input({"name": n, "protocol": "tcp", "dst_ports": [p]}) for n, p in
                (("A", 1), ("B", 2), ("C", 3)))
-    b2 = wb.rule_from_input({"name": "B", "protocol": "tcp", "dst_ports": [22]})
+    b2 = windows.rule_from_input({"name": "B", "protocol": "tcp", "dst_ports": [22]})
     state = _state([a, b])
-    rdiff, ops = wb.plan_changes(wb.full_rules([b2, c], PREFIX), state)
+    rdiff, ops = windows.plan_changes(windows.full_rules([b2, c], PREFIX), state)
     assert [(o["op"], o["name"]) for o in ops] == [("remove", PREFIX + "A"), ("remove", PREFIX + "B"),
                                                    ("add", PREFIX + "B"), ("add", PREFIX + "C")]
     assert ops[2]["rule"]["LocalPorts"] == "22" and ops[2]["rule"]["Grouping"] == "G"
-    assert [wb.op_command(o) for o in ops][0] == 'delete rule name="configmgr.nap A"'
+    assert [windows_render.op_command(o) for o in ops][0] == 'delete rule name="configmgr.nap A"'
     assert rdiff.summary() == {"missing": [PREFIX + "C"], "extra": [PREFIX + "A"], "changed": [PREFIX + "B"]}
-    _rdiff, ops = wb.plan_changes(wb.full_rules([a, b], PREFIX), state)
+    _rdiff, ops = windows.plan_changes(windows.full_rules([a, b], PREFIX), state)
     assert ops == []
 
 
 def test_collisions_are_found_case_insensitively():
-    doc = {"rules": [dict(wb.rule_to_fw(wb.rule_from_input({"name": "A", "protocol": "gre"}), "other", PREFIX))]}
+    doc = {"rules": [dict(windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "gre"}), "other", PREFIX))]}
     doc["rules"][0]["Name"] = PREFIX.upper() + "a"
-    state = wb.HostState(doc, "G", PREFIX)
+    state = windows.HostState(doc, "G", PREFIX)
     assert state.owned == [] and len(state.collisions([PREFIX + "A"])) == 1
 
 
 def test_group_and_prefix_checks():
     with pytest.raises(NapError):
-        wb.check_prefix("")
+        windows.check_prefix("")
     with pytest.raises(NapError):
-        wb.check_group(" ")
-    assert wb.model_name(PREFIX + "X", PREFIX) == "X" and wb.model_name("Other", PREFIX) == "Other"
-    assert isinstance(wb.full_rules([Rule("X", "X", "in", "gre")], PREFIX)[0], Rule)
+        windows.check_group(" ")
+    assert windows.model_name(PREFIX + "X", PREFIX) == "X" and windows.model_name("Other", PREFIX) == "Other"
+    assert isinstance(windows.full_rules([Rule("X", "X", "in", "gre")], PREFIX)[0], Rule)
