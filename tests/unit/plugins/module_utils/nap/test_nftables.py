@@ -17,6 +17,8 @@ import os
 
 import pytest
 
+from golden import assert_golden
+
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
@@ -57,12 +59,7 @@ def rule_item(doc, comment):
 
 
 def test_render_matches_golden_file(policy):
-    text = nftables.desired_state(policy).script()
-    want = load("nft_policy.nft")
-    if text != want:
-        with open(os.path.join(FIX, "nft_policy.nft.actual"), "w") as handle:
-            handle.write(text)
-    assert text == want
+    assert_golden(nftables.desired_state(policy).script(), os.path.join(FIX, "nft_policy.nft"))
 
 
 def test_script_is_one_transaction_replacing_only_the_owned_table(policy):

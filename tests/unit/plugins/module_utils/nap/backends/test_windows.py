@@ -15,6 +15,8 @@ __metaclass__ = type
 import os
 
 import pytest
+
+from golden import assert_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,20 +70,7 @@ def rendered(case):
 @pytest.mark.parametrize("case,form", [(c, f) for c in CASES for f in FORMS],
                          ids=["%s.%s" % (c, f) for c in CASES for f in FORMS])
 def test_rendered_matches_golden(case, form):
-    text = rendered(case)[form]
-    ref = os.path.join(GOLDEN, "win_%s.%s.ref" % (case, form))
-    actual = ref[:-4] + ".actual"
-    if os.environ.get("NAP_UPDATE_GOLDEN"):
-        with open(ref, "w", newline="") as handle:
-            handle.write(text)
-    with open(ref, newline="") as handle:
-        expected = handle.read()
-    if text != expected:
-        with open(actual, "w", newline="") as handle:
-            handle.write(text)
-        pytest.fail("%s differs from %s (written to %s; NAP_UPDATE_GOLDEN=1 accepts it)" % (form, ref, actual))
-    if os.path.exists(actual):
-        os.unlink(actual)
+    assert_golden(rendered(case)[form], os.path.join(GOLDEN, "win_%s.%s.ref" % (case, form)), form)
 
 
 @pytest.mark.parametrize("case", list(CASES))
