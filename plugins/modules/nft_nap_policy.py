@@ -424,8 +424,8 @@ def policy_from_params(params, environ=None):
         warnings.append("no management_sources known: no anti-lockout rule is rendered; management from an owned "
                         "zone needs a planned MGMT-* flow")
     policy = nftables.Policy(rules, zones or {}, mgmt, rpc or nftables.DEFAULT_RPC_RANGE, params.get("family") or "inet",
-                       params.get("table") or nftables.DEFAULT_TABLE, params.get("allow_lockout"),
-                       management_ports=management_ports)
+                             params.get("table") or nftables.DEFAULT_TABLE, params.get("allow_lockout"),
+                             management_ports=management_ports)
     return policy, warnings + policy.warnings
 
 

@@ -33,7 +33,7 @@ def test_plan_flows_into_one_host_and_by_protocol():
     assert into and all(f["dst_host"] == "nps01" for f in into)
     udp = nap_flows(plan, protocol="udp")
     assert udp and all(f["protocol"] == "udp" for f in udp)
-    assert sorted(set(f["id"] for f in nap_flows(plan, port=50000))) == ["IPSEC-HRA-CA", "NAP-SHV-CONFIG"]
+    assert sorted(set(f["id"] for f in nap_flows(plan, port=50000))) == ["AD-RPC", "IPSEC-HRA-CA", "NAP-SHV-CONFIG"]
     assert [f["dst_host"] for f in nap_flows(plan, port=636)] == ["dc01", "dc02"]
 
 

@@ -254,11 +254,11 @@ def test_rule_without_addresses_is_one_rule():
 
 def test_mixed_families_split_and_unmatchable_part_dropped():
     eff, warnings = nftables.effective_rule(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
-                                           dst_addresses=["198.51.100.1"], dst_ports=[443]))
+                                                 dst_addresses=["198.51.100.1"], dst_ports=[443]))
     assert eff.src_addresses == ("192.0.2.0/24",)
     assert warnings and "2001:db8::/64" in warnings[0]
     out = nftables.rule_to_nft(rule(src_addresses=["192.0.2.0/24", "2001:db8::/64"],
-                              dst_addresses=["198.51.100.1", "2001:db8:1::1"], dst_ports=[443]))
+                                    dst_addresses=["198.51.100.1", "2001:db8:1::1"], dst_ports=[443]))
     assert [r.matches[0].key for r in out] == ["ip saddr", "ip6 saddr"]
 
 

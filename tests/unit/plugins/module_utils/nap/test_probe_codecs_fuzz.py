@@ -435,7 +435,7 @@ def radius_replies(draw):
         body = body[:at + 2] + mac + body[at + 18:]
     signed = draw(st.integers(0, 4)) > 0
     auth = hashlib.md5(header + request_auth + body + SECRET).digest() if signed else draw(st.binary(min_size=16,
-                                                                                                  max_size=16))
+                                                                                                     max_size=16))
     data = header + auth + body
     if identifier != p.identifier:
         expected = None
@@ -472,7 +472,7 @@ def _ber_leaf():
 
 
 BER = st.recursive(_ber_leaf(), lambda kids: st.builds(lambda tag, items: tlv(tag, b"".join(items)),
-                                                      st.sampled_from([0x30, 0x31, 0x04]), st.lists(kids, max_size=4)),
+                                                       st.sampled_from([0x30, 0x31, 0x04]), st.lists(kids, max_size=4)),
                    max_leaves=12)
 CLDAP = [c for c in CASES if c.name == "cldap"][0]
 

@@ -85,7 +85,7 @@ def run_child(mode, prefix=(), extra=()):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run(list(prefix) + [sys.executable, "-c", CHILD, mode, str(COUNT)] + list(extra), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          preexec_fn=_lower_limit, timeout=120)
+                          preexec_fn=_lower_limit, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -121,7 +121,7 @@ def _can_unshare_net():
         return False
     try:
         return subprocess.run(["unshare", "--net", "--", "ip", "link", "set", "lo", "up"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=20).returncode == 0
+                              stderr=subprocess.DEVNULL, timeout=20, check=False).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 

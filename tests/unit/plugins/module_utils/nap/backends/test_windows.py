@@ -188,12 +188,12 @@ def test_profiles():
 
 def test_inbound_and_outbound_map_to_local_and_remote():
     inbound = windows.rule_from_input({"name": "I", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "src_ports": [1000],
-                                  "dst_addresses": ["192.0.2.20"], "dst_ports": [445]})
+                                       "dst_addresses": ["192.0.2.20"], "dst_ports": [445]})
     fw = windows.rule_to_fw(inbound, "G", PREFIX)
     assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalAddresses"], fw["LocalPorts"]) == (
         1, "192.0.2.1/32", "1000", "192.0.2.20/32", "445")
     outbound = windows.rule_from_input({"name": "O", "direction": "out", "protocol": "udp", "dst_addresses": ["192.0.2.5"],
-                                   "dst_ports": [53]})
+                                        "dst_ports": [53]})
     fw = windows.rule_to_fw(outbound, "G", PREFIX)
     assert (fw["Direction"], fw["RemoteAddresses"], fw["RemotePorts"], fw["LocalPorts"]) == (2, "192.0.2.5/32", "53", "*")
     icmp = windows.rule_to_fw(windows.rule_from_input({"name": "P", "protocol": "icmp"}), "G", PREFIX)
@@ -214,7 +214,7 @@ def test_inbound_and_outbound_map_to_local_and_remote():
 ])
 def test_hand_edits_show_in_the_description(edit, needle):
     rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "src_addresses": ["192.0.2.1"], "dst_ports": [445],
-                               "description": "SMB"})
+                                    "description": "SMB"})
     fw = dict(windows.rule_to_fw(rule, "G", PREFIX))
     assert windows.fw_to_rule(fw, PREFIX).description == "SMB"
     fw.update(edit)
@@ -225,7 +225,7 @@ def test_hand_edits_show_in_the_description(edit, needle):
 
 def test_description_carries_flow_id_and_source():
     rule = windows.rule_from_input({"name": "X-IN", "flow_id": "X", "source": "seed row 3", "protocol": "udp",
-                               "dst_ports": [67], "description": "DHCP"})
+                                    "dst_ports": [67], "description": "DHCP"})
     fw = windows.rule_to_fw(rule, "G", PREFIX)
     assert fw["Description"] == "DHCP [flow X; source seed row 3]"
     back = windows.fw_to_rule(fw, PREFIX)
@@ -284,7 +284,7 @@ def test_round_trip_through_windows_form(rule, mask):
 # ---------------------------------------------------------------------------
 def test_ranges_in_input_become_cidrs():
     rule = windows.rule_from_input({"name": "R", "protocol": "tcp", "dst_ports": [80],
-                               "src_addresses": ["192.0.2.0-192.0.2.255", "198.51.100.7"]})
+                                    "src_addresses": ["192.0.2.0-192.0.2.255", "198.51.100.7"]})
     assert rule.src_addresses == ("192.0.2.0/24", "198.51.100.7/32")
 
 
