@@ -24,15 +24,23 @@ FIREWALL_OPTIONS = [
     ("nap_firewall_backup", "bool", False, "Save the owned rules before a change (the modules' backup: true). "
      "Windows: a file in nap_firewall_backup_dir on the controller; nftables: a file on the host, in "
      "/var/backups/configmgr_nap."),
-    ("nap_firewall_backup_dir", "path", "{{ playbook_dir }}/nap-backups", "Windows: directory on the controller "
-     "for the backups (backup_options.dir_path of configmgr.nap.win_nap_firewall)."),
+    ("nap_firewall_backup_dir", "path", "{{ nap_report_dir | default('', true) or ('nap-report' | "
+     "ansible.builtin.realpath) }}/backup", "Windows: directory on the controller for the backups "
+     "(backup_options.dir_path of configmgr.nap.win_nap_firewall): the backup directory in nap_report_dir or, "
+     "without nap_report_dir, nap-report/backup in the working directory of ansible-playbook (absolute; never "
+     "inside the installed collection). "
+     "AWX / Automation Platform: set nap_report_dir to a directory mounted into the execution environment, or the "
+     "backups go with the job's container; each backup's path is published with set_stats (nap_backups)."),
     ("nap_windows_rule_group", "str", "ConfigMgr NAP", "Windows Firewall rule group the collection owns."),
     ("nap_windows_rule_prefix", "str", "configmgr.nap ", "Prefix of the names of the rules the collection owns."),
     ("nap_nft_table", "str", "configmgr_nap", "nftables table (family inet) the collection owns."),
 ]
 PLAN_OPTIONS = [
     ("nap_report_dir", "str", "", "Directory on the controller for flows.json, flows.csv, flows.md and "
-     "topology.mmd; empty: no files."),
+     "topology.mmd. Empty: the plan made inside the converge, verify and drift runs writes no files (it is kept in "
+     "the run's private temporary directory), and playbooks/plan.yml writes to nap-report in the working "
+     "directory of ansible-playbook (absolute). Use a directory that outlives the run (AWX: one mounted into the "
+     "execution environment). The summary and the report paths are published with set_stats (nap_plan)."),
     ("nap_report_formats", "list", ["json", "csv", "md", "mermaid"], "Report files to write.",
      {"elements": "str", "choices": ["json", "csv", "md", "mermaid"]}),
 ]
@@ -52,7 +60,10 @@ PERIMETER_OPTIONS = [
     ("nap_firewall_backup", "bool", False, "Save what the collection owns before a change."),
 ]
 VERIFY_OPTIONS = [
-    ("nap_report_dir", "str", "./nap-report", "Directory on the controller for verify.md and verify.json."),
+    ("nap_report_dir", "str", "{{ 'nap-report' | ansible.builtin.realpath }}", "Directory on the controller for "
+     "verify.md, verify.json and verify.html; the default is nap-report in the working directory of "
+     "ansible-playbook (absolute). Use a directory that outlives the run (AWX: one mounted into the execution "
+     "environment). The verdict counts, broken flows and report paths are published with set_stats (nap_verify)."),
     ("nap_probe_vantage", "dict", {}, "Zone name -> inventory host that probes for that zone: the flows from "
      "networks (client networks, management sources) and from hosts that cannot run the probe."),
     ("nap_probe_controller_zones", "list", [], "Zones the controller sits in; it probes for them when no "
@@ -190,15 +201,20 @@ ROLE_EXAMPLES = {
     "nap_client": ("nap_clients", "Converge the NAP clients that block outbound traffic", {}),
     "perimeter": ("nap_perimeter", "Converge the perimeter devices", {"nap_perimeter_asa_binding": "global"}),
     "host_firewall": ("nap_domain_controllers", "Converge any NAP host (internal role, used by the profiles)", {}),
-    "plan": ("localhost", "Plan the estate and write the reports", {"nap_report_dir": "./nap-report"}),
+    "plan": ("localhost", "Plan the estate and write the reports", {"nap_report_dir": "/var/lib/nap-reports"}),
 }
 ROLE_NOTES = {
     "perimeter": "Dispatches by `nap_perimeter_platform`: `nftables` (the owned table, through "
                  "configmgr.nap.host_firewall), `cisco_asa` and `cisco_ios` (the owned ACL and object groups through "
                  "the cisco.asa / cisco.ios resource modules, never `overridden`; see docs/perimeter-vendors.md), "
-                 "`other` (export the plan with `-e nap_export=aerleon`).",
+                 "`other` (export the plan with `-e nap_export=aerleon`). Tasks are tagged `perimeter` (the plan "
+                 "`always`), also those of the nftables platform's configmgr.nap.host_firewall.",
     "plan": "Runs on the controller, once per play (`run_once`, delegated to localhost), and keeps the plan as "
-            "`__nap_plan` on every host of the play. Contacts no managed host; `--limit` does not narrow the plan.",
+            "`__nap_plan` on every host of the play. Contacts no managed host; `--limit` does not narrow the plan. "
+            "Its tasks are tagged `always`, so `--tags firewall`, `perimeter`, `verify` or `drift` still plan. "
+            "Publishes `nap_plan` with `set_stats` (the job's artifacts in AWX): the summary's totals, `counts`, "
+            "`report_dir`, `files` and `plan_file` (null and `[]` when no report was written: no `nap_report_dir`, "
+            "or check mode), never the plan itself.",
 }
 
 
@@ -213,7 +229,8 @@ def role_readme(role, text, options):
                   "each host then gets its merged rule set, for every NAP role it holds, in one module call "
                   "(configmgr.nap.win_nap_firewall on Windows, configmgr.nap.nft_nap_policy on Linux). Supports "
                   "`--check` and `--diff`; a rerun reports no change. The result is in `nap_firewall_result` "
-                  "(`drift`: missing, extra and changed rule names).", ""]
+                  "(`drift`: missing, extra and changed rule names). Tasks are tagged `firewall` (the plan "
+                  "`always`); a backup's path is published with `set_stats` as `nap_backups` (host -> path).", ""]
     lines += ["## Example", "", "```yaml", "- name: %s" % title, "  hosts: %s" % hosts, "  gather_facts: false",
               "  roles:", "    - role: configmgr.nap.%s" % role]
     if example_vars:
@@ -223,7 +240,7 @@ def role_readme(role, text, options):
     lines += ["```", "", "## Variables", "", "| variable | type | default | description |", "|---|---|---|---|"]
     for name, kind, default, desc, *extra in options:
         del extra
-        lines.append("| `%s` | %s | `%s` | %s |" % (name, kind, default, _cell(desc)))
+        lines.append("| `%s` | %s | `%s` | %s |" % (name, kind, _cell(default), _cell(desc)))
     lines += ["", "The collection's settings (`nap_ad_ldap_mode`, `nap_enforcement_methods`, `nap_zones`, ...) are "
               "inventory variables read by the planner: see docs/inventory.md and docs/flows.md#settings, and "
               "`ansible-doc -t role configmgr.nap.%s` for the full argument spec." % role, ""]
