@@ -201,7 +201,7 @@ EXAMPLES = r"""
     profiles: [domain]
     backup: true
     backup_options:
-      dir_path: "{{ playbook_dir }}/nap-backups"
+      dir_path: /var/lib/nap-reports/backup      # a directory that outlives the run (see the user guide, AWX)
     rules:
       - name: MGMT-WINRM-TCP-IN
         flow_id: MGMT-WINRM
