@@ -11,6 +11,9 @@ Nothing here knows a platform.  Sources cited per flow:
 * ``AD``: the Active Directory port requirements around every LDAP or GC bind;
 * ``CM07``: "Ports used by Configuration Manager 2007".
 
+The flows beyond the seed and the per-version facts (HRA to a global catalog, domain members, RPC ranges per
+Windows version, NPS listeners, IKE exemptions, ...) quote their Microsoft document in their note (CITE_*).
+
 A flow's ports may depend on one setting (``Choice``); which host's value counts is
 named by ``decider`` (``src`` or ``dst``): e.g. the LDAP mode is the site server's.
 """
@@ -20,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from collections import OrderedDict
 
 # ---------------------------------------------------------------------------
 # Roles: inventory group -> role id.  Every role but "perimeter" is a host role.
@@ -36,6 +40,7 @@ ROLE_GROUPS = (
     ("ts_gateway", "nap_ts_gateways", "Terminal Services Gateway"),
     ("rdp_host", "nap_rdp_hosts", "RDP host reached through the TS Gateway"),
     ("radius_client", "nap_radius_clients", "802.1X switch or access point (RADIUS client)"),
+    ("radius_proxy", "nap_radius_proxies", "RADIUS proxy (NPS forwarding RADIUS clients' requests to the SHV point)"),
     ("ipsec_protected", "nap_ipsec_protected", "server reached over NAP IPsec"),
     ("remediation_server", "nap_remediation_servers", "remediation server reachable from restricted networks"),
     ("client", "nap_clients", "NAP client (individual host)"),
@@ -49,7 +54,8 @@ ROLE_GROUPS = (
 ROLE_BY_GROUP = dict((group, role) for role, group, _text in ROLE_GROUPS)
 GROUP_BY_ROLE = dict((role, group) for role, group, _text in ROLE_GROUPS)
 
-# ConfigMgr site-system roles a remediation server may hold -> CM07 flow id.
+# Roles a remediation server may hold -> the flow whose ports REMEDIATION uses: the ConfigMgr site-system
+# roles (CM07 flows) and the infrastructure servers restricted clients need (INFRA-* flows).
 REMEDIATION_ROLES = {
     "management_point": "CM-MP",
     "software_update_point": "CM-SUP",
@@ -58,14 +64,130 @@ REMEDIATION_ROLES = {
     "server_locator_point": "CM-SLP",
     "global_catalog": "CM-GC",
     "dns": "CM-DNS",
+    "domain_controller": "INFRA-DC",
+    "wins": "INFRA-WINS",
 }
+# Roles whose Windows hosts are members of the domain unless nap_domain_member says otherwise: the servers of
+# the NAP path (NPS authenticates users and computers against AD DS; HRA, VPN, TS Gateway, DHCP servers and the
+# CA are members too) and the ConfigMgr site systems.  Domain controllers and global catalogs are the domain.
+DOMAIN_MEMBER_ROLES = ("site_server", "shv_point", "hra", "certification_authority", "dhcp_server", "vpn_server",
+                       "ts_gateway", "remediation_server", "site_system", "site_database", "console_host")
+DOMAIN_CONTROLLER_ROLES = ("domain_controller", "global_catalog")
 
 ENFORCEMENT_METHODS = ("dhcp", "ipsec", "8021x", "vpn", "tsg")
-VPN_PROTOCOLS = ("pptp", "l2tp", "sstp")
+VPN_PROTOCOLS = ("pptp", "l2tp", "sstp", "ikev2")
 PERIMETER_PLATFORMS = ("nftables", "cisco_asa", "cisco_ios", "other")
 HOST_PLATFORMS = ("windows", "linux", "none")
 # Roles whose hosts are network gear Ansible does not manage here (platform "none" by default).
 UNMANAGED_ROLES = ("radius_client",)
+
+# ---------------------------------------------------------------------------
+# Citations: the Microsoft documents behind the flows and facts beyond the seed (quoted where they say it).
+# ---------------------------------------------------------------------------
+CITE_NPS_PORTS = ("NPS Ports (Windows Server 2008): \"By default, NPS listens for RADIUS traffic on ports 1812, 1813, "
+                  "1645, and 1646\", "
+                  "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-r2-and-2008"
+                  "/dd197605(v=ws.10)")
+CITE_HRA_GC = ("Remote Request Processing (HRA): \"In a domain environment, HRA also requires a connection to the "
+               "Active Directory global catalog for authentication of client credentials\", "
+               "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-R2-and-2008/"
+               "cc735489(v=ws.10)")
+CITE_NPS_DC = ("Network Policy Server (NPS) managed entity: \"If NPS cannot contact domain controllers, it cannot "
+               "perform authentication and authorization, and network access authentication will fail\", "
+               "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-R2-and-2008/"
+               "cc735378(v=ws.10)")
+CITE_AD_PORTS = ("Active Directory and Active Directory Domain Services Port Requirements (TechNet); KB 179442 \"How "
+                 "to configure a firewall for domains and trusts\", https://support.microsoft.com/help/179442; KB "
+                 "832017 \"Service overview and network port requirements for Windows\"")
+CITE_RPC_RANGE = ("KB 929851 \"The default dynamic port range for TCP/IP has changed in Windows Vista and in Windows "
+                  "Server 2008\": 49152-65535 from Vista and 2008 on, 1025-5000 before, "
+                  "https://support.microsoft.com/kb/929851")
+CITE_FWPOLICY2 = ("INetFwPolicy2 (Windows Firewall with Advanced Security API, HNetCfg.FwPolicy2; netsh "
+                  "advfirewall): Windows Vista and Windows Server 2008 on; Windows XP SP2 and Server 2003 SP1 have "
+                  "only the older INetFwPolicy API, "
+                  "https://learn.microsoft.com/en-us/windows/win32/api/netfw/nn-netfw-inetfwpolicy2")
+CITE_IKE_EXEMPT = ("IKE/AuthIP Exemptions (Windows Filtering Platform): the Base Filtering Engine permits IKE and "
+                   "AuthIP (UDP 500, 4500) itself, https://learn.microsoft.com/en-us/windows/win32/fwp/ike-exemptions")
+CITE_REMEDIATION_GROUP = ("New-NpsRemediationServerGroup: \"A remediation server group usually includes "
+                          "infrastructure servers such as Domain Name Service (DNS) servers, Windows Internet Naming "
+                          "Service (WINS) servers, and domain controllers\", "
+                          "https://learn.microsoft.com/en-us/previous-versions/windows/powershell-scripting/jj872747("
+                          "v=wps.620)")
+CITE_WINS = ("KB 832017 (Service overview and network port requirements for Windows): WINS clients resolve names on "
+             "UDP 137 (NetBIOS name service); TCP/UDP 42 is WINS replication between WINS servers")
+CITE_DHCP_V4 = ("NAP DHCP enforcement (Windows Server 2008): \"DHCP servers and NPS can enforce health policy when a "
+                "computer attempts to lease or renew an IP version 4 (IPv4) address\"")
+CITE_IKEV2 = ("IKEV2_CONFIG_PARAMS (mprapi.h): RRAS accepts IKEv2 connections from Windows Server 2008 R2 on, "
+              "https://learn.microsoft.com/en-us/windows/win32/api/mprapi/ns-mprapi-ikev2_config_params")
+CITE_NPS_PROXY = ("NPS as a RADIUS proxy (Windows Server 2008 NPS documentation: connection request policies, remote "
+                  "RADIUS server groups)")
+CITE_PUSH_ICMP = ("Ports Used by Configuration Manager 2007, client push installation: the site server checks with "
+                  "an ICMP echo request that the client is on the network before it connects")
+
+# Windows predefined firewall rule groups: (English name, the group's resource string, as the predefined rules carry it
+# in their Group / EmbedCtxt: exports of the rules of Windows Server DCs, NPS and member servers).  None: no resource
+# string found (the group still has its English name).
+GROUP_ADDS = ("Active Directory Domain Services", "@FirewallAPI.dll,-37601")
+GROUP_KDC = ("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008")
+GROUP_DNS = ("DNS Service", "@firewallapi.dll,-53012")
+GROUP_FPS = ("File and Printer Sharing", "@FirewallAPI.dll,-28502")
+GROUP_NPS = ("Network Policy Server", None)
+
+
+# ---------------------------------------------------------------------------
+# Windows versions (host variable nap_windows_version, setting nap_client_windows_versions).
+# ---------------------------------------------------------------------------
+RPC_RANGE_LEGACY = "1025-5000"       # Windows 2000, XP, Server 2003 (KB 929851)
+RPC_RANGE_MODERN = "49152-65535"     # Windows Vista, Server 2008 and later
+
+
+class WindowsVersion:
+    """One Windows release: its default dynamic RPC range and whether it has the host firewall the collection
+    writes (Windows Firewall with Advanced Security: the HNetCfg.FwPolicy2 COM API and netsh advfirewall)."""
+
+    def __init__(self, name, label, rank, rpc_range, host_firewall):
+        self.name = name
+        self.label = label
+        self.rank = rank              # orders releases of one generation (2008 R2 and 7 share theirs)
+        self.rpc_range = rpc_range
+        self.host_firewall = host_firewall
+
+
+WINDOWS_VERSIONS = OrderedDict((v.name, v) for v in (
+    WindowsVersion("xp", "Windows XP (SP3: the oldest NAP client)", 51, RPC_RANGE_LEGACY, False),
+    WindowsVersion("2003", "Windows Server 2003", 52, RPC_RANGE_LEGACY, False),
+    WindowsVersion("2003r2", "Windows Server 2003 R2", 52, RPC_RANGE_LEGACY, False),
+    WindowsVersion("vista", "Windows Vista", 60, RPC_RANGE_MODERN, True),
+    WindowsVersion("2008", "Windows Server 2008", 60, RPC_RANGE_MODERN, True),
+    WindowsVersion("7", "Windows 7", 61, RPC_RANGE_MODERN, True),
+    WindowsVersion("2008r2", "Windows Server 2008 R2", 61, RPC_RANGE_MODERN, True),
+    WindowsVersion("8", "Windows 8", 62, RPC_RANGE_MODERN, True),
+    WindowsVersion("2012", "Windows Server 2012", 62, RPC_RANGE_MODERN, True),
+    WindowsVersion("8.1", "Windows 8.1", 63, RPC_RANGE_MODERN, True),
+    WindowsVersion("2012r2", "Windows Server 2012 R2", 63, RPC_RANGE_MODERN, True),
+    WindowsVersion("10", "Windows 10", 100, RPC_RANGE_MODERN, True),
+    WindowsVersion("2016", "Windows Server 2016", 100, RPC_RANGE_MODERN, True),
+    WindowsVersion("2019", "Windows Server 2019", 100, RPC_RANGE_MODERN, True),
+    WindowsVersion("2022", "Windows Server 2022", 100, RPC_RANGE_MODERN, True),
+    WindowsVersion("11", "Windows 11", 100, RPC_RANGE_MODERN, True),
+    WindowsVersion("2025", "Windows Server 2025", 100, RPC_RANGE_MODERN, True),
+))
+_VERSION_NOISE = re.compile(r"microsoft|windows|server|[\s_-]+")
+_SERVICE_PACK = re.compile(r"sp[0-9]+$")
+
+
+def windows_version_key(value):
+    """The WINDOWS_VERSIONS key of a version as people write it ("2008 R2", "Windows Server 2003 SP2", 2012, "XP
+    SP3"), or the cleaned text when it is none of them (the caller says what it expected)."""
+    text = _VERSION_NOISE.sub("", str(value).strip().lower())
+    text = _SERVICE_PACK.sub("", text)
+    return text
+
+
+def rpc_range_of(version):
+    """The default dynamic RPC range of a WINDOWS_VERSIONS key (None: the range of 2008 and later)."""
+    return WINDOWS_VERSIONS[version].rpc_range if version in WINDOWS_VERSIONS else RPC_RANGE_MODERN
+
 
 # ---------------------------------------------------------------------------
 # Settings: one choice each, with their defaults (../shared/nap-flows.md).
@@ -74,12 +196,13 @@ _RANGE_RE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")  # used with fullmatch:
 
 
 class Setting:
-    def __init__(self, name, kind, default, choices=None, text=""):
+    def __init__(self, name, kind, default, choices=None, text="", normalize=None):
         self.name = name
         self.kind = kind          # choice | bool | list_choice | cidrs | range
         self.default = default
         self.choices = choices
         self.text = text
+        self.normalize = normalize    # list_choice: maps an item as written to its choice key
 
     def expected(self):
         if self.kind == "choice":
@@ -101,9 +224,16 @@ SETTINGS = (
     Setting("nap_hra_transport", "choice", "https", ("http", "https"), "IPSEC-HRA: TCP 80 or 443"),
     Setting("nap_enforcement_methods", "list_choice", [], ENFORCEMENT_METHODS, "which enforcement flows exist"),
     Setting("nap_vpn_protocols", "list_choice", ["sstp"], VPN_PROTOCOLS, "VPN flows"),
-    Setting("nap_rpc_dynamic_range", "range", "49152-65535", None, "perimeter side of every RPC flow"),
-    Setting("nap_radius_legacy_ports", "bool", False, None, "adds UDP 1645/1646 to RADIUS flows"),
-    Setting("nap_include_ad_dependencies", "bool", True, None, "AD-* flows beside every LDAP / GC flow"),
+    Setting("nap_rpc_dynamic_range", "range", "49152-65535", None,
+            "perimeter side of every RPC flow; when set, wins over the range of the destination's "
+            "nap_windows_version (49152-65535, or 1025-5000 on XP and 2003)"),
+    Setting("nap_client_windows_versions", "list_choice", None, tuple(WINDOWS_VERSIONS),
+            "Windows versions on the client networks: their dynamic RPC range (CM-PUSH), both ranges when they mix "
+            "(default: undeclared, 49152-65535)", normalize=windows_version_key),
+    Setting("nap_radius_legacy_ports", "bool", False, None,
+            "adds UDP 1645/1646 to RADIUS flows (NPS listens on them either way)"),
+    Setting("nap_include_ad_dependencies", "bool", True, None,
+            "AD-* flows from every domain member (nap_domain_member) to the domain controllers"),
     Setting("nap_include_configmgr_base", "bool", False, None, "adds the CM07 base flows"),
     Setting("nap_cm_site_mode", "choice", "mixed", ("mixed", "native"), "CM-MP, CM-DP, CM-SUP: HTTP or HTTPS ports"),
     Setting("nap_sup_ports", "choice", "default", ("default", "custom"), "CM-SUP: 80/443 or 8530/8531"),
@@ -187,6 +317,14 @@ TRAITS = {
     "ports_per_remediation_role": "its ports come from each destination's nap_remediation_roles",
     "host_endpoints_only": "planned only where the source or the destination is a managed host, never "
                            "between two networks",
+    "windows_exempt": "no host rule on a Windows destination: Windows permits IKE/AuthIP (UDP 500, 4500) itself and "
+                      "ESP is its IPsec driver's; perimeter devices still carry the flow",
+    "ports_per_protected_service": "its ports come from each destination's nap_ipsec_protected_services",
+    "inside_ipsec": "carried inside IPsec (ESP) between the client and the server: host rules only, no perimeter "
+                    "rule (IPSEC-IKE opens IKE and ESP there)",
+    "ipv4_only": "IPv4 only (DHCPv4): an IPv6 client network gets a warning, not a rule",
+    "radius_via_proxy": "sent to the RADIUS proxies (nap_radius_proxies) when the inventory has any, else to the SHV "
+                        "points",
 }
 
 
@@ -201,11 +339,14 @@ class FlowDef:
     (only client networks in the DHCP server's zone), ``dhcp_relay`` (relays for the others).
     ``deciders`` maps a setting to ``src`` or ``dst``: whose value chooses the ports.
     ``traits`` name what a flow needs beyond the general rules, so that no code compares flow ids:
-    see TRAITS.
+    see TRAITS.  ``windows_group``: the Windows predefined firewall rule group(s) of the flow on its
+    destination, as (English name, resource string or None) or a tuple of them.  ``dst_min_windows``: the
+    oldest Windows version (a WINDOWS_VERSIONS key) the destination may declare for this flow.
     """
 
     def __init__(self, id, purpose, source, src, dst, services, category, when=(), pairing="all",
-                 deciders=None, doc_from=None, doc_to=None, note="", traits=()):
+                 deciders=None, doc_from=None, doc_to=None, note="", traits=(), windows_group=None,
+                 dst_min_windows=None, ports_text=""):
         self.id = id
         self.purpose = purpose
         self.source = source
@@ -223,6 +364,13 @@ class FlowDef:
         if unknown:
             raise ValueError("flow %s: unknown trait(s) %s" % (id, ", ".join(sorted(unknown))))
         self.traits = frozenset(traits)
+        if windows_group and isinstance(windows_group[0], str):
+            windows_group = (windows_group,)
+        self.windows_group = tuple(windows_group or ())
+        if dst_min_windows is not None and dst_min_windows not in WINDOWS_VERSIONS:
+            raise ValueError("flow %s: unknown Windows version %r" % (id, dst_min_windows))
+        self.dst_min_windows = dst_min_windows
+        self.ports_text = ports_text      # what the ports are where they come from each destination
 
     def settings(self):
         names = set(self.deciders)
@@ -241,7 +389,7 @@ class FlowDef:
         return names
 
     def describe_ports(self):
-        return ", ".join(s.describe() for s in self.services)
+        return ", ".join(s.describe() for s in self.services) or self.ports_text
 
 
 _ACRONYMS = ("shv", "hra", "ts", "rdp", "dhcp", "vpn", "dns", "ca")
@@ -286,6 +434,10 @@ CM_FLOWS = (
             (_udp(53), _tcp(53)), "configmgr", when=(_BASE,), doc_from="clients", doc_to="DNS server"),
     FlowDef("CM-PUSH", "site server pushes the client (SMB, RPC)", "CM07", "site_server", "client_endpoints",
             (_tcp(445), _RPC), "configmgr", when=(_BASE,), doc_to="clients"),
+    FlowDef("CM-PUSH-ICMP", "site server pings a client before client push", "CM07",
+            "site_server", "client_endpoints", (Service("icmp"),), "configmgr", when=(_BASE,), doc_to="clients",
+            note=CITE_PUSH_ICMP + "; the rule model has no ICMP type yet, so rules allow ICMP, not echo alone",
+            windows_group=GROUP_FPS),
     FlowDef("CM-SITESYS", "site server installs and configures site systems", "CM07", "site_server",
             "site_systems", (_tcp(445), _RPC), "configmgr", when=(_BASE,), pairing="distinct",
             doc_to="site systems"),
@@ -299,7 +451,23 @@ CM_FLOWS = (
     FlowDef("CM-WOL", "site server sends wake-on-LAN packets", "CM07", "site_server", "client_endpoints",
             (_udp(9),), "configmgr", when=(_BASE,), doc_to="clients"),
 )
-CM_BY_ID = dict((f.id, f) for f in CM_FLOWS)
+_REMEDIATION_ONLY = "remediation_role"
+INFRA_FLOWS = (
+    FlowDef("INFRA-DC", "restricted clients authenticate and get Group Policy at a DC", "NAP, AD",
+            "restricted_networks", "domain_controller",
+            (_tcp(88), _udp(88), _tcp(389), _udp(389), _tcp(445), _RPC, _udp(123)), "remediation",
+            when=((_REMEDIATION_ONLY, "domain_controller"),), doc_from="restricted networks",
+            note="Kerberos, LDAP and the DC locator, SMB (SYSVOL), RPC (Netlogon), time; " + CITE_REMEDIATION_GROUP,
+            windows_group=(GROUP_KDC, GROUP_ADDS)),
+    FlowDef("INFRA-WINS", "restricted clients resolve NetBIOS names at a WINS server", "NAP",
+            "restricted_networks", "wins_server", (_udp(137),), "remediation",
+            when=((_REMEDIATION_ONLY, "wins"),), doc_from="restricted networks", doc_to="WINS server",
+            note="clients use UDP 137 only (TCP 42 is replication between WINS servers); " + CITE_WINS + "; "
+                 + CITE_REMEDIATION_GROUP, windows_group=GROUP_FPS),
+)
+# Every flow a REMEDIATION flow may go via (nap_remediation_roles): the ConfigMgr flows and the INFRA-* flows.
+VIA_BY_ID = dict((f.id, f) for f in CM_FLOWS + INFRA_FLOWS)
+CM_BY_ID = VIA_BY_ID          # (the name before the INFRA-* flows; verify and the docs generator use it)
 
 FLOWS = (
     # --- seed rows -------------------------------------------------------
@@ -318,27 +486,45 @@ FLOWS = (
     FlowDef("NAP-SHV-STATUS", "SMB: status messages from the System Health Validator point", "seed row 4",
             "shv_point", "site_server", (_tcp(445),), "seed", pairing="distinct"),
     # --- AD dependencies --------------------------------------------------
-    FlowDef("AD-KERBEROS", "authenticate the LDAP / GC bind (Kerberos)", "AD", "ad_clients", "ad_servers",
+    FlowDef("AD-KERBEROS", "authenticate the LDAP / GC bind (Kerberos)", "AD", "domain_members", "ad_servers",
             (_tcp(88), _udp(88)), "ad", when=(_AD,), pairing="distinct",
-            doc_from="site servers, SHV points", doc_to="domain controllers"),
-    FlowDef("AD-DNS", "locate domain controllers (DNS)", "AD", "ad_clients", "dns",
+            doc_from="domain members", doc_to="domain controllers"),
+    FlowDef("AD-DNS", "locate domain controllers (DNS)", "AD", "domain_members", "dns",
             (_tcp(53), _udp(53)), "ad", when=(_AD,), pairing="distinct",
-            doc_from="site servers, SHV points", doc_to="DCs serving DNS, or nap_dns_servers"),
-    FlowDef("AD-CLDAP", "DC locator ping (CLDAP)", "AD", "ad_clients", "ad_servers",
+            doc_from="domain members", doc_to="DCs serving DNS, or nap_dns_servers"),
+    FlowDef("AD-CLDAP", "DC locator ping (CLDAP)", "AD", "domain_members", "ad_servers",
             (_udp(389),), "ad", when=(_AD,), pairing="distinct",
-            doc_from="site servers, SHV points", doc_to="domain controllers"),
-    FlowDef("AD-TIME", "time sync that Kerberos needs", "AD", "ad_clients", "ad_servers",
+            doc_from="domain members", doc_to="domain controllers"),
+    FlowDef("AD-TIME", "time sync that Kerberos needs", "AD", "domain_members", "ad_servers",
             (_udp(123),), "ad", when=(_AD,), pairing="distinct",
-            doc_from="site servers, SHV points", doc_to="domain controllers"),
+            doc_from="domain members", doc_to="domain controllers"),
+    FlowDef("AD-LDAP", "LDAP of a domain member: DC locator, Group Policy, lookups", "AD",
+            "domain_members", "ad_servers", (_tcp(389),), "ad", when=(_AD,), pairing="distinct",
+            doc_from="domain members", doc_to="domain controllers",
+            note="LDAPS does not replace it for domain membership (nap_ad_ldap_mode chooses NAP-AD-WRITE only); "
+                 + CITE_AD_PORTS + "; " + CITE_NPS_DC, windows_group=GROUP_ADDS),
+    FlowDef("AD-SMB", "SMB of a domain member: SYSVOL, Group Policy, SAM/LSA pipes", "AD",
+            "domain_members", "ad_servers", (_tcp(445),), "ad", when=(_AD,), pairing="distinct",
+            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS, windows_group=GROUP_ADDS),
+    FlowDef("AD-RPC", "RPC of a domain member: Netlogon secure channel, LSA, SAM", "AD",
+            "domain_members", "ad_servers", (_RPC,), "ad", when=(_AD,), pairing="distinct",
+            doc_from="domain members", doc_to="domain controllers",
+            note="the dynamic range is the DC's (nap_windows_version: " + CITE_RPC_RANGE + "); " + CITE_AD_PORTS,
+            windows_group=GROUP_ADDS),
+    FlowDef("AD-KPASSWD", "Kerberos password change (machine account)", "AD",
+            "domain_members", "ad_servers", (_tcp(464), _udp(464)), "ad", when=(_AD,), pairing="distinct",
+            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS, windows_group=GROUP_KDC),
     # --- enforcement -------------------------------------------------------
     FlowDef("DHCP-CLIENT", "DHCP requests from NAP clients on the server's segment", "seed, NAP",
             "client_networks", "dhcp_server", (Service("udp", (67,), (68,)),), "enforcement",
             when=(("method", "dhcp"),), pairing="dhcp_client", doc_from="client networks",
-            note="a DHCPDISCOVER comes from 0.0.0.0: host rules add it to the sources",
-            traits=("unaddressed_source",)),
+            note="a DHCPDISCOVER comes from 0.0.0.0: host rules add it to the sources; IPv4 client networks only ("
+                 + CITE_DHCP_V4 + ")",
+            traits=("unaddressed_source", "ipv4_only")),
     FlowDef("DHCP-RELAY", "DHCP relay agent forwards client requests to the server", "NAP",
             "dhcp_relay_agents", "dhcp_server", (Service("udp", (67,), (67,)),), "enforcement",
-            when=(("method", "dhcp"),), pairing="dhcp_relay", doc_from="DHCP relay", traits=("relay_takes_replies",),
+            when=(("method", "dhcp"),), pairing="dhcp_relay", doc_from="DHCP relay",
+            traits=("relay_takes_replies", "ipv4_only"),
             note="for DHCP servers behind a router; relay <-> server on UDP 67 both ways"),
     FlowDef("DHCP-RADIUS", "DHCP server's NPS proxy sends RADIUS to the SHV point", "NAP",
             "dhcp_server", "shv_point", (Service("udp", RADIUS),), "enforcement",
@@ -355,13 +541,28 @@ FLOWS = (
     FlowDef("IPSEC-HRA-CA", "HRA requests health certificates from the CA (DCOM)", "NAP",
             "hra", "certification_authority", (_RPC,), "enforcement", when=(("method", "ipsec"),),
             pairing="distinct"),
+    FlowDef("IPSEC-HRA-GC", "HRA checks client credentials at a global catalog", "NAP",
+            "hra", "global_catalog",
+            (Service("tcp", Choice("nap_gc_mode", {"gc": (3268,), "gc_ssl": (3269,)})),), "enforcement",
+            when=(("method", "ipsec"),), pairing="distinct", deciders={"nap_gc_mode": "src"},
+            note=CITE_HRA_GC, windows_group=GROUP_ADDS),
     FlowDef("IPSEC-IKE", "IPsec negotiation and protected traffic (IKEv1/AuthIP, NAT-T, ESP)",
             "seed, NAP", "client_networks", "ipsec_protected",
             (_udp(500, 4500), Service("esp")), "enforcement", when=(("method", "ipsec"),),
-            doc_from="client networks"),
+            doc_from="client networks", traits=("windows_exempt",),
+            note="no host rule on Windows destinations: " + CITE_IKE_EXEMPT + "; perimeter devices carry it"),
+    FlowDef("IPSEC-PROTECTED", "clients reach a service that IPsec protects", "NAP", "client_networks",
+            "ipsec_protected", (), "enforcement",
+            when=(("method", "ipsec"),), doc_from="client networks", ports_text="per nap_ipsec_protected_services",
+            traits=("ports_per_protected_service", "inside_ipsec"),
+            note="a connection security rule still needs the firewall rule of the service it protects; ports per "
+                 "nap_ipsec_protected_services (service names such as smb, http, rdp, or ports such as tcp/8080); "
+                 "inbound host rules only, the traffic crosses perimeters inside ESP; the Windows group is the "
+                 "protected service's own"),
     FlowDef("8021X-RADIUS", "802.1X switches and access points send RADIUS to the SHV point", "NAP",
             "radius_client", "shv_point", (Service("udp", RADIUS),), "enforcement",
-            when=(("method", "8021x"),), pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"}),
+            when=(("method", "8021x"),), pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"},
+            doc_to="SHV point, or nap_radius_proxies", traits=("radius_via_proxy",)),
     FlowDef("VPN-PPTP", "PPTP VPN (control channel and GRE)", "NAP", "client_networks", "vpn_server",
             (_tcp(1723), Service("gre")), "enforcement", when=(("vpn_protocol", "pptp"),),
             doc_from="client networks"),
@@ -370,21 +571,40 @@ FLOWS = (
             doc_from="client networks"),
     FlowDef("VPN-SSTP", "SSTP VPN (HTTPS)", "NAP", "client_networks", "vpn_server",
             (_tcp(443),), "enforcement", when=(("vpn_protocol", "sstp"),), doc_from="client networks"),
+    FlowDef("VPN-IKEV2", "IKEv2 VPN (IKE, NAT-T, ESP)", "NAP", "client_networks", "vpn_server",
+            (_udp(500, 4500), Service("esp")), "enforcement", when=(("vpn_protocol", "ikev2"),),
+            doc_from="client networks", traits=("windows_exempt",), dst_min_windows="2008r2",
+            note="RRAS from Windows Server 2008 R2: " + CITE_IKEV2 + "; no host rule on Windows (" + CITE_IKE_EXEMPT
+                 + "), so no predefined group applies"),
     FlowDef("VPN-RADIUS", "VPN server sends RADIUS to the SHV point", "NAP", "vpn_server", "shv_point",
             (Service("udp", RADIUS),), "enforcement", when=(("method", "vpn"),), pairing="distinct",
-            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host"),
+            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host",
+            doc_to="SHV point, or nap_radius_proxies", traits=("radius_via_proxy",)),
     FlowDef("TSG-CLIENT", "clients connect to the TS Gateway (HTTPS)", "NAP", "client_networks", "ts_gateway",
             (_tcp(443),), "enforcement", when=(("method", "tsg"),), doc_from="client networks"),
     FlowDef("TSG-RADIUS", "TS Gateway sends RADIUS to the SHV point", "NAP", "ts_gateway", "shv_point",
             (Service("udp", RADIUS),), "enforcement", when=(("method", "tsg"),), pairing="distinct",
-            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host"),
+            deciders={"nap_radius_legacy_ports": "dst"}, note="only where the SHV point is a different host",
+            doc_to="SHV point, or nap_radius_proxies", traits=("radius_via_proxy",)),
     FlowDef("TSG-RDP", "TS Gateway connects to RDP hosts", "NAP", "ts_gateway", "rdp_host",
             (_tcp(3389),), "enforcement", when=(("method", "tsg"),), pairing="distinct"),
+    FlowDef("RADIUS-PROXY", "RADIUS proxy forwards RADIUS to the SHV point (NPS)", "NAP",
+            "radius_proxy", "shv_point", (Service("udp", RADIUS),), "enforcement", when=(("any_method", None),),
+            pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"}, doc_from="RADIUS proxy",
+            note="802.1X switches, VPN servers and TS Gateways send RADIUS to the proxies when nap_radius_proxies has "
+                 "hosts; " + CITE_NPS_PROXY + "; " + CITE_NPS_PORTS + " (Network Policy Server group: its resource "
+                 "string was not found)", windows_group=GROUP_NPS),
     FlowDef("REMEDIATION", "restricted clients reach remediation servers", "NAP, CM07",
             "restricted_networks", "remediation_server", (), "enforcement", when=(("any_method", None),),
             doc_from="restricted networks", traits=("ports_per_remediation_role",),
+            ports_text="per nap_remediation_roles",
             note="ports per nap_remediation_roles: " + ", ".join(
                 "%s -> %s" % (k, v) for k, v in REMEDIATION_ROLES.items())),
+    FlowDef("CLIENT-DNS", "clients find the HRA and remediation servers by name (DNS)", "NAP",
+            "client_and_restricted_networks", "dns", (_udp(53), _tcp(53)), "enforcement",
+            when=(("any_method", None),), doc_from="client and restricted networks",
+            doc_to="DNS servers (nap_dns_servers, else the DCs serving DNS)", note=CITE_REMEDIATION_GROUP,
+            windows_group=GROUP_DNS),
     # --- management channel -------------------------------------------------
     FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
             "management_sources", "windows_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
@@ -393,16 +613,31 @@ FLOWS = (
             "management_sources", "ssh_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
             doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device",
             traits=("host_endpoints_only",)),
-) + CM_FLOWS
+) + CM_FLOWS + INFRA_FLOWS
 
 FLOWS_BY_ID = dict((f.id, f) for f in FLOWS)
+
+# Services a host may name in nap_ipsec_protected_services (ports also work: 8080, "tcp/8080", "udp/514").
+PROTECTED_SERVICES = OrderedDict((
+    ("http", (_tcp(80),)),
+    ("https", (_tcp(443),)),
+    ("smb", (_tcp(445),)),
+    ("rpc", (_RPC,)),
+    ("rdp", (_tcp(3389),)),
+    ("sql", (_tcp(1433),)),
+    ("wsus", (_tcp(8530, 8531),)),
+    ("dns", (_udp(53), _tcp(53))),
+    ("ldap", (_tcp(389),)),
+    ("ldaps", (_tcp(636),)),
+    ("kerberos", (_tcp(88), _udp(88))),
+))
 
 
 def has_trait(flow_id, trait):
     """Whether the catalogue flow ``flow_id`` (a plan flow's ``id``) has ``trait`` (see TRAITS)."""
     if trait not in TRAITS:
         raise ValueError("unknown trait %r" % trait)
-    flow = FLOWS_BY_ID.get(flow_id) or CM_BY_ID.get(flow_id)
+    flow = FLOWS_BY_ID.get(flow_id) or VIA_BY_ID.get(flow_id)
     return bool(flow is not None and trait in flow.traits)
 
 
@@ -412,6 +647,7 @@ CATEGORIES = (
     ("enforcement", "Enforcement flows"),
     ("management", "Management channel (never cut)"),
     ("configmgr", "ConfigMgr 2007 base flows (nap_include_configmgr_base; also remediation ports)"),
+    ("remediation", "Infrastructure remediation servers (nap_remediation_roles; planned through REMEDIATION)"),
 )
 
 # Listeners expected per role (for verification).
@@ -419,10 +655,12 @@ LISTENERS = {
     "domain_controller": "TCP 389 (and 636 when ldaps), TCP 88, TCP 445, TCP 135, TCP/UDP 53 where it serves DNS",
     "global_catalog": "TCP 3268 (and 3269 when gc_ssl)",
     "site_server": "TCP 445, TCP 135",
-    "shv_point": "UDP 1812, UDP 1813 (and 1645/1646 when legacy), TCP 445, TCP 135",
+    "shv_point": "UDP 1812, 1813, 1645 and 1646 (NPS listens on all four whatever nap_radius_legacy_ports), "
+                 "TCP 445, TCP 135",
+    "radius_proxy": "UDP 1812, 1813, 1645 and 1646 (NPS)",
     "hra": "TCP 80 or 443 (per nap_hra_transport)",
     "dhcp_server": "UDP 67",
-    "vpn_server": "TCP 1723 / UDP 500, 4500 / TCP 443, per nap_vpn_protocols",
+    "vpn_server": "TCP 1723 (pptp) / UDP 500, 4500 (l2tp, ikev2) / TCP 443 (sstp), per nap_vpn_protocols",
     "ts_gateway": "TCP 443",
     "certification_authority": "TCP 135",
     "dns_server": "TCP/UDP 53",
@@ -447,6 +685,7 @@ def catalogue_entries():
             "conditions": [_condition_text(c) for c in flow.when],
             "settings": sorted(flow.settings()),
             "note": flow.note,
+            "windows_group": [{"name": name, "resource": resource} for name, resource in flow.windows_group],
         })
     return out
 
@@ -476,4 +715,6 @@ def _condition_text(cond):
         return "%s is true" % value
     if kind == "any_method":
         return "any enforcement method"
+    if kind == _REMEDIATION_ONLY:
+        return "through REMEDIATION, where %s is in a server's nap_remediation_roles" % value
     return "%s=%s" % cond

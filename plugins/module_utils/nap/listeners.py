@@ -7,7 +7,9 @@ The table is "Listeners expected per role" of the NAP flow reference (catalogue.
 holds its text).  A listener is a local port a service must be bound to; whether a path
 reaches it is what the probes check.  "X or Y" settings choose here too, except that a
 domain controller and a global catalog always listen on the plain port (LDAP 389, GC
-3268) and add the TLS port when that mode is chosen.
+3268) and add the TLS port when that mode is chosen, and that NPS (the SHV point, a RADIUS
+proxy) listens on UDP 1812, 1813, 1645 and 1646 whether or not nap_radius_legacy_ports
+opens the legacy pair (catalogue.CITE_NPS_PORTS); the flows open only what is chosen.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,11 +47,14 @@ def _gc(s):
     return out
 
 
+def _nps(_s):
+    """NPS listens on all four RADIUS ports by default (NPS Ports), whatever nap_radius_legacy_ports says."""
+    return [("udp", 1812, "radius"), ("udp", 1813, "radius-accounting"),
+            ("udp", 1645, "radius-legacy"), ("udp", 1646, "radius-accounting-legacy")]
+
+
 def _shv(s):
-    out = [("udp", 1812, "radius"), ("udp", 1813, "radius-accounting")]
-    if s["nap_radius_legacy_ports"]:
-        out += [("udp", 1645, "radius-legacy"), ("udp", 1646, "radius-accounting-legacy")]
-    return out + [("tcp", 445, "smb"), ("tcp", 135, "rpc-epmap")]
+    return _nps(s) + [("tcp", 445, "smb"), ("tcp", 135, "rpc-epmap")]
 
 
 def _hra(s):
@@ -61,7 +66,7 @@ def _vpn(s):
     protocols = s["nap_vpn_protocols"]
     if "pptp" in protocols:
         out.append(("tcp", 1723, "pptp"))
-    if "l2tp" in protocols:
+    if "l2tp" in protocols or "ikev2" in protocols:
         out += [("udp", 500, "ike"), ("udp", 4500, "ike-natt")]
     if "sstp" in protocols:
         out.append(("tcp", 443, "sstp"))
@@ -73,6 +78,7 @@ ROLE_LISTENERS = {
     "global_catalog": _gc,
     "site_server": lambda s: [("tcp", 445, "smb"), ("tcp", 135, "rpc-epmap")],
     "shv_point": _shv,
+    "radius_proxy": _nps,
     "hra": _hra,
     "dhcp_server": lambda s: [("udp", 67, "dhcp")],
     "vpn_server": _vpn,

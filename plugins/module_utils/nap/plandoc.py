@@ -125,7 +125,11 @@ def describe(plan, name):
     entry = hosts(plan).get(name)
     if entry is None:
         return {}
-    return {"kind": "host", "platform": entry.get("platform"), "roles": list(entry.get("roles") or [])}
+    out = {"kind": "host", "platform": entry.get("platform"), "roles": list(entry.get("roles") or [])}
+    if entry.get("host_rules") == "not_applicable":     # XP / Server 2003: no FwPolicy2 API, no netsh advfirewall
+        out["platform"] = "not_applicable"
+        out["note"] = entry.get("host_rules_note") or "host rules are not applicable to this host's Windows version"
+    return out
 
 
 def host_rules(plan, name):

@@ -21,7 +21,9 @@ from collections import OrderedDict, deque
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import parse_bool, validate_setting
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import (
+    parse_bool, parse_protected_services, parse_windows_version, validate_setting,
+)
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     NapError, Rule, is_ip_address, most_specific_zone, normalize_addresses, normalize_ports, parse_network,
 )
@@ -34,7 +36,7 @@ _PLAIN_TEXT = {"nap_ad_ldap_mode": "plain LDAP (TCP 389)", "nap_gc_mode": "plain
 
 # Roles only a Windows server can hold (ConfigMgr 2007 and the NAP server roles of Windows Server 2008).
 WINDOWS_ONLY_ROLES = ("site_server", "shv_point", "hra", "certification_authority", "dhcp_server", "vpn_server",
-                      "ts_gateway", "site_system", "site_database", "console_host")
+                      "ts_gateway", "site_system", "site_database", "console_host", "radius_proxy")
 # Roles a perimeter device may hold besides its own (a router relays DHCP; a switch is a RADIUS client).
 PERIMETER_EXTRA_ROLES = ("perimeter", "dhcp_relay", "radius_client")
 # Host variables the planner reads besides the nap_* ones: the address and how Ansible connects.
@@ -89,9 +91,11 @@ class Settings:
         self.explicit = set()
         self.used = set()
         self.glob = {}
+        self.glob_set = set()
         for spec in catalogue.SETTINGS:
             if settings.get(spec.name) is not None:
                 self.explicit.add(spec.name)
+                self.glob_set.add(spec.name)
                 self.glob[spec.name] = validate_setting(spec.name, settings[spec.name], "")
             else:
                 self.glob[spec.name] = spec.default
@@ -111,6 +115,10 @@ class Settings:
         if host is not None and name in self.per_host.get(host, {}):
             return self.per_host[host][name]
         return self.glob[name]
+
+    def is_set(self, name, host=None):
+        """Whether the inventory gives the setting a value (for ``host``: its own, or the global one)."""
+        return name in self.glob_set or (host is not None and name in self.per_host.get(host, {}))
 
 
 # ---------------------------------------------------------------------------
@@ -297,6 +305,9 @@ class Planner:
         self.mgmt_port = {}
         self.host_zone = {}
         self.platform = {}
+        self.windows_version = {}
+        self.domain_member = {}
+        self.protected_services = {}
         for host, roles in self.host_roles.items():
             group = catalogue.GROUP_BY_ROLE[roles[0]]
             addrs = self._host_addresses(host, group)
@@ -323,8 +334,63 @@ class Planner:
                 if not valid:
                     raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
                                    % (host, roles_var, ", ".join(catalogue.REMEDIATION_ROLES)))
+            self._collect_host_facts(host, roles, platform, hvars)
 
         self._check_unique_addresses()
+
+    def _collect_host_facts(self, host, roles, platform, hvars):
+        """A host's Windows version, domain membership and IPsec-protected services, validated.
+
+        Group variables reach every host, so a Windows version on a Linux host or a perimeter device, membership on a
+        domain controller and protected services on a host outside nap_ipsec_protected are accepted and ignored.
+        """
+        version = None
+        if hvars.get("nap_windows_version") not in (None, ""):
+            version = parse_windows_version(hvars["nap_windows_version"], "host %s: nap_windows_version" % host)
+            if platform not in ("windows", "none"):
+                version = None
+        self.windows_version[host] = version
+        member_roles = set(roles) & set(catalogue.DOMAIN_MEMBER_ROLES)
+        default = bool(member_roles) and platform != "linux" and "perimeter" not in roles
+        member = self._bool_hostvar(host, "nap_domain_member", default)
+        self.domain_member[host] = member and "perimeter" not in roles and \
+            not set(roles) & set(catalogue.DOMAIN_CONTROLLER_ROLES)
+        services = hvars.get("nap_ipsec_protected_services")
+        if services is not None and "ipsec_protected" in roles:
+            self.protected_services[host] = parse_protected_services(
+                services, "host %s: nap_ipsec_protected_services" % host)
+        elif services is not None:
+            parse_protected_services(services, "host %s: nap_ipsec_protected_services" % host)
+
+    def host_rules_applicable(self, host):
+        """Whether the collection can write the host's firewall rules: not on a Windows host whose version has no
+        Windows Firewall with Advanced Security (XP, Server 2003)."""
+        version = self.windows_version.get(host)
+        return not (self.platform.get(host) == "windows" and version is not None
+                    and not catalogue.WINDOWS_VERSIONS[version].host_firewall)
+
+    def rpc_ranges(self, endpoint):
+        """(ranges, declared) of the dynamic RPC range(s) behind the endpoint mapper of a destination.
+
+        A host: its own nap_rpc_dynamic_range, else the global one when set, else its nap_windows_version's range
+        (49152-65535 when it declares none).  A network (client networks): nap_client_windows_versions' ranges, both
+        when they mix, else the global nap_rpc_dynamic_range when set, else 49152-65535.  ``declared``: whether the
+        range comes from the inventory (a range or a version) rather than the default.
+        """
+        setting = "nap_rpc_dynamic_range"
+        if endpoint.host is not None:
+            if self.settings.is_set(setting, endpoint.host):
+                return [self.settings.get(setting, endpoint.host)], True
+            version = self.windows_version.get(endpoint.host)
+            return [catalogue.rpc_range_of(version)], version is not None
+        versions = self.settings.get("nap_client_windows_versions", use=False)
+        if versions:
+            self.settings.used.add("nap_client_windows_versions")
+            ranges = sorted(set(catalogue.rpc_range_of(v) for v in versions), key=lambda r: int(r.split("-")[0]))
+            return ranges, True
+        if self.settings.is_set(setting):
+            return [self.settings.get(setting)], True
+        return [catalogue.RPC_RANGE_MODERN], False
 
     def _check_roles(self, host, roles, platform):
         def groups(role_list):
@@ -407,12 +473,12 @@ class Planner:
                 raise NapError("host %s: its address %s is the %s address of zone %s (%s), not a host address; set "
                                "nap_address to the host's own address" % (host, net.network_address, what, zone, znet))
 
-    def _network_endpoints(self, name, cidrs, role):
+    def _network_endpoints(self, name, cidrs, role, warn=True):
         by_zone = OrderedDict()
         for cidr in cidrs:
             net = ipaddress.ip_network(cidr)
             zone = self.zones.zone_of(net, name)
-            if zone is None and self.zones.defined:
+            if zone is None and self.zones.defined and warn:
                 self.warn("%s: %s is in no zone of nap_zones: no perimeter rules are planned for its flows"
                           % (name, cidr))
             by_zone.setdefault(zone, []).append(cidr)
@@ -441,10 +507,13 @@ class Planner:
             else:
                 self.warn("nap_management_sources is not set and the controller's address is unknown: "
                           "no management (MGMT-*) flows are planned; set nap_management_sources")
+        both = _uncovered(list(client) + list(restricted))
         self.networks = {
             "client_networks": self._network_endpoints("nap_client_networks", client, "client_networks"),
             "restricted_networks": self._network_endpoints("nap_restricted_networks", restricted,
                                                            "restricted_networks"),
+            "client_and_restricted_networks": self._network_endpoints(
+                "nap_client_networks + nap_restricted_networks", both, "client_networks", warn=False),
             "management_sources": self._network_endpoints("nap_management_sources", mgmt, "management_sources"),
         }
         self.effective = dict(self.settings.glob)
@@ -462,6 +531,8 @@ class Planner:
             need.append(("nap_shv_points", "nap_global_catalogs", "NAP-GC-READ reads from a global catalog"))
         if self.members("shv_point") and not self.members("site_server"):
             need.append(("nap_shv_points", "nap_site_servers", "the SHV point is installed by a site server"))
+        if self.members("radius_proxy") and not self.members("shv_point"):
+            need.append(("nap_radius_proxies", "nap_shv_points", "a RADIUS proxy forwards to an SHV point"))
         for method, group, why in (
                 ("dhcp", "nap_dhcp_servers", "DHCP enforcement needs a DHCP server"),
                 ("ipsec", "nap_hras", "IPsec enforcement needs a Health Registration Authority"),
@@ -502,8 +573,12 @@ class Planner:
             return list(self.networks[name])
         if name == "client_endpoints":
             return list(self.networks["client_networks"]) + self.role_endpoints("client")
-        if name == "ad_clients":
-            return self._unique(self.role_endpoints("site_server") + self.role_endpoints("shv_point"))
+        if name == "domain_members":
+            return [self.host_endpoint(h, "domain_member") for h in self.host_roles if self.domain_member.get(h)]
+        if name == "client_and_restricted_networks":
+            return list(self.networks["client_and_restricted_networks"])
+        if name == "wins_server":
+            return [self.host_endpoint(h, "wins_server") for h in self.holders("wins")]
         if name == "ad_servers":
             return self._unique(self.role_endpoints("domain_controller") + self.role_endpoints("global_catalog"))
         if name == "dns":
@@ -519,7 +594,7 @@ class Planner:
         if name == "ssh_hosts":
             return [self.host_endpoint(h, "managed_host") for h in self.host_roles
                     if self.platform[h] not in ("windows", "none")]
-        if name in catalogue.REMEDIATION_ROLES:
+        if name in catalogue.REMEDIATION_ROLES and (name == "global_catalog" or name not in catalogue.GROUP_BY_ROLE):
             hosts = self.holders(name)
             if name == "global_catalog":
                 hosts = self.members("global_catalog") + hosts
@@ -534,8 +609,15 @@ class Planner:
         for spec in catalogue.SETTINGS:
             if spec.kind != "cidrs":
                 out[spec.name] = self.settings.get(spec.name, host, use=False)
+        out["nap_rpc_dynamic_range"] = self._host_rpc_range(host)
         out[listener_table.DNS_SETTING] = self._bool_hostvar(host, listener_table.DNS_SETTING, True)
         return out
+
+    def _host_rpc_range(self, host):
+        """The dynamic RPC range the host itself uses (its range, else the global one when set, else its version's)."""
+        if self.settings.is_set("nap_rpc_dynamic_range", host):
+            return self.settings.get("nap_rpc_dynamic_range", host, use=False)
+        return catalogue.rpc_range_of(self.windows_version.get(host))
 
     def _bool_hostvar(self, host, name, default):
         return parse_bool(self.hostvars.get(host, {}).get(name, default), "host %s: %s" % (host, name))
@@ -556,6 +638,8 @@ class Planner:
             if kind == "setting":
                 if not self.settings.get(value):
                     return False
+            elif kind == "remediation_role":
+                return False        # planned through REMEDIATION only (ports_per_remediation_role)
             elif kind in ("method", "any_method", "vpn_protocol"):
                 methods = self.settings.get("nap_enforcement_methods")
                 if kind == "method" and value not in methods:
@@ -569,30 +653,70 @@ class Planner:
     # -- pairs ------------------------------------------------------------
     def pairs(self, flow):
         if flow.pairing == "dhcp_client":
-            return self._dhcp_plan()[0]
-        if flow.pairing == "dhcp_relay":
-            return self._dhcp_plan()[1]
-        srcs = self.resolve(flow.src)
-        dsts = self.resolve(flow.dst)
-        for kind, value in flow.when:
-            if kind == "vpn_protocol":   # decided by each VPN server
-                dsts = [d for d in dsts if value in self.settings.get("nap_vpn_protocols", d.host)]
+            pairs = self._dhcp_plan(flow)[0]
+        elif flow.pairing == "dhcp_relay":
+            pairs = self._dhcp_plan(flow)[1]
+        else:
+            srcs = self.resolve(flow.src)
+            dsts = self.resolve(flow.dst)
+            if "radius_via_proxy" in flow.traits and self.members("radius_proxy"):
+                dsts = self.role_endpoints("radius_proxy")
+            for kind, value in flow.when:
+                if kind == "vpn_protocol":   # decided by each VPN server
+                    dsts = [d for d in dsts if value in self.settings.get("nap_vpn_protocols", d.host)]
+            pairs = []
+            for dst in dsts:
+                for src in srcs:
+                    if flow.pairing == "distinct" and src.host is not None and src.host == dst.host:
+                        continue
+                    pairs.append((src, dst))
+        if "ipv4_only" in flow.traits:
+            pairs = self._ipv4_pairs(flow, pairs)
+        if flow.dst_min_windows:
+            for _src, dst in pairs:
+                self._check_min_windows(flow, dst)
+        return pairs
+
+    def _ipv4_pairs(self, flow, pairs):
+        """The pairs with their IPv4 addresses only; a network or host left without any is warned about."""
         out = []
-        for dst in dsts:
-            for src in srcs:
-                if flow.pairing == "distinct" and src.host is not None and src.host == dst.host:
-                    continue
-                out.append((src, dst))
+        for src, dst in pairs:
+            ends = []
+            for end in (src, dst):
+                v4 = [a for a in end.addresses if ":" not in a]
+                v6 = [a for a in end.addresses if ":" in a]
+                if v6 and not end.host:
+                    self.warn("%s: client network %s is IPv6; NAP DHCP enforcement is DHCPv4 only, so no rule is "
+                              "planned for it" % (flow.id, ", ".join(v6)))
+                if not v4:
+                    if end.host:
+                        self.warn("%s: host %s has no IPv4 address; NAP DHCP enforcement is DHCPv4 only, so no rule "
+                                  "is planned for it" % (flow.id, end.host))
+                    break
+                ends.append(end if len(v4) == len(end.addresses) else Endpoint(end.host, v4, end.zones, end.role))
+            else:
+                out.append(tuple(ends))
         return out
 
-    def _dhcp_plan(self):
+    def _check_min_windows(self, flow, dst):
+        version = self.windows_version.get(dst.host)
+        oldest = catalogue.WINDOWS_VERSIONS[flow.dst_min_windows]
+        if version is not None and catalogue.WINDOWS_VERSIONS[version].rank < oldest.rank:
+            raise NapError("host %s: %s (%s) needs %s or later, but nap_windows_version is %s; upgrade the host or "
+                           "change %s" % (dst.host, flow.id, flow.purpose, oldest.label, version,
+                                          ", ".join(sorted(flow.settings()))))
+
+    def _dhcp_plan(self, flow):
         """Per DHCP server: client network endpoints on its segment, and relays for the others."""
         if hasattr(self, "_dhcp_cache"):
             return self._dhcp_cache
         direct, relayed = [], []
+        networks = self.networks["client_networks"]
+        if "ipv4_only" in flow.traits:
+            networks = [pair[0] for pair in self._ipv4_pairs(flow, [(n, n) for n in networks])]
         for server in self.members("dhcp_server"):
             dst = self.host_endpoint(server, "dhcp_server")
-            for net in self.networks["client_networks"]:
+            for net in networks:
                 if not self.zones.defined or net.zones == dst.zones or not net.zones or not dst.zones:
                     direct.append((net, dst))
                     continue
@@ -632,18 +756,34 @@ class Planner:
         if "ports_per_remediation_role" in flow.traits:
             out = []
             for cm_role in self.hostvars.get(dst.host, {}).get("nap_remediation_roles") or []:
-                cm_flow = catalogue.CM_BY_ID[catalogue.REMEDIATION_ROLES[cm_role]]
+                cm_flow = catalogue.VIA_BY_ID[catalogue.REMEDIATION_ROLES[cm_role]]
                 for svc in self._resolve_services(cm_flow, src, dst):
                     out.append(svc[:4] + (cm_flow.id,))
             if not out:
                 self.warn("host %s is in nap_remediation_servers without nap_remediation_roles: no remediation "
                           "ports are planned for it (e.g. nap_remediation_roles: [management_point])" % dst.host)
             return out
+        if "ports_per_protected_service" in flow.traits:
+            items = self.protected_services.get(dst.host)
+            if items is None:
+                self._unprotected.append(dst.host)
+                return []
+            out = []
+            raw = OrderedDict()
+            for name, protocol, port in items:
+                if name is not None:
+                    for svc in self._resolve_services(flow, src, dst, catalogue.PROTECTED_SERVICES[name]):
+                        out.append(svc[:4] + (name.upper(),))
+                else:
+                    raw.setdefault(protocol, []).append(port)
+            for protocol, ports in raw.items():
+                out.append((protocol, normalize_ports(ports), (), False, None))
+            return out
         return [svc + (None,) for svc in self._resolve_services(flow, src, dst)]
 
-    def _resolve_services(self, flow, src, dst):
+    def _resolve_services(self, flow, src, dst, services=None):
         out = []
-        for service in flow.services:
+        for service in flow.services if services is None else services:
             ports = service.dst_ports
             if isinstance(ports, catalogue.ManagementPort):
                 ports = (self.mgmt_port[dst.host],)
@@ -660,6 +800,9 @@ class Planner:
     # -- main -------------------------------------------------------------
     def run(self):
         self._plain = []
+        self._unprotected = []
+        undeclared = OrderedDict()        # flow id -> RPC destinations whose range is the default
+        declaring = set()                 # flow ids with a host endpoint that declares its Windows version
         flows = []
         for flow in catalogue.FLOWS:
             if not self._enabled(flow):
@@ -667,7 +810,10 @@ class Planner:
             for src, dst in self.pairs(flow):
                 if "host_endpoints_only" in flow.traits and src.host is None and dst.host is None:
                     continue
-                crossed = self.topology.crossed(src.zones, dst.zones)
+                if "inside_ipsec" in flow.traits:
+                    crossed = []          # across perimeters the flow is ESP (IPSEC-IKE)
+                else:
+                    crossed = self.topology.crossed(src.zones, dst.zones)
                 if crossed is None:
                     self.warn("%s: no perimeter path joins zone %s and zone %s (%s -> %s): no perimeter rules"
                               % (flow.id, ", ".join(sorted(src.zones)), ", ".join(sorted(dst.zones)),
@@ -694,7 +840,14 @@ class Planner:
                     entry["src_ports"] = list(src_ports)
                     entry["rpc_dynamic"] = bool(rpc)
                     if rpc:
-                        entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", dst.host)
+                        ranges, declared = self.rpc_ranges(dst)
+                        entry["rpc_dynamic_range"] = ranges[0]
+                        entry["rpc_dynamic_ranges"] = ranges
+                        if not declared:
+                            undeclared.setdefault(flow.id, OrderedDict())[dst.host or ", ".join(dst.addresses)] = \
+                                dst.host is None
+                        if any(self.windows_version.get(h) for h in (src.host, dst.host) if h):
+                            declaring.add(flow.id)
                     if via:
                         entry["via"] = via
                     entry["perimeter"] = list(crossed)
@@ -704,6 +857,21 @@ class Planner:
                 self.warn("%s: %s crosses a perimeter (%s -> %s); consider %s=%s" % (
                     flow_id, _PLAIN_TEXT[setting], src.host or ",".join(src.addresses), dst.host, setting,
                     [k for k in catalogue.SETTINGS_BY_NAME[setting].choices if k != _PLAIN_CHOICES[setting]][0]))
+        for flow_id, ends in undeclared.items():
+            if flow_id not in declaring:
+                continue
+            for end, network in ends.items():
+                what = ("the networks %s declare no Windows versions (nap_client_windows_versions)" % end if network
+                        else "%s declares no Windows version (nap_windows_version)" % end)
+                self.warn("%s: %s while other hosts of this flow do: its dynamic RPC range is taken as %s (Vista/2008 "
+                          "and later; XP and 2003 use %s)"
+                          % (flow_id, what, catalogue.RPC_RANGE_MODERN, catalogue.RPC_RANGE_LEGACY))
+        if self._unprotected:
+            hosts = list(OrderedDict.fromkeys(self._unprotected))
+            self.warn("%d host(s) in nap_ipsec_protected without nap_ipsec_protected_services (%s): only IKE and ESP "
+                      "are planned for them, and a connection security rule still needs the firewall rule of the "
+                      "service it protects; list the services, e.g. nap_ipsec_protected_services: [smb, http]"
+                      % (len(hosts), _some(hosts)))
         for name in sorted(self.settings.explicit - self.settings.used):
             if name in ("nap_client_networks", "nap_restricted_networks", "nap_management_sources",
                         "nap_windows_outbound_policy"):
@@ -720,17 +888,31 @@ class Planner:
             entry["addresses"] = list(self.addresses[host])
             entry["zone"] = _zone_text(self.host_zone[host])
             entry["outbound_policy"] = self.settings.get("nap_windows_outbound_policy", host, use=False)
-            entry["rpc_dynamic_range"] = self.settings.get("nap_rpc_dynamic_range", host, use=False)
+            entry["rpc_dynamic_range"] = self._host_rpc_range(host)
+            entry["windows_version"] = self.windows_version.get(host)
+            entry["domain_member"] = bool(self.domain_member.get(host))
             entry["management_port"] = self.mgmt_port.get(host)
             entry["settings"] = self.host_settings(host)
             entry["listeners"] = listener_table.expected_listeners(roles, entry["settings"])
+            if self.host_rules_applicable(host):
+                entry["host_rules"] = "planned"
+            else:
+                version = catalogue.WINDOWS_VERSIONS[self.windows_version[host]]
+                entry["host_rules"] = "not_applicable"
+                entry["host_rules_note"] = (
+                    "%s has neither the Windows Firewall with Advanced Security COM API (HNetCfg.FwPolicy2) nor netsh "
+                    "advfirewall: its rules are listed here and in not_applicable_rules for a manual or Group Policy "
+                    "setup; perimeter devices still carry its flows (%s)" % (version.label, catalogue.CITE_FWPOLICY2))
+                entry["not_applicable_rules"] = []
             entry["inbound"] = []
             entry["outbound"] = []
             hosts[host] = entry
         inbound, outbound, forward = {}, {}, {}
         for flow in flows:
-            for rule in _host_inbound(flow):
-                inbound.setdefault(flow["dst_host"], []).append(rule)
+            if not (catalogue.has_trait(flow["id"], "windows_exempt") and flow["dst_host"]
+                    and self.platform.get(flow["dst_host"]) == "windows"):
+                for rule in _host_inbound(flow):
+                    inbound.setdefault(flow["dst_host"], []).append(rule)
             if flow["src_host"] and catalogue.has_trait(flow["id"], "relay_takes_replies"):
                 # relay <-> server on UDP 67 both ways: the relay takes the server's replies
                 inbound.setdefault(flow["src_host"], []).append(_relay_reply(flow))
@@ -741,6 +923,9 @@ class Planner:
         for host, entry in hosts.items():
             entry["inbound"] = [r.to_dict() for r in _finish(inbound.get(host, []), "src")]
             entry["outbound"] = [r.to_dict() for r in _finish(outbound.get(host, []), "dst")]
+            if entry["host_rules"] == "not_applicable":
+                entry["not_applicable_rules"] = entry["inbound"] + entry["outbound"]
+                entry["inbound"], entry["outbound"] = [], []
         perimeter = OrderedDict()
         for dev, zones in self.topology.devices.items():
             pentry = OrderedDict()
@@ -781,6 +966,18 @@ def _host_address(value, host, var):
     return str(addr)
 
 
+def _uncovered(cidrs):
+    """The CIDRs that no other CIDR of the list covers, each once (not joined: adjacent ones may lie in two zones)."""
+    nets = [ipaddress.ip_network(c) for c in normalize_addresses(cidrs, collapse=False)]
+    return [str(n) for n in nets
+            if not any(o != n and o.version == n.version and n.subnet_of(o) for o in nets)]
+
+
+def _some(names, shown=3):
+    names = list(names)
+    return ", ".join(names) if len(names) <= shown + 1 else "%s ... %s" % (", ".join(names[:shown]), names[-1])
+
+
 def _zone_text(zones):
     return sorted(zones)[0] if len(zones) == 1 else (None if not zones else sorted(zones))
 
@@ -795,7 +992,7 @@ def _base_name(flow):
 def _perimeter_ports(flow):
     ports = list(flow["dst_ports"])
     if flow["rpc_dynamic"]:
-        ports.append(flow["rpc_dynamic_range"])
+        ports.extend(flow.get("rpc_dynamic_ranges") or [flow["rpc_dynamic_range"]])
     return ports
 
 
@@ -910,8 +1107,12 @@ def summary(plan_doc):
         len(hosts), len(plan_doc["perimeter"]), len(plan_doc["flows"]),
         len(set(f["id"] for f in plan_doc["flows"]))))
     for name, entry in hosts.items():
-        lines.append("  %-24s %-40s %3d inbound %3d outbound" % (
-            name, ",".join(entry["roles"])[:40], len(entry["inbound"]), len(entry["outbound"])))
+        line = "  %-24s %-40s %3d inbound %3d outbound" % (
+            name, ",".join(entry["roles"])[:40], len(entry["inbound"]), len(entry["outbound"]))
+        if entry.get("host_rules") == "not_applicable":
+            line += " (%d host rules not applicable: %s)" % (
+                len(entry.get("not_applicable_rules") or []), entry.get("windows_version"))
+        lines.append(line)
     for name, entry in plan_doc["perimeter"].items():
         lines.append("  %-24s %-40s %3d forward" % (name, "perimeter " + entry["platform"], len(entry["forward"])))
     if plan_doc.get("warnings"):

@@ -34,8 +34,7 @@ def _flows_of(data):
 
 def _port_matches(flow, port):
     specs = list(flow.get("dst_ports") or [])
-    if flow.get("rpc_dynamic_range"):
-        specs.append(flow["rpc_dynamic_range"])
+    specs.extend(flow.get("rpc_dynamic_ranges") or ([flow["rpc_dynamic_range"]] if flow.get("rpc_dynamic_range") else []))
     return port_in(port, specs)
 
 

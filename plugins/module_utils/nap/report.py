@@ -14,7 +14,7 @@ import json
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import model
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, model
 
 REPORT_FILES = OrderedDict((
     ("json", "flows.json"),
@@ -36,7 +36,7 @@ def _service(flow):
     if flow["dst_ports"]:
         text += " " + _ports(flow["dst_ports"])
     if flow["rpc_dynamic"]:
-        text += " + RPC " + flow.get("rpc_dynamic_range", "")
+        text += " + RPC " + ",".join(flow.get("rpc_dynamic_ranges") or [flow.get("rpc_dynamic_range", "")])
     if flow["src_ports"]:
         text += " (from port %s)" % _ports(flow["src_ports"])
     return text
@@ -186,7 +186,8 @@ class _HostRules:
         self.entry = entry
         self.by_flow = {}
         self.covers = {}
-        for direction in ("inbound", "outbound"):
+        self.tag = " (not applicable)" if entry.get("host_rules") == "not_applicable" else ""
+        for direction in ("inbound", "outbound", "not_applicable_rules"):
             for rule in entry.get(direction) or []:
                 self.by_flow.setdefault((rule["flow_id"], rule["protocol"]), []).append(rule)
 
@@ -223,7 +224,7 @@ class _HostRules:
                     out.append((rule["name"], ""))
         prefix = "%s%s-%s-" % (flow["id"], ("-" + flow["via"]) if flow.get("via") else "", flow["protocol"].upper())
         own = [item for item in out if item[0].startswith(prefix)]
-        return [name + tag for name, tag in (own or out)]
+        return [name + tag + self.tag for name, tag in (own or out)]
 
     def cell(self, flow, host):
         names = self.of(flow, host)
@@ -231,6 +232,9 @@ class _HostRules:
             return ", ".join(names)
         if flow["src_host"] == host and flow["dst_host"] != host and self.entry.get("outbound_policy") != "block":
             return "- (outbound allowed)"
+        if flow["dst_host"] == host and self.entry.get("platform") == "windows" and \
+                catalogue.has_trait(flow["id"], "windows_exempt"):
+            return "- (Windows permits IKE and ESP itself)"
         return "-"
 
 
@@ -298,10 +302,11 @@ def _collapse(rows, groups):
 
 def _rule_rows(entry):
     rows = []
-    for direction in ("inbound", "outbound"):
+    for direction in ("inbound", "outbound", "not_applicable_rules"):
         for rule in entry.get(direction) or []:
             remote = rule["src_addresses"] if rule["direction"] == "in" else rule["dst_addresses"]
-            rows.append((rule["name"], rule["direction"], rule["flow_id"], rule["protocol"],
+            label = rule["direction"] + (" (not applicable)" if direction == "not_applicable_rules" else "")
+            rows.append((rule["name"], label, rule["flow_id"], rule["protocol"],
                          ", ".join(remote) or "any", _ports(rule["dst_ports"]) or "-",
                          _ports(rule["src_ports"]) or "-"))
     return tuple(rows)
@@ -313,12 +318,14 @@ def _section(plan, host, flows, groups):
     entry = plan["hosts"][host]
     rows = _collapse(_host_rows(plan, host, flows, _HostRules(entry)), groups)
     return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
-            len(flows), _rule_rows(entry), tuple(rows))
+            entry.get("windows_version"), entry.get("host_rules"), len(flows), _rule_rows(entry), tuple(rows))
 
 
 def _write_section(lines, plan, hosts, sig):
-    roles, platform, _zone_repr, _policy, nflows, rule_rows, rows = sig
+    roles, platform, _zone_repr, _policy, version, host_rules, nflows, rule_rows, rows = sig
     entry = plan["hosts"][hosts[0]]
+    if version:
+        platform = "%s %s" % (platform, version)
     zone_text = entry["zone"] if isinstance(entry["zone"], str) else (", ".join(entry["zone"] or []) or "none")
     inbound, outbound = len(entry["inbound"]), len(entry["outbound"])
     if len(hosts) == 1:
@@ -341,6 +348,11 @@ def _write_section(lines, plan, hosts, sig):
         lines.append("")
         lines.append("Ansible does not manage %s (platform none): the rules are planned, not converged."
                      % ("this host" if len(hosts) == 1 else "these hosts"))
+    if host_rules == "not_applicable":
+        lines.append("")
+        lines.append("Host rules are not applicable: %s. The rules it would need are listed as not applicable; "
+                     "%d of them." % (entry.get("host_rules_note") or "the host's firewall cannot be written",
+                                      len(entry.get("not_applicable_rules") or [])))
     lines.append("")
     if rule_rows:
         lines.append("| rule | direction | flow | protocol | remote addresses | ports | source ports |")

@@ -8,9 +8,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import re
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, normalize_addresses
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, normalize_addresses, parse_port
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.names import ascii_digits
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -57,7 +59,7 @@ def validate_setting(name, value, where):
             raise NapError("%s is %r; expected %s" % (prefix, value, spec.expected()))
         out = []
         for item in value:
-            text = str(item).strip().lower()
+            text = spec.normalize(item) if spec.normalize else str(item).strip().lower()
             if text not in spec.choices:
                 raise NapError("%s has %r; expected %s" % (prefix, item, spec.expected()))
             if text not in out:
@@ -89,4 +91,48 @@ def validate_setting(name, value, where):
     raise NapError("%s: unknown setting kind" % prefix)  # pragma: no cover
 
 
-__all__ = ["parse_bool", "validate_setting"]
+def parse_windows_version(value, where):
+    """A host's nap_windows_version as its catalogue key (catalogue.WINDOWS_VERSIONS); NapError naming ``where``."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, tuple, dict)):
+        key = None
+    else:
+        key = catalogue.windows_version_key(value)
+    if key not in catalogue.WINDOWS_VERSIONS:
+        raise NapError("%s is %r; expected one of %s (as written: 2003, \"2008 R2\", \"Windows Server 2012 R2\", "
+                       "XP ...)" % (where, value, ", ".join(catalogue.WINDOWS_VERSIONS)))
+    return key
+
+
+_PORT_ITEM = re.compile(r"(tcp|udp)\s*/\s*([0-9]+(?:\s*-\s*[0-9]+)?)")
+
+
+def parse_protected_services(value, where):
+    """nap_ipsec_protected_services: [(name or None, protocol, ports)], in the order given, duplicates dropped.
+
+    An item is a catalogue service name (catalogue.PROTECTED_SERVICES), a TCP port (8080), or a protocol and port or
+    range ("tcp/8080", "udp/514", "tcp/5000-5100").  Named services keep their name (the rule's via), ports have none.
+    """
+    value = _list_value(value)
+    if not isinstance(value, (list, tuple)):
+        raise NapError("%s is %r; expected a list of service names (%s) or ports such as 8080 or \"udp/514\""
+                       % (where, value, ", ".join(catalogue.PROTECTED_SERVICES)))
+    out = []
+    for item in value:
+        text = "" if isinstance(item, bool) else str(item).strip().lower()
+        if text in catalogue.PROTECTED_SERVICES:
+            entry = (text, None, None)
+        else:
+            match = _PORT_ITEM.fullmatch(text)
+            protocol, port = (match.group(1), match.group(2)) if match else ("tcp", text)
+            try:
+                spec = parse_port(int(port) if ascii_digits(port) else port.replace(" ", ""), where)
+            except (NapError, ValueError):
+                raise NapError("%s has %r; expected a service name (%s), a TCP port 1-65535, or \"tcp/N\", \"udp/N\", "
+                               "\"tcp/LOW-HIGH\"" % (where, item, ", ".join(catalogue.PROTECTED_SERVICES)))
+            entry = (None, protocol, spec)
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+__all__ = ["parse_bool", "validate_setting", "parse_windows_version", "parse_protected_services"]

@@ -259,6 +259,9 @@ class ProbePlanner:
             if protocol not in ("tcp", "udp"):
                 self.skip(base, "IP protocol %s has no ports to probe" % protocol)
                 continue
+            if catalogue.has_trait(flow.get("id"), "inside_ipsec"):
+                self.skip(base, "carried inside IPsec: a probe in the clear proves nothing about the protected path")
+                continue
             if not flow.get("dst_host"):
                 self.skip(base, "the destination is a network, not one host")
                 continue
@@ -307,8 +310,8 @@ class ProbePlanner:
                     _net(a).version == src.version and src in _net(a) for a in flow["src_addresses"]):
                 continue
             ports = list(flow.get("dst_ports") or [])
-            if flow.get("rpc_dynamic") and flow.get("rpc_dynamic_range"):
-                ports.append(flow["rpc_dynamic_range"])
+            if flow.get("rpc_dynamic"):
+                ports.extend(flow.get("rpc_dynamic_ranges") or [flow.get("rpc_dynamic_range")])
             if port_in(port, ports):
                 return True
         return False

@@ -746,7 +746,7 @@ def ios_model(data, device=None, acl_name=DEFAULT_ACL_NAME):
                 continue    # (the plan already lets in the replies of e.g. the DHCP relay it starts)
             ports = list(flow.get("dst_ports") or [])
             if flow.get("rpc_dynamic"):
-                ports.append(flow.get("rpc_dynamic_range"))
+                ports.extend(flow.get("rpc_dynamic_ranges") or [flow.get("rpc_dynamic_range")])
             rule = Rule.from_dict({
                 "name": "%s-%s-ORIG" % (flow["id"], flow["protocol"].upper()), "flow_id": flow["id"],
                 "direction": "out", "protocol": flow["protocol"], "dst_addresses": flow.get("dst_addresses"),

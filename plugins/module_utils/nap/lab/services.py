@@ -250,6 +250,9 @@ class Services:
             "server nap {",
             "  listen {", "    type = auth", "    ipaddr = %s" % address, "    port = 1812", "  }",
             "  listen {", "    type = acct", "    ipaddr = %s" % address, "    port = 1813", "  }",
+            # NPS also listens on the legacy ports whether or not they are chosen (NPS Ports): so does the lab
+            "  listen {", "    type = auth", "    ipaddr = %s" % address, "    port = 1645", "  }",
+            "  listen {", "    type = acct", "    ipaddr = %s" % address, "    port = 1646", "  }",
             "  authorize {", "    reject", "  }",
             "  authenticate {", "  }",
             "  preacct {", "  }",
@@ -264,7 +267,7 @@ class Services:
             (os.path.join(raddb, "radiusd.conf"), (None, 0o640)),   # rendered from Debian's at start
         ])
         return [Daemon(node, "freeradius", "freeradius", ["freeradius", "-d", raddb, "-n", "radiusd"],
-                       os.path.join(base, "run", "radiusd.pid"), "freeradius", [("udp", 1812), ("udp", 1813)], files,
+                       os.path.join(base, "run", "radiusd.pid"), "freeradius", [("udp", 1812), ("udp", 1813), ("udp", 1645), ("udp", 1646)], files,
                        prepare=[("copy %s" % FREERADIUS_CONF, None, os.path.join(raddb, "dictionary"))],
                        dirs=[os.path.join(base, d) for d in ("run", "log")])]
 

@@ -89,3 +89,12 @@ def test_verify_inventory_takes_what_verify_needs_and_no_secret():
                             "listener_method": "auto", "windows_version": ""}
     assert out["rtr01"]["address"] == "192.0.2.1" and out["rtr01"]["radius_secret"] is False
     assert "S3cret" not in repr(out)
+
+
+def test_a_2003_host_is_described_as_not_applicable():
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
+    plan = {"hosts": {"cm03": {"platform": "windows", "roles": ["site_server"], "host_rules": "not_applicable",
+                               "host_rules_note": "Windows Server 2003 has neither FwPolicy2 nor netsh advfirewall"}},
+            "perimeter": {}, "flows": []}
+    described = plandoc.describe(plan, "cm03")
+    assert described["platform"] == "not_applicable" and "2003" in described["note"]

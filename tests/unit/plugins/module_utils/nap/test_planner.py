@@ -91,9 +91,12 @@ def test_each_choice_emits_exactly_one_port(setting, value, flow_id, port, other
     plan = run(site(settings={setting: value}))
     ports = [p for f in flows(plan, flow_id) for p in f["dst_ports"]]
     assert ports == [port]
-    tcp_ports = [p for f in plan["flows"] if f["protocol"] == "tcp" for p in f["dst_ports"]]
-    assert other not in tcp_ports     # (UDP 389 is CLDAP, the DC locator: a different flow)
-    rule_ports = [p for r in plan["hosts"]["dc01"]["inbound"] if r["protocol"] == "tcp" for p in r["dst_ports"]]
+    # (UDP 389 is CLDAP, the DC locator; TCP 389 of AD-LDAP is domain membership, which LDAPS does not replace:
+    # both are other flows than the "X or Y" of the seed)
+    tcp_ports = [p for f in plan["flows"] if f["protocol"] == "tcp" and f["id"] != "AD-LDAP" for p in f["dst_ports"]]
+    assert other not in tcp_ports
+    rule_ports = [p for r in plan["hosts"]["dc01"]["inbound"] if r["protocol"] == "tcp" and r["flow_id"] != "AD-LDAP"
+                  for p in r["dst_ports"]]
     assert port in rule_ports and other not in rule_ports
 
 
@@ -573,3 +576,405 @@ def test_plan_states_listeners_from_each_hosts_own_settings():
     # every consumer reads the same fact
     assert listeners.listeners_for(plan, host="hra01") == plan["hosts"]["hra01"]["listeners"]
     assert plandoc.listeners(plandoc.load({"plan": plan}), "dc01") == plan["hosts"]["dc01"]["listeners"]
+
+
+# --- issue 18: the flows Microsoft documents around the seed, and the per-version facts -----------------------
+def ports_of(plan, flow_id, **match):
+    """{(protocol, tuple of dst_ports)} of the flows of one id (optionally matching more fields)."""
+    return set((f["protocol"], tuple(f["dst_ports"])) for f in flows(plan, flow_id)
+               if all(f.get(k) == v for k, v in match.items()))
+
+
+@pytest.mark.parametrize("mode,port,other", [("gc", 3268, 3269), ("gc_ssl", 3269, 3268)])
+def test_hra_reaches_a_global_catalog_by_nap_gc_mode(mode, port, other):
+    inv = ipsec_site()
+    inv["hostvars"]["hra01"]["nap_gc_mode"] = mode           # the HRA decides its own bind
+    plan = run(inv)
+    (gc,) = flows(plan, "IPSEC-HRA-GC")
+    assert (gc["src_host"], gc["dst_host"], gc["protocol"], gc["dst_ports"], gc["source"]) == (
+        "hra01", "dc01", "tcp", [port], "NAP")
+    assert other not in [p for f in flows(plan, "IPSEC-HRA-GC") for p in f["dst_ports"]]
+    note = planner.catalogue.FLOWS_BY_ID["IPSEC-HRA-GC"].note
+    assert "HRA also requires a connection to the Active Directory global catalog" in note and "cc735489" in note
+    assert not flows(run(site()), "IPSEC-HRA-GC")            # IPsec enforcement only
+
+
+def test_every_domain_member_gets_its_domain_flows_once():
+    inv = ipsec_site()
+    inv["groups"]["nap_site_systems"] = ["cm01"]            # a second member role: still one set of flows
+    plan = run(inv)
+    members = {"cm01", "nps01", "hra01", "ca01"}
+    for flow_id, expected in (("AD-KERBEROS", {("tcp", (88,)), ("udp", (88,))}),
+                              ("AD-DNS", {("tcp", (53,)), ("udp", (53,))}),
+                              ("AD-CLDAP", {("udp", (389,))}), ("AD-TIME", {("udp", (123,))}),
+                              ("AD-LDAP", {("tcp", (389,))}), ("AD-SMB", {("tcp", (445,))}),
+                              ("AD-RPC", {("tcp", (135,))}), ("AD-KPASSWD", {("tcp", (464,)), ("udp", (464,))})):
+        assert set(f["src_host"] for f in flows(plan, flow_id)) == members, flow_id
+        assert ports_of(plan, flow_id) == expected, flow_id
+        per_host = [f["src_host"] for f in flows(plan, flow_id)]
+        assert per_host.count("cm01") == len(expected), flow_id          # once per host and protocol
+    (rpc,) = [f for f in flows(plan, "AD-RPC") if f["src_host"] == "cm01"]
+    assert rpc["rpc_dynamic"] and rpc["rpc_dynamic_range"] == "49152-65535"
+    assert all(f["src_role"] == "domain_member" for f in flows(plan, "AD-LDAP"))
+    assert plan["hosts"]["cm01"]["domain_member"] and not plan["hosts"]["dc01"]["domain_member"]
+    # LDAPS does not replace LDAP for domain membership: TCP 389 stays beside NAP-AD-WRITE's 636
+    inv["settings"]["nap_ad_ldap_mode"] = "ldaps"
+    plan = run(inv)
+    assert ports_of(plan, "NAP-AD-WRITE") == {("tcp", (636,))} and ports_of(plan, "AD-LDAP") == {("tcp", (389,))}
+    # a host opts out; a host outside the member roles opts in
+    inv["hostvars"]["ca01"]["nap_domain_member"] = False
+    inv["groups"]["nap_rdp_hosts"] = ["rdp01"]
+    inv["hostvars"]["rdp01"] = {"ansible_host": "192.0.2.71", "nap_domain_member": "yes"}
+    plan = run(inv)
+    assert set(f["src_host"] for f in flows(plan, "AD-SMB")) == {"cm01", "nps01", "hra01", "rdp01"}
+    # NPS authenticates against AD: its flows cite it
+    assert "If NPS cannot contact domain controllers" in planner.catalogue.FLOWS_BY_ID["AD-LDAP"].note
+
+
+def test_domain_members_follow_the_ad_setting_and_skip_linux_hosts_and_dcs():
+    inv = ipsec_site()
+    inv["groups"]["nap_remediation_servers"] = ["lnx01"]
+    inv["hostvars"]["lnx01"] = {"ansible_host": "192.0.2.60", "nap_platform": "linux",
+                                "nap_remediation_roles": ["management_point"]}
+    inv["hostvars"]["dc01"]["nap_domain_member"] = True                  # a DC is the domain, not a member of it
+    plan = run(inv)
+    assert "lnx01" not in set(f["src_host"] for f in flows(plan, "AD-LDAP"))
+    assert "dc01" not in set(f["src_host"] for f in flows(plan, "AD-LDAP"))
+    inv["settings"]["nap_include_ad_dependencies"] = False
+    assert not [f for f in run(inv)["flows"] if f["category"] == "ad"]
+
+
+@pytest.mark.parametrize("value", ["maybe", [True]])
+def test_bad_domain_member_names_host_and_variable(value):
+    inv = site()
+    inv["hostvars"]["cm01"]["nap_domain_member"] = value
+    with pytest.raises(NapError, match="host cm01: nap_domain_member is"):
+        run(inv)
+
+
+@pytest.mark.parametrize("version,expected", [
+    ("2003", "1025-5000"), ("Windows Server 2003 R2 SP2", "1025-5000"), ("XP SP3", "1025-5000"),
+    (2008, "49152-65535"), ("2008 R2", "49152-65535"), ("2012r2", "49152-65535"), (None, "49152-65535"),
+])
+def test_rpc_range_follows_the_destination_windows_version(version, expected):
+    inv = site()
+    if version is not None:
+        inv["hostvars"]["nps01"]["nap_windows_version"] = version
+    plan = run(with_router(inv))
+    (config,) = flows(plan, "NAP-SHV-CONFIG")
+    assert config["rpc_dynamic_range"] == expected and config["rpc_dynamic_ranges"] == [expected]
+    assert plan["hosts"]["nps01"]["rpc_dynamic_range"] == expected
+    assert plan["hosts"]["nps01"]["settings"]["nap_rpc_dynamic_range"] == expected
+
+
+def test_rpc_range_setting_still_overrides_the_version():
+    inv = site(settings={"nap_rpc_dynamic_range": "50000-51000"})
+    inv["hostvars"]["nps01"]["nap_windows_version"] = "2003"
+    inv["hostvars"]["dc01"]["nap_rpc_dynamic_range"] = "60000-60100"
+    plan = run(inv)
+    assert flows(plan, "NAP-SHV-CONFIG")[0]["rpc_dynamic_range"] == "50000-51000"
+    assert set(f["rpc_dynamic_range"] for f in flows(plan, "AD-RPC")) == {"60000-60100"}
+    assert plan["warnings"] == []
+
+
+def test_client_networks_take_their_range_from_their_versions_and_mixed_versions_carry_both():
+    inv = with_router(site(settings={"nap_include_configmgr_base": True, "nap_client_networks": [CLIENTS_A],
+                                     "nap_client_windows_versions": ["xp", "Vista", "7"]}))
+    plan = run(inv)
+    (push,) = [f for f in flows(plan, "CM-PUSH") if f["rpc_dynamic"]]
+    assert push["rpc_dynamic_ranges"] == ["1025-5000", "49152-65535"] and push["rpc_dynamic_range"] == "1025-5000"
+    (rule,) = [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "CM-PUSH" and 135 in r["dst_ports"]]
+    assert rule["dst_ports"] == [135, "1025-5000", "49152-65535"]
+    inv["settings"]["nap_client_windows_versions"] = ["7", "10"]
+    (push,) = [f for f in flows(run(inv), "CM-PUSH") if f["rpc_dynamic"]]
+    assert push["rpc_dynamic_ranges"] == ["49152-65535"]
+    with pytest.raises(NapError, match="nap_client_windows_versions has 'NT4'; expected a list of xp, 2003"):
+        inv["settings"]["nap_client_windows_versions"] = ["NT4"]
+        run(inv)
+
+
+def test_version_warnings_only_where_some_declare_and_a_destination_does_not():
+    assert run(with_router(site()))["warnings"] == []                      # none declare: silent
+    inv = site()
+    inv["hostvars"]["cm01"]["nap_windows_version"] = "2003"
+    plan = run(inv)
+    (warning,) = [w for w in plan["warnings"] if w.startswith("NAP-SHV-CONFIG")]
+    assert "nps01 declares no Windows version (nap_windows_version)" in warning and "49152-65535" in warning
+    assert [w for w in plan["warnings"] if w.startswith("AD-RPC: dc01 declares no Windows version")]
+    inv["hostvars"]["nps01"]["nap_windows_version"] = "2008"
+    inv["hostvars"]["dc01"]["nap_windows_version"] = "2008 R2"
+    assert run(inv)["warnings"] == []
+    # client networks: they declare through nap_client_windows_versions
+    inv["settings"].update(nap_include_configmgr_base=True, nap_client_networks=[CLIENTS_A])
+    assert [w for w in run(inv)["warnings"] if "nap_client_windows_versions" in w and w.startswith("CM-PUSH")]
+
+
+@pytest.mark.parametrize("value", ["NT4", "2008 R3", True, ["2003"]])
+def test_bad_windows_version_names_host_and_variable(value):
+    inv = site()
+    inv["hostvars"]["cm01"]["nap_windows_version"] = value
+    with pytest.raises(NapError) as err:
+        run(inv)
+    assert "host cm01: nap_windows_version is" in str(err.value) and "2008r2" in str(err.value)
+
+
+def test_a_2003_host_has_no_host_rules_but_its_flows_cross_the_perimeter():
+    inv = with_router(ipsec_site())
+    inv["hostvars"]["cm01"].update(ansible_host="198.51.100.10", nap_windows_version="2003")   # in clients-a
+    plan = run(inv)
+    entry = plan["hosts"]["cm01"]
+    assert entry["host_rules"] == "not_applicable" and entry["inbound"] == [] and entry["outbound"] == []
+    assert "HNetCfg.FwPolicy2" in entry["host_rules_note"] and "netsh advfirewall" in entry["host_rules_note"]
+    names = sorted(r["name"] for r in entry["not_applicable_rules"])
+    assert "NAP-SHV-STATUS-TCP-IN" in names and "MGMT-WINRM-TCP-IN" in names
+    forward = [r["flow_id"] for r in plan["perimeter"]["rtr01"]["forward"]]
+    assert {"NAP-SHV-STATUS", "NAP-AD-WRITE", "NAP-SHV-CONFIG", "IPSEC-IKE"} <= set(forward)
+    assert plan["hosts"]["nps01"]["host_rules"] == "planned"
+    assert "not applicable" in " ".join(planner.summary(plan))
+    # a Linux host declaring a Windows version (group variables) is not affected
+    inv["hostvars"]["rtr01"]["nap_windows_version"] = "2003"
+    assert run(inv)["perimeter"]["rtr01"]["forward"]
+
+
+def test_remediation_reaches_domain_controllers_wins_and_dns():
+    inv = ipsec_site()
+    inv["settings"]["nap_restricted_networks"] = ["198.51.100.192/26"]
+    inv["groups"]["nap_remediation_servers"] = ["dc01", "wins01", "dp01"]
+    inv["hostvars"]["dc01"]["nap_remediation_roles"] = ["domain_controller"]
+    inv["hostvars"]["wins01"] = {"ansible_host": "192.0.2.55", "nap_remediation_roles": ["wins"]}
+    inv["hostvars"]["dp01"] = {"ansible_host": "192.0.2.56", "nap_remediation_roles": ["distribution_point"]}
+    plan = run(inv)
+    dc = set((f["protocol"], tuple(f["dst_ports"])) for f in flows(plan, "REMEDIATION") if f["via"] == "INFRA-DC")
+    assert dc == {("tcp", (88,)), ("udp", (88,)), ("tcp", (389,)), ("udp", (389,)), ("tcp", (445,)), ("tcp", (135,)),
+                  ("udp", (123,))}
+    (rpc,) = [f for f in flows(plan, "REMEDIATION") if f["via"] == "INFRA-DC" and f["rpc_dynamic"]]
+    assert rpc["src_addresses"] == ["198.51.100.192/26"] and rpc["rpc_dynamic_range"] == "49152-65535"
+    wins = [(f["protocol"], f["dst_ports"]) for f in flows(plan, "REMEDIATION") if f["via"] == "INFRA-WINS"]
+    assert wins == [("udp", [137])]                             # TCP 42 is replication between WINS servers
+    assert ports_of(plan, "REMEDIATION", via="CM-DP") == {("tcp", (80,)), ("tcp", (445,))}
+    # the INFRA flows exist only through REMEDIATION
+    assert not flows(plan, "INFRA-DC") and not flows(plan, "INFRA-WINS")
+    # clients find the HRA and the remediation servers by name: client and restricted networks -> DNS servers
+    dns = flows(plan, "CLIENT-DNS")
+    assert set(f["dst_host"] for f in dns) == {"dc01"}
+    assert ports_of(plan, "CLIENT-DNS") == {("udp", (53,)), ("tcp", (53,))}
+    assert set(a for f in dns for a in f["src_addresses"]) == {CLIENTS_A, CLIENTS_B}     # the /26 lies inside B
+    inv["groups"]["nap_dns_servers"] = ["dns01"]
+    inv["hostvars"]["dns01"] = {"ansible_host": "192.0.2.53"}
+    assert set(f["dst_host"] for f in flows(run(inv), "CLIENT-DNS")) == {"dns01"}
+    assert not flows(run(site()), "CLIENT-DNS")                  # no enforcement method: no NAP client
+
+
+def test_ipsec_host_rules_leave_ike_to_windows_and_open_the_protected_services():
+    inv = with_router(ipsec_site())
+    inv["groups"]["nap_ipsec_protected"] = ["cm01", "lnx01"]
+    inv["hostvars"]["cm01"]["nap_ipsec_protected_services"] = ["smb", "rdp", 8080, "udp/514", "tcp/5000-5010"]
+    inv["hostvars"]["lnx01"] = {"ansible_host": "192.0.2.61", "nap_platform": "linux",
+                                "nap_ipsec_protected_services": ["https"]}
+    plan = run(inv)
+    cm01 = dict((r["name"], r) for r in plan["hosts"]["cm01"]["inbound"])
+    assert not [n for n in cm01 if n.startswith("IPSEC-IKE")]          # Windows permits IKE/AuthIP and ESP itself
+    assert [n for n in plan["hosts"]["lnx01"]["inbound"] if n["name"].startswith("IPSEC-IKE")]
+    ike_fwd = [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "IPSEC-IKE"]
+    assert set(r["protocol"] for r in ike_fwd) == {"udp", "esp"}        # perimeter devices keep them
+    assert cm01["IPSEC-PROTECTED-SMB-TCP-IN"]["dst_ports"] == [445]
+    assert cm01["IPSEC-PROTECTED-SMB-TCP-IN"]["src_addresses"] == ["198.51.100.0/24"]
+    assert cm01["IPSEC-PROTECTED-RDP-TCP-IN"]["dst_ports"] == [3389]
+    assert cm01["IPSEC-PROTECTED-TCP-IN"]["dst_ports"] == ["5000-5010", 8080]
+    assert cm01["IPSEC-PROTECTED-UDP-IN"]["dst_ports"] == [514]
+    # the protected traffic crosses the perimeter inside ESP: no perimeter rule of its own
+    assert not [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "IPSEC-PROTECTED"]
+    assert all(f["perimeter"] == [] for f in flows(plan, "IPSEC-PROTECTED"))
+    assert plan["warnings"] == []
+
+
+def test_ipsec_protected_host_without_services_warns_once_and_bad_items_name_the_host():
+    plan = run(ipsec_site())
+    (warning,) = [w for w in plan["warnings"] if "nap_ipsec_protected_services" in w]
+    assert warning.startswith("1 host(s) in nap_ipsec_protected without nap_ipsec_protected_services (cm01)")
+    for bad in (["smtp"], ["tcp/70000"], "tcp/", [True]):
+        inv = ipsec_site()
+        inv["hostvars"]["cm01"]["nap_ipsec_protected_services"] = bad
+        with pytest.raises(NapError, match="host cm01: nap_ipsec_protected_services"):
+            run(inv)
+
+
+def radius_site(**settings):
+    inv = site(settings=dict({"nap_enforcement_methods": ["8021x", "vpn", "tsg"], "nap_client_networks": [CLIENTS_A]},
+                             **settings))
+    inv["groups"].update({"nap_radius_clients": ["sw01"], "nap_vpn_servers": ["vpn01"], "nap_ts_gateways": ["tsg01"],
+                          "nap_rdp_hosts": ["rdp01"]})
+    inv["hostvars"].update({"sw01": {"ansible_host": "192.0.2.250"}, "vpn01": {"ansible_host": "192.0.2.60"},
+                            "tsg01": {"ansible_host": "192.0.2.70"}, "rdp01": {"ansible_host": "192.0.2.71"}})
+    return inv
+
+
+def test_radius_proxy_tier_sits_between_the_radius_clients_and_the_shv_point():
+    plan = run(radius_site())
+    assert set(f["dst_host"] for f in flows(plan, "8021X-RADIUS")) == {"nps01"} and not flows(plan, "RADIUS-PROXY")
+    inv = radius_site()
+    inv["groups"]["nap_radius_proxies"] = ["rp01", "rp02"]
+    inv["hostvars"].update({"rp01": {"ansible_host": "192.0.2.80"}, "rp02": {"ansible_host": "192.0.2.81"}})
+    inv["hostvars"]["nps01"]["nap_radius_legacy_ports"] = True
+    plan = run(inv)
+    for flow_id, src in (("8021X-RADIUS", "sw01"), ("VPN-RADIUS", "vpn01"), ("TSG-RADIUS", "tsg01")):
+        assert sorted((f["src_host"], f["dst_host"]) for f in flows(plan, flow_id)) == [(src, "rp01"), (src, "rp02")]
+        assert ports_of(plan, flow_id) == {("udp", (1812, 1813))}              # the proxies' own legacy setting
+    proxy = flows(plan, "RADIUS-PROXY")
+    assert sorted((f["src_host"], f["dst_host"], tuple(f["dst_ports"])) for f in proxy) == [
+        ("rp01", "nps01", (1812, 1813, 1645, 1646)), ("rp02", "nps01", (1812, 1813, 1645, 1646))]
+    assert plan["hosts"]["rp01"]["roles"] == ["radius_proxy"]
+    assert [(x["protocol"], x["port"]) for x in plan["hosts"]["rp01"]["listeners"]] == [
+        ("udp", 1645), ("udp", 1646), ("udp", 1812), ("udp", 1813)]
+    inv["groups"]["nap_shv_points"] = []
+    with pytest.raises(NapError, match="nap_radius_proxies .rp01, rp02. needs a peer: group nap_shv_points is empty"):
+        run(inv)
+
+
+def test_ikev2_is_a_vpn_protocol_of_2008_r2_and_later():
+    inv = radius_site()
+    inv["hostvars"]["vpn01"].update(nap_vpn_protocols=["ikev2"], nap_windows_version="2008 R2")
+    plan = run(inv)
+    assert ports_of(plan, "VPN-IKEV2") == {("udp", (500, 4500)), ("esp", ())}
+    assert not flows(plan, "VPN-SSTP") and not flows(plan, "VPN-L2TP")
+    assert not [r for r in plan["hosts"]["vpn01"]["inbound"] if r["flow_id"] == "VPN-IKEV2"]   # Windows: exempt
+    inv["hostvars"]["vpn01"]["nap_windows_version"] = "2008"
+    with pytest.raises(NapError, match="host vpn01: VPN-IKEV2 .* needs Windows Server 2008 R2 or later, but "
+                                       "nap_windows_version is 2008"):
+        run(inv)
+
+
+def test_site_server_pings_clients_before_client_push():
+    plan = run(site(settings={"nap_include_configmgr_base": True, "nap_client_networks": [CLIENTS_A]}))
+    (ping,) = flows(plan, "CM-PUSH-ICMP")
+    assert (ping["src_host"], ping["dst_addresses"], ping["protocol"], ping["dst_ports"]) == (
+        "cm01", [CLIENTS_A], "icmp", [])
+    assert not flows(run(site()), "CM-PUSH-ICMP")
+
+
+def test_dhcp_enforcement_is_ipv4_only():
+    inv = dhcp_site()
+    inv["settings"]["nap_zones"]["clients-c"] = ["2001:db8:1::/64"]
+    inv["settings"]["nap_client_networks"].append("2001:db8:1::/64")
+    inv["hostvars"]["rtr01"]["nap_perimeter_zones"].append("clients-c")
+    plan = run(inv)
+    assert all(":" not in a for f in flows(plan, "DHCP-CLIENT") + flows(plan, "DHCP-RELAY")
+               for a in f["src_addresses"] + f["dst_addresses"])
+    (warning,) = [w for w in plan["warnings"] if "2001:db8:1::/64" in w]
+    assert warning == ("DHCP-CLIENT: client network 2001:db8:1::/64 is IPv6; NAP DHCP enforcement is DHCPv4 only, "
+                       "so no rule is planned for it")
+    assert flows(plan, "DHCP-RELAY")                              # the IPv4 networks keep their relay
+
+
+def test_new_flows_cite_microsoft_and_name_their_windows_group():
+    cat = planner.catalogue
+    groups = dict((f.id, f.windows_group) for f in cat.FLOWS)
+    assert groups["AD-LDAP"] == (("Active Directory Domain Services", "@FirewallAPI.dll,-37601"),)
+    assert groups["AD-KPASSWD"] == (("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008"),)
+    assert groups["CLIENT-DNS"] == (("DNS Service", "@firewallapi.dll,-53012"),)
+    assert groups["CM-PUSH-ICMP"] == (("File and Printer Sharing", "@FirewallAPI.dll,-28502"),)
+    assert groups["RADIUS-PROXY"] == (("Network Policy Server", None),)       # resource string not found
+    for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "CLIENT-DNS", "RADIUS-PROXY",
+                    "CM-PUSH-ICMP", "INFRA-DC", "INFRA-WINS"):
+        assert groups[flow_id], flow_id
+        assert cat.FLOWS_BY_ID[flow_id].note, flow_id
+    for flow_id in ("VPN-IKEV2", "IPSEC-PROTECTED"):            # no predefined group applies: the note says why
+        assert not groups[flow_id] and "group" in cat.FLOWS_BY_ID[flow_id].note
+    entry = [e for e in cat.catalogue_entries() if e["id"] == "INFRA-DC"][0]
+    assert entry["windows_group"][0] == {"name": "Kerberos Key Distribution Center", "resource": "@kdcsvc.dll,-1008"}
+    # flows that need special handling say so through traits, never through their id
+    assert cat.has_trait("IPSEC-IKE", "windows_exempt") and cat.has_trait("VPN-IKEV2", "windows_exempt")
+    assert cat.has_trait("DHCP-CLIENT", "ipv4_only") and cat.has_trait("DHCP-RELAY", "ipv4_only")
+    assert cat.has_trait("IPSEC-PROTECTED", "inside_ipsec")
+
+
+def done_when_estate():
+    """Issue 18's estate: LDAPS, GC over SSL, an HRA, NPS on its own host, a 2003 site server, a RADIUS proxy in a DMZ,
+    802.1X and IKEv2 VPN, a 2003 DC that restricted clients remediate at, ConfigMgr base flows for client push."""
+    zones = {"servers": [SERVERS], "clients": ["198.51.100.0/24"], "dmz": ["203.0.113.64/26"], "management": [MGMT]}
+    groups = {
+        "nap_site_servers": ["cm01"], "nap_shv_points": ["nps01"], "nap_domain_controllers": ["dc01", "dc02"],
+        "nap_global_catalogs": ["dc01"], "nap_hras": ["hra01"], "nap_certification_authorities": ["ca01"],
+        "nap_ipsec_protected": ["fs01"], "nap_radius_clients": ["sw01"], "nap_radius_proxies": ["rp01"],
+        "nap_vpn_servers": ["vpn01"], "nap_remediation_servers": ["wsus01", "dc02"], "nap_perimeter": ["rtr01"],
+    }
+    hostvars = {
+        "cm01": {"ansible_host": "192.0.2.10", "nap_windows_version": "Windows Server 2003 SP2"},
+        "nps01": {"ansible_host": "192.0.2.20", "nap_windows_version": "2008 R2"},
+        "dc01": {"ansible_host": "192.0.2.5", "nap_windows_version": "2008 R2"},
+        "dc02": {"ansible_host": "192.0.2.6", "nap_windows_version": "2008",
+                 "nap_remediation_roles": ["domain_controller"]},
+        "hra01": {"ansible_host": "192.0.2.30", "nap_windows_version": "2008"},
+        "ca01": {"ansible_host": "192.0.2.35", "nap_windows_version": "2008"},
+        "fs01": {"ansible_host": "192.0.2.45", "nap_windows_version": "2008", "nap_ipsec_protected_services": ["smb"]},
+        "sw01": {"ansible_host": "198.51.100.250"},
+        "rp01": {"ansible_host": "203.0.113.70", "nap_windows_version": "2008"},
+        "vpn01": {"ansible_host": "203.0.113.71", "nap_windows_version": "2008 R2", "nap_vpn_protocols": ["ikev2"]},
+        "wsus01": {"ansible_host": "192.0.2.50", "nap_windows_version": "2008",
+                   "nap_remediation_roles": ["software_update_point", "distribution_point"]},
+        "rtr01": {"ansible_host": "203.0.113.1", "nap_perimeter_platform": "nftables",
+                  "nap_perimeter_zones": ["servers", "clients", "dmz", "management"],
+                  "nap_address": ["192.0.2.1", "198.51.100.1", "203.0.113.65", "203.0.113.1"]},
+    }
+    settings = {"nap_enforcement_methods": ["ipsec", "8021x", "vpn"], "nap_ad_ldap_mode": "ldaps",
+                "nap_gc_mode": "gc_ssl", "nap_client_networks": ["198.51.100.0/25"],
+                "nap_management_sources": ["203.0.113.10/32"], "nap_client_windows_versions": ["xp", "7"],
+                "nap_include_configmgr_base": True, "nap_zones": zones}
+    return {"groups": groups, "hostvars": hostvars, "settings": settings}
+
+
+def test_the_done_when_estate_has_every_flow_with_its_ports_and_none_unchosen():
+    plan = run(done_when_estate())
+    assert plan["warnings"] == []
+    catalogue_ = planner.catalogue
+
+    def has(flow_id, src, dst, expected, source=None):
+        got = set((f["protocol"], tuple(f["dst_ports"])) for f in flows(plan, flow_id)
+                  if f["src_host"] == src and (f["dst_host"] == dst or dst is None))
+        assert got == expected, (flow_id, src, dst, got)
+        assert all(f["source"] == (source or catalogue_.FLOWS_BY_ID[flow_id].source) for f in flows(plan, flow_id))
+
+    # 1. HRA -> global catalog, over SSL
+    has("IPSEC-HRA-GC", "hra01", "dc01", {("tcp", (3269,))})
+    # 2. every domain member -> its DCs, once per host (NPS on its own host, the HRA, the 2003 site server ...)
+    for member in ("cm01", "nps01", "hra01", "ca01", "wsus01", "vpn01"):
+        has("AD-LDAP", member, "dc01", {("tcp", (389,))})
+        has("AD-SMB", member, "dc02", {("tcp", (445,))})
+        has("AD-RPC", member, "dc01", {("tcp", (135,))})
+        has("AD-KPASSWD", member, "dc01", {("tcp", (464,)), ("udp", (464,))})
+        has("AD-KERBEROS", member, "dc02", {("tcp", (88,)), ("udp", (88,))})
+    assert "rp01" not in set(f["src_host"] for f in flows(plan, "AD-LDAP"))     # a proxy authenticates nobody
+    # 3. RPC ranges per destination version; the 2003 site server's host rules are not applicable
+    assert [f["rpc_dynamic_ranges"] for f in flows(plan, "NAP-SHV-CONFIG")] == [["49152-65535"]]
+    (push,) = [f for f in flows(plan, "CM-PUSH") if f["rpc_dynamic"]]
+    assert push["src_host"] == "cm01" and push["rpc_dynamic_ranges"] == ["1025-5000", "49152-65535"]
+    assert plan["hosts"]["cm01"]["host_rules"] == "not_applicable" and plan["hosts"]["cm01"]["inbound"] == []
+    assert plan["hosts"]["cm01"]["rpc_dynamic_range"] == "1025-5000"
+    # 4. remediation: the DC role, the distribution point, clients' DNS
+    assert ports_of(plan, "REMEDIATION", via="INFRA-DC", dst_host="dc02") >= {("tcp", (88,)), ("tcp", (135,))}
+    assert ports_of(plan, "REMEDIATION", via="CM-DP") == {("tcp", (80,)), ("tcp", (445,))}
+    assert set(f["dst_host"] for f in flows(plan, "CLIENT-DNS")) == {"dc01", "dc02"}
+    # 5. IPsec: no IKE host rule on Windows, the protected service from the client networks
+    assert [r["name"] for r in plan["hosts"]["fs01"]["inbound"] if r["flow_id"].startswith("IPSEC")] == [
+        "IPSEC-PROTECTED-SMB-TCP-IN"]
+    # 6. the proxy tier, IKEv2, the push ping
+    has("8021X-RADIUS", "sw01", "rp01", {("udp", (1812, 1813))})
+    has("RADIUS-PROXY", "rp01", "nps01", {("udp", (1812, 1813))})
+    assert ports_of(plan, "VPN-IKEV2") == {("udp", (500, 4500)), ("esp", ())}
+    has("CM-PUSH-ICMP", "cm01", None, {("icmp", ())})
+    # 7. NPS listens on all four RADIUS ports although the legacy pair is not chosen
+    udp = [x["port"] for x in plan["hosts"]["nps01"]["listeners"] if x["protocol"] == "udp"]
+    assert udp == [1645, 1646, 1812, 1813]
+    # ... and none that was not chosen
+    tcp = [(f["id"], p) for f in plan["flows"] if f["protocol"] == "tcp" for p in f["dst_ports"]]
+    assert [i for i, p in tcp if p == 389] and set(i for i, p in tcp if p == 389) <= {"AD-LDAP", "REMEDIATION"}
+    assert set(i for i, p in tcp if p == 636) == {"NAP-AD-WRITE"}
+    assert set(i for i, p in tcp if p == 3268) == {"CM-GC"}      # ConfigMgr's own client lookup, not an "X or Y"
+    assert not [f for f in plan["flows"] if f["protocol"] == "udp" and {1645, 1646} & set(f["dst_ports"])]
+    assert not [f for f in plan["flows"] if f["id"] in ("VPN-PPTP", "VPN-L2TP", "VPN-SSTP", "DHCP-CLIENT",
+                                                        "TSG-CLIENT", "INFRA-WINS")]
+    assert not [r for e in plan["hosts"].values() for r in e["inbound"] if r["flow_id"] in ("IPSEC-IKE", "VPN-IKEV2")]
+    # every new flow cites its source in the catalogue
+    for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "RADIUS-PROXY", "VPN-IKEV2",
+                    "CM-PUSH-ICMP", "CLIENT-DNS", "IPSEC-PROTECTED"):
+        assert flows(plan, flow_id), flow_id

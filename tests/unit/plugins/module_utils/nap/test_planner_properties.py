@@ -52,6 +52,13 @@ def inventories(draw):
                                                         unique=True))
         if draw(st.integers(0, 5)) == 0:
             hv["nap_platform"] = "linux"
+        if draw(st.integers(0, 3)) == 0:
+            hv["nap_windows_version"] = draw(st.sampled_from(["2003", "2008", "2008 R2", "xp", "2016"]))
+        if draw(st.integers(0, 5)) == 0:
+            hv["nap_domain_member"] = draw(st.booleans())
+        if draw(st.integers(0, 2)) == 0:
+            hv["nap_ipsec_protected_services"] = draw(st.lists(st.sampled_from(["smb", "rdp", "rpc", 8080, "udp/514"]),
+                                                               max_size=3, unique=True))
         hostvars[name] = hv
     methods = draw(st.lists(st.sampled_from(catalogue.ENFORCEMENT_METHODS), unique=True, max_size=5))
     if draw(st.integers(0, 4)):
@@ -70,8 +77,10 @@ def inventories(draw):
                                              unique=True, max_size=2)),
         "nap_management_sources": ["198.18.4.10"],
         "nap_include_configmgr_base": draw(st.booleans()),
-        "nap_rpc_dynamic_range": draw(st.sampled_from(["49152-65535", "5000-5100"])),
+        "nap_client_windows_versions": draw(st.sampled_from([None, ["xp"], ["xp", "7"]])),
     }
+    if draw(st.booleans()):
+        settings_["nap_rpc_dynamic_range"] = draw(st.sampled_from(["49152-65535", "5000-5100"]))
     layout = draw(st.sampled_from(["none", "one", "series"]))
     if layout != "none":
         settings_["nap_zones"] = ZONES
@@ -121,10 +130,17 @@ def test_plan_invariants(inv):
             assert flow["dst_ports"] in ([80], [443])
         if flow["src_host"] is not None and flow["id"] not in ("CM-S2S",):
             assert flow["src_host"] != flow["dst_host"] or not flow["id"].endswith("RADIUS")
-        if flow["dst_host"]:
-            # every flow into a host is allowed by one of its inbound rules
-            rules = [r for r in plan["hosts"][flow["dst_host"]]["inbound"]
-                     if r["flow_id"] == flow["id"] and r["protocol"] == flow["protocol"]]
+        if flow["rpc_dynamic"]:
+            assert flow["rpc_dynamic_range"] == flow["rpc_dynamic_ranges"][0]
+        dst_entry = plan["hosts"].get(flow["dst_host"]) or {}
+        if dst_entry.get("platform") == "windows" and catalogue.has_trait(flow["id"], "windows_exempt"):
+            assert not [r for r in dst_entry["inbound"] if r["flow_id"] == flow["id"]]   # Windows permits IKE itself
+        elif flow["dst_host"]:
+            # every flow into a host is allowed by one of its inbound rules (listed as not applicable on a host
+            # without Windows Firewall with Advanced Security)
+            listed = dst_entry["inbound"] if dst_entry["host_rules"] == "planned" else dst_entry["not_applicable_rules"]
+            rules = [r for r in listed if r["flow_id"] == flow["id"] and r["protocol"] == flow["protocol"]
+                     and r["direction"] == "in"]
             assert rules, (flow["id"], flow["dst_host"])
             for addr in flow["src_addresses"]:
                 assert any(_net_in(addr, r["src_addresses"]) for r in rules)
@@ -136,6 +152,11 @@ def test_plan_invariants(inv):
                     assert any(_covers(r["dst_ports"], port) for r in rules)
         for dev in flow["perimeter"]:
             assert dev not in (flow["src_host"], flow["dst_host"])
+        if catalogue.has_trait(flow["id"], "inside_ipsec"):
+            assert flow["perimeter"] == []
+    for entry in plan["hosts"].values():
+        if entry["host_rules"] == "not_applicable":
+            assert entry["inbound"] == [] and entry["outbound"] == [] and entry["windows_version"] in ("2003", "xp")
     for owner, rules in [(h, e["inbound"] + e["outbound"]) for h, e in plan["hosts"].items()] + \
             [(d, e["forward"]) for d, e in plan["perimeter"].items()]:
         names = [r["name"] for r in rules]

@@ -135,15 +135,19 @@ def test_each_host_section_says_which_flows_become_a_rule():
     plan = example_plan()
     text = report.render_markdown(plan)
     cm01 = section(text, "cm01 ")
-    assert "22 flows, 4 inbound and 0 outbound rules" in cm01
+    assert "36 flows, 4 inbound and 0 outbound rules" in cm01
     rows = [line.split(" | ") for line in cm01.splitlines() if line.startswith("| ") and "(" in line]
     rule_here = dict(((row[0][2:], row[1], row[3]), row[4]) for row in rows if len(row) == 8)
     assert rule_here[("NAP-SHV-STATUS", "nps01 (192.0.2.20/32)", "TCP 445")] == "NAP-SHV-STATUS-TCP-IN"
-    assert rule_here[("IPSEC-IKE", "198.51.100.0/25", "ESP")] == "IPSEC-IKE-ESP-IN"
-    assert rule_here[("IPSEC-IKE", "198.51.100.128/25", "UDP 500,4500")] == "IPSEC-IKE-UDP-IN"
+    # Windows permits IKE and ESP itself: no host rule; the service IPsec protects gets one
+    assert rule_here[("IPSEC-IKE", "198.51.100.0/25", "ESP")] == "- (Windows permits IKE and ESP itself)"
+    assert rule_here[("IPSEC-IKE", "198.51.100.128/25", "UDP 500,4500")] == "- (Windows permits IKE and ESP itself)"
+    assert rule_here[("IPSEC-PROTECTED (SMB)", "198.51.100.0/25", "TCP 445")] == "IPSEC-PROTECTED-SMB-TCP-IN"
     assert rule_here[("MGMT-WINRM", "203.0.113.10/32", "TCP 5986")] == "MGMT-WINRM-TCP-IN"
     assert rule_here[("NAP-AD-WRITE", "cm01 (192.0.2.10/32)", "TCP 636")] == "- (outbound allowed)"
-    assert sorted(set(rule_here.values())) == ["- (outbound allowed)", "IPSEC-IKE-ESP-IN", "IPSEC-IKE-UDP-IN",
+    assert rule_here[("AD-LDAP", "cm01 (192.0.2.10/32)", "TCP 389")] == "- (outbound allowed)"
+    assert sorted(set(rule_here.values())) == ["- (Windows permits IKE and ESP itself)", "- (outbound allowed)",
+                                               "IPSEC-PROTECTED-HTTP-TCP-IN", "IPSEC-PROTECTED-SMB-TCP-IN",
                                                "MGMT-WINRM-TCP-IN", "NAP-SHV-STATUS-TCP-IN"]
     # the rules table names exactly the host's rules
     for rule in plan["hosts"]["cm01"]["inbound"]:
@@ -247,3 +251,25 @@ def test_diagram_falls_back_to_zones_beyond_the_limits(monkeypatch):
     assert '["8 hosts: cm01, nps01, dc01 ... wsus01<br/>' in text
     edges, _chars = diagram_figures(text)
     assert edges < 20
+
+
+def test_a_host_without_advanced_firewall_lists_its_rules_as_not_applicable():
+    """A 2003 site server: no FwPolicy2, no netsh advfirewall; flows.md says so and names the rules it would need."""
+    groups, hostvars, settings = load_example()
+    hostvars["cm01"]["nap_windows_version"] = "2003"
+    hostvars["nps01"]["nap_windows_version"] = "2008"
+    plan = planner.plan(groups, hostvars, dict(settings, nap_include_configmgr_base=True,
+                                               nap_client_windows_versions=["xp", "vista"]))
+    text = report.render_markdown(plan)
+    cm01 = section(text, "cm01 ")
+    assert "Platform windows 2003," in cm01 and "0 inbound and 0 outbound rules" in cm01
+    assert "Host rules are not applicable: Windows Server 2003 has neither" in cm01
+    assert "| NAP-SHV-STATUS-TCP-IN | in (not applicable) | NAP-SHV-STATUS |" in cm01
+    rows = [line.split(" | ") for line in cm01.splitlines() if line.startswith("| NAP-SHV-STATUS |")]
+    assert rows and rows[0][4] == "NAP-SHV-STATUS-TCP-IN (not applicable)"
+    # the client push from the 2003 site server to clients that mix XP and Vista carries both RPC ranges
+    push = [line for line in cm01.splitlines() if line.startswith("| CM-PUSH |") and "TCP 135" in line]
+    assert push and "TCP 135 + RPC 1025-5000,49152-65535" in push[0]
+    with open(os.path.join(ROOT, "docs", "flows.schema.json")) as handle:
+        schema = json.load(handle)
+    jsonschema.Draft202012Validator(schema).validate(json.loads(report.render_json(plan)))

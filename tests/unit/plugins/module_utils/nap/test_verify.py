@@ -248,3 +248,38 @@ def test_listener_jobs_pick_the_method():
     hosts["dc01"]["listener_method"] = "telnet"
     with pytest.raises(NapError, match="nap_listener_method"):
         verify.listener_jobs(plan, hosts)
+
+
+def test_the_new_dependency_flows_are_probed_where_the_lab_has_the_service():
+    """Issue 18: the Samba AD DC answers the domain members' flows (NPS, HRA, site server ...), the HRA's global
+    catalog bind and the clients' DNS; each is a probe from its source, or from the client zones' vantages."""
+    jobs = verify.probe_jobs(lab_plan(), lab_hosts(), vantages=VANTAGES, radius_secret=True, dns_name="lab.nap.test")
+    idx = index(jobs)
+    kinds = dict((k[1:], v[0][0]["kind"]) for k, v in idx.items() if k[0] == "flow")
+    dc = "198.18.1.5"
+    for member in ("cm01", "nps01", "hra01", "ca01", "dhcp01", "wsus01"):
+        assert kinds[("AD-LDAP", member, dc, "tcp", 389)] == "tcp"
+        assert kinds[("AD-SMB", member, dc, "tcp", 445)] == "tcp"
+        assert kinds[("AD-RPC", member, dc, "tcp", 135)] == "tcp"
+        assert kinds[("AD-KPASSWD", member, dc, "tcp", 464)] == "tcp"
+        assert kinds[("AD-KPASSWD", member, dc, "udp", 464)] == "udp"
+    assert kinds[("IPSEC-HRA-GC", "hra01", dc, "tcp", 3269)] == "tcp"
+    assert kinds[("CLIENT-DNS", "cla01", dc, "udp", 53)] == "dns"
+    assert kinds[("CLIENT-DNS", "clb01", dc, "tcp", 53)] == "tcp"
+    rpc = idx[("flow", "AD-RPC", "nps01", dc, "tcp", 135)][0][1]
+    assert "dynamic RPC range 49152-65535" in rpc["note"]
+    # LDAPS chosen for NAP-AD-WRITE: TCP 389 of the domain members is planned, so never probed as "unchosen" from them
+    assert not [k for k in idx if k[0] == "unchosen" and k[5] == 389 and k[2] in ("cm01", "nps01", "hra01")]
+
+
+def test_nps_listens_on_the_legacy_radius_ports_without_negative_probes_of_them():
+    plan = lab_plan()
+    assert [(x["protocol"], x["port"]) for x in plan["hosts"]["nps01"]["listeners"] if x["protocol"] == "udp"] == [
+        ("udp", 1645), ("udp", 1646), ("udp", 1812), ("udp", 1813)]
+    assert not [f for f in plan["flows"] if {1645, 1646} & set(f["dst_ports"])]      # not chosen: not opened
+    jobs = verify.probe_jobs(plan, lab_hosts(), vantages=VANTAGES, radius_secret=True)
+    idx = index(jobs)
+    # an NPS ignores RADIUS from clients it does not know, so silence proves nothing: never a negative probe
+    assert not [k for k in idx if k[0] != "flow" and k[4] == "udp" and k[5] in (1645, 1646, 1812, 1813)]
+    listeners = dict((j["host"], j) for j in verify.listener_jobs(plan, lab_hosts()))
+    assert ("udp", 1645) in [(e["protocol"], e["port"]) for e in listeners["nps01"]["expected"]]
