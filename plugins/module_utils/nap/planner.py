@@ -14,18 +14,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import ipaddress
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plan_rules
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.zones import Endpoint, ZoneGraph, Zones
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import (
     parse_bool, parse_protected_services, parse_windows_version, validate_setting,
 )
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
-    NapError, Rule, is_ip_address, most_specific_zone, normalize_addresses, normalize_ports, parse_network,
+    NapError, is_ip_address, normalize_addresses, normalize_ports,
 )
 
 PLAN_FORMAT_VERSION = 1
@@ -121,120 +121,6 @@ class Settings:
         return name in self.glob_set or (host is not None and name in self.per_host.get(host, {}))
 
 
-# ---------------------------------------------------------------------------
-# Endpoints: a host (with its addresses and zone) or a group of networks in one zone.
-# ---------------------------------------------------------------------------
-class Endpoint:
-    __slots__ = ("host", "addresses", "zones", "role")
-
-    def __init__(self, host, addresses, zones, role):
-        self.host = host
-        self.addresses = tuple(addresses)
-        self.zones = frozenset(zones)
-        self.role = role
-
-
-class Zones:
-    def __init__(self, zones_var):
-        self.nets = []          # (network, zone)
-        self.names = []
-        if zones_var in (None, {}, []):
-            return
-        if not isinstance(zones_var, dict):
-            raise NapError("nap_zones is %r; expected a mapping of zone name -> list of CIDRs" % (zones_var,))
-        seen = {}
-        for name, cidrs in zones_var.items():
-            names.check("zone", name, "nap_zones: zone name")
-            if isinstance(cidrs, str):
-                cidrs = [cidrs]
-            if not isinstance(cidrs, (list, tuple)) or not cidrs:
-                raise NapError("nap_zones[%s] is %r; expected a non-empty list of CIDRs" % (name, cidrs))
-            self.names.append(str(name))
-            for cidr in cidrs:
-                net = parse_network(cidr, "nap_zones[%s]" % name)
-                if net in seen and seen[net] != name:
-                    raise NapError("nap_zones: %s is in both zone %s and zone %s, so the perimeter decision for "
-                                   "its addresses is ambiguous; give each CIDR to one zone" % (net, seen[net], name))
-                seen[net] = str(name)
-                self.nets.append((net, str(name)))
-
-    @property
-    def defined(self):
-        return bool(self.nets)
-
-    def zone_of(self, net, where):
-        """Zone of a network or address: the most specific zone CIDR that contains it."""
-        for znet, zone in self.nets:
-            if znet.version == net.version and znet != net and znet.subnet_of(net):
-                raise NapError("%s: %s spans zone %s (%s) and more, so the perimeter decision is ambiguous; split "
-                               "it along the zones in nap_zones" % (where, net, zone, znet))
-        best = most_specific_zone(net, self.nets)
-        return best[0] if best else None
-
-
-class ZoneGraph:
-    """Zones joined by perimeter devices; a flow crosses the devices on its shortest paths."""
-
-    def __init__(self, devices):
-        self.devices = devices          # name -> set of zones
-        self.by_zone = {}
-        for dev, zones in devices.items():
-            for zone in zones:
-                self.by_zone.setdefault(zone, set()).add(dev)
-        self._cache = {}
-
-    def _distances(self, start):
-        key = frozenset(start)
-        if key in self._cache:
-            return self._cache[key]
-        dist = dict((z, 0) for z in start)
-        queue = deque(start)
-        while queue:
-            zone = queue.popleft()
-            for dev in self.by_zone.get(zone, ()):
-                for nxt in self.devices[dev]:
-                    if nxt not in dist:
-                        dist[nxt] = dist[zone] + 1
-                        queue.append(nxt)
-        self._cache[key] = dist
-        return dist
-
-    def component(self, zones):
-        """Every zone reachable from these zones through perimeter devices (the device's own included)."""
-        return set(self._distances(frozenset(zones)))
-
-    def crossed(self, src_zones, dst_zones):
-        """Devices on any shortest path between the two zone sets ([] when they share a zone).
-
-        Returns None when no path joins them.
-        """
-        if not src_zones or not dst_zones:
-            return []
-        if src_zones & dst_zones:
-            return []
-        dsrc = self._distances(src_zones)
-        ddst = self._distances(dst_zones)
-        reach = [dsrc[z] for z in dst_zones if z in dsrc]
-        if not reach:
-            return None
-        best = min(reach)
-        out = []
-        for dev in sorted(self.devices):
-            zones = self.devices[dev]
-            for z1 in zones:
-                for z2 in zones:
-                    if z1 != z2 and z1 in dsrc and z2 in ddst and dsrc[z1] + 1 + ddst[z2] == best:
-                        out.append(dev)
-                        break
-                else:
-                    continue
-                break
-        return out
-
-
-# ---------------------------------------------------------------------------
-# Planner
-# ---------------------------------------------------------------------------
 class Planner:
     def __init__(self, groups, hostvars, settings, controller_addresses=None):
         self.groups = groups or {}
@@ -911,18 +797,18 @@ class Planner:
         for flow in flows:
             if not (catalogue.has_trait(flow["id"], "windows_exempt") and flow["dst_host"]
                     and self.platform.get(flow["dst_host"]) == "windows"):
-                for rule in _host_inbound(flow):
+                for rule in plan_rules.host_inbound(flow):
                     inbound.setdefault(flow["dst_host"], []).append(rule)
             if flow["src_host"] and catalogue.has_trait(flow["id"], "relay_takes_replies"):
                 # relay <-> server on UDP 67 both ways: the relay takes the server's replies
-                inbound.setdefault(flow["src_host"], []).append(_relay_reply(flow))
+                inbound.setdefault(flow["src_host"], []).append(plan_rules.relay_reply(flow))
             if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
-                outbound.setdefault(flow["src_host"], []).append(_host_outbound(flow))
+                outbound.setdefault(flow["src_host"], []).append(plan_rules.host_outbound(flow))
             for dev in flow["perimeter"]:
-                forward.setdefault(dev, []).append(_forward(flow))
+                forward.setdefault(dev, []).append(plan_rules.forward_rule(flow))
         for host, entry in hosts.items():
-            entry["inbound"] = [r.to_dict() for r in _finish(inbound.get(host, []), "src")]
-            entry["outbound"] = [r.to_dict() for r in _finish(outbound.get(host, []), "dst")]
+            entry["inbound"] = [r.to_dict() for r in plan_rules.finish(inbound.get(host, []), "src")]
+            entry["outbound"] = [r.to_dict() for r in plan_rules.finish(outbound.get(host, []), "dst")]
             if entry["host_rules"] == "not_applicable":
                 entry["not_applicable_rules"] = entry["inbound"] + entry["outbound"]
                 entry["inbound"], entry["outbound"] = [], []
@@ -936,7 +822,7 @@ class Planner:
             pentry["owned_zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in pentry["owned_zones"])
             pentry["addresses"] = list(self.addresses[dev])
             pentry["management_port"] = self.mgmt_port.get(dev)
-            pentry["forward"] = [r.to_dict() for r in _finish(forward.get(dev, []), "both")]
+            pentry["forward"] = [r.to_dict() for r in plan_rules.finish(forward.get(dev, []), "both")]
             perimeter[dev] = pentry
         plan = OrderedDict()
         plan["format_version"] = PLAN_FORMAT_VERSION
@@ -980,118 +866,6 @@ def _some(names, shown=3):
 
 def _zone_text(zones):
     return sorted(zones)[0] if len(zones) == 1 else (None if not zones else sorted(zones))
-
-
-def _base_name(flow):
-    name = flow["id"]
-    if flow.get("via"):
-        name += "-" + flow["via"]
-    return name + "-" + flow["protocol"].upper()
-
-
-def _perimeter_ports(flow):
-    ports = list(flow["dst_ports"])
-    if flow["rpc_dynamic"]:
-        ports.extend(flow.get("rpc_dynamic_ranges") or [flow["rpc_dynamic_range"]])
-    return ports
-
-
-def _host_inbound(flow):
-    if not flow["dst_host"]:
-        return []
-    sources = flow["src_addresses"]
-    if catalogue.has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
-        # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0.
-        sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
-    base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],
-                src_addresses=sources, dst_addresses=(),
-                src_ports=flow["src_ports"], description=flow["purpose"], source=flow["source"])
-    if flow["rpc_dynamic"]:
-        return [Rule(name=_base_name(flow) + "-IN-EPMAP", dst_ports=("rpc-epmap",), **base),
-                Rule(name=_base_name(flow) + "-IN-RPC", dst_ports=("rpc-dynamic",), **base)]
-    return [Rule(name=_base_name(flow) + "-IN", dst_ports=flow["dst_ports"], **base)]
-
-
-def _relay_reply(flow):
-    return Rule(name=_base_name(flow) + "-IN", flow_id=flow["id"], direction="in", protocol=flow["protocol"],
-                src_addresses=flow["dst_addresses"], dst_addresses=(), src_ports=flow["dst_ports"],
-                dst_ports=flow["src_ports"], description=flow["purpose"] + " (the server's replies)",
-                source=flow["source"])
-
-
-def _host_outbound(flow):
-    return Rule(name=_base_name(flow) + "-OUT", flow_id=flow["id"], direction="out", protocol=flow["protocol"],
-                src_addresses=(), dst_addresses=flow["dst_addresses"], src_ports=flow["src_ports"],
-                dst_ports=normalize_ports(_perimeter_ports(flow)), description=flow["purpose"],
-                source=flow["source"])
-
-
-def _forward(flow):
-    return Rule(name=_base_name(flow) + "-FWD", flow_id=flow["id"], direction="forward", protocol=flow["protocol"],
-                src_addresses=flow["src_addresses"], dst_addresses=flow["dst_addresses"],
-                src_ports=flow["src_ports"], dst_ports=normalize_ports(_perimeter_ports(flow)),
-                description=flow["purpose"], source=flow["source"])
-
-
-def _merge(rules, side):
-    """Merge rules that differ only in the addresses of one side (exact: no pair is added).
-
-    The addresses of each group are collected first and normalized once (linear in the rules).
-    """
-    groups = OrderedDict()
-    for rule in rules:
-        if side == "src":
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.dst_addresses)
-            addresses = rule.src_addresses
-        else:
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.src_addresses)
-            addresses = rule.dst_addresses
-        if key in groups:
-            groups[key][1].extend(addresses)
-        else:
-            groups[key] = (rule, list(addresses))
-    out = []
-    for first, addresses in groups.values():
-        if side == "src":
-            out.append(_replace(first, src_addresses=normalize_addresses(addresses)))
-        else:
-            out.append(_replace(first, dst_addresses=normalize_addresses(addresses)))
-    return out
-
-
-def _replace(rule, **changes):
-    data = rule.to_dict()
-    data.update(changes)
-    return Rule(**data)
-
-
-def _finish(rules, side):
-    """Merge address lists, then give every rule a unique, stable name."""
-    if side == "both":
-        rules = _merge(_merge(rules, "dst"), "src")
-    else:
-        rules = _merge(rules, side)
-    by_name = OrderedDict()
-    for rule in rules:
-        by_name.setdefault(rule.name, []).append(rule)
-    out = []
-    for name, group in by_name.items():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        names = {}
-        for rule in group:
-            port_tag = "_".join(str(p) for p in rule.dst_ports) or "ANY"
-            names.setdefault(name + "-" + port_tag, []).append(rule)
-        for sub, members in names.items():
-            for rule in members:
-                if len(members) == 1:
-                    out.append(_replace(rule, name=sub))
-                else:
-                    digest = hashlib.sha1(repr(rule.key()).encode("utf-8")).hexdigest()[:6]
-                    out.append(_replace(rule, name=sub + "-" + digest))
-    out.sort(key=lambda r: r.name)
-    return out
 
 
 def plan(groups, hostvars, settings, controller_addresses=None):
