@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "plugins", "module_utils"
 import pytest  # noqa: E402  pylint: disable=wrong-import-position
 from hypothesis import HealthCheck, Phase, example, given, settings  # noqa: E402  pylint: disable=wrong-import-position
 
-import test_hostile_input as hi  # noqa: E402  pylint: disable=import-error,wrong-import-position
+import test_hostile_input as hostile  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 SKIPPED = pytest.skip.Exception
 
@@ -59,9 +59,9 @@ def explore(case, backend, runner, n, random, tally, kinds):
     """Run n generated values (and the known vectors) through one backend, tallying every one."""
 
     def probe(value):
-        outcome = hi.outcome_of(case, backend, value, runner)
+        outcome = hostile.outcome_of(case, backend, value, runner)
         tally.add(case.ident, backend, value, outcome)
-        if outcome.kind in hi.FAILING:
+        if outcome.kind in hostile.FAILING:
             cat = category(outcome)
             best = kinds.setdefault((case.ident, backend), OrderedDict()).get(cat)
             if best is None or (len(value), value) < (len(best[0]), best[0]):
@@ -78,16 +78,16 @@ def minimal(case, backend, runner, n, random, seconds):
     last = {}
 
     def probe(value):
-        outcome = hi.outcome_of(case, backend, value, runner)
-        if outcome.kind in hi.FAILING:
+        outcome = hostile.outcome_of(case, backend, value, runner)
+        if outcome.kind in hostile.FAILING:
             last["value"] = (value, outcome)
-            raise hi.HostileFailure(repr(outcome))
+            raise hostile.HostileFailure(repr(outcome))
 
     test = _settings(n, random, (Phase.generate, Phase.shrink))(given(value=case.strategy)(probe))
-    with hi.shrink_budget(seconds):
+    with hostile.shrink_budget(seconds):
         try:
             test()
-        except hi.HostileFailure:
+        except hostile.HostileFailure:
             return last.get("value")
         except Exception:  # pylint: disable=broad-except
             return last.get("value")    # (a flaky replay still leaves the last failing value)
@@ -107,7 +107,7 @@ def nft_runner():
         ns.create()
     except SKIPPED as exc:
         return None, str(exc)
-    return (lambda params: hi.nft_outcome(params, ns.nft)), ns
+    return (lambda params: hostile.nft_outcome(params, ns.nft)), ns
 
 
 def main(argv):
@@ -121,7 +121,7 @@ def main(argv):
     parser.add_argument("-k", dest="only", default="", help="only identifiers/backends whose key contains this")
     args = parser.parse_args(argv)
 
-    runners = dict(hi.RUNNERS)
+    runners = dict(hostile.RUNNERS)
     ns, nft_note = None, "left out (--no-nft)"
     if not args.no_nft:
         runner, ns = nft_runner()
@@ -131,16 +131,16 @@ def main(argv):
         else:
             runners["nft"] = runner
             nft_note = "loaded with nft -f in network namespace %s" % ns.name
-    tally = hi.Tally()
+    tally = hostile.Tally()
     kinds = OrderedDict()
     skipped = []
     started = time.time()
     try:
-        for case in hi.CASES:
+        for case in hostile.CASES:
             for backend in case.backends:
                 if backend not in runners or args.only not in "%s %s" % (case.key, backend):
                     continue
-                n = int(hi.EXAMPLES.get(backend, 30) * args.scale)
+                n = int(hostile.EXAMPLES.get(backend, 30) * args.scale)
                 t0 = time.time()
                 try:
                     explore(case, backend, runners[backend], n, args.random, tally, kinds)
@@ -150,11 +150,11 @@ def main(argv):
                 counts = tally.counts.get((case.ident, backend)) or {}
                 sys.stderr.write("%-45s %-15s %4d tried %5.1fs  %s\n" % (
                     case.ident[:45], backend, sum(counts.values()), time.time() - t0,
-                    "FAIL" if any(counts.get(k) for k in hi.FAILING) else "ok"))
+                    "FAIL" if any(counts.get(k) for k in hostile.FAILING) else "ok"))
         shrunk = OrderedDict()
         for (ident, backend) in kinds:
-            case = next(c for c in hi.CASES if c.ident == ident and backend in c.backends)
-            n = int(hi.EXAMPLES.get(backend, 30) * args.scale)
+            case = next(c for c in hostile.CASES if c.ident == ident and backend in c.backends)
+            n = int(hostile.EXAMPLES.get(backend, 30) * args.scale)
             shrunk[(ident, backend)] = minimal(case, backend, runners[backend], n, args.random, args.shrink_seconds)
     finally:
         if ns is not None:
@@ -167,15 +167,15 @@ def main(argv):
              tally.table(), ""]
     by_ident = OrderedDict()
     for ident, _backend, _tried, counts in tally.rows():
-        slot = by_ident.setdefault(ident, dict((k, 0) for k in hi.KINDS))
-        for k in hi.KINDS:
+        slot = by_ident.setdefault(ident, dict((k, 0) for k in hostile.KINDS))
+        for k in hostile.KINDS:
             slot[k] += counts[k]
     lines += ["Per identifier (all backends):", "",
               "| identifier | tried | refused clearly | rendered safely | refused unclearly | through |",
               "|---|---:|---:|---:|---:|---:|"]
     for ident, counts in by_ident.items():
         lines.append("| %s | %d | %d | %d | %d | %d |" % (
-            ident, sum(counts.values()), counts[hi.REFUSED], counts[hi.SAFE], counts[hi.UNCLEAR], counts[hi.THROUGH]))
+            ident, sum(counts.values()), counts[hostile.REFUSED], counts[hostile.SAFE], counts[hostile.UNCLEAR], counts[hostile.THROUGH]))
     lines.append("")
     if kinds:
         lines += ["## Failures", "",
@@ -186,9 +186,9 @@ def main(argv):
             lines.append("")
             small = shrunk.get((ident, backend))
             if small:
-                lines.append("- minimal: `%r` -> %s" % (small[0], hi._short(repr(small[1]), 500)))
+                lines.append("- minimal: `%r` -> %s" % (small[0], hostile._short(repr(small[1]), 500)))
             for _cat, (value, outcome) in cats.items():
-                lines.append("- `%r` -> %s" % (value, hi._short(repr(outcome), 500)))
+                lines.append("- `%r` -> %s" % (value, hostile._short(repr(outcome), 500)))
             lines.append("")
     if skipped:
         lines += ["Skipped:", ""] + ["- " + s for s in skipped] + [""]

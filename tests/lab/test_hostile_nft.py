@@ -32,7 +32,7 @@ from labkit import needs_root_and_tools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit", "plugins", "module_utils", "nap"))
-import test_hostile_input as hi  # noqa: E402  pylint: disable=import-error,wrong-import-position
+import test_hostile_input as hostile  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 pytestmark = needs_root_and_tools
 NETNS = "nap-hostile-%d" % os.getpid()
@@ -79,39 +79,39 @@ NS = Namespace(NETNS)
 @pytest.fixture(scope="module", autouse=True)
 def namespace(request):
     """The namespace for the whole module (deleted at the end, also on failure), the figures, bounded shrinking."""
-    if not request.config.pluginmanager.is_registered(hi.SUMMARY):
-        request.config.pluginmanager.register(hi.SUMMARY, "nap-hostile-summary")
+    if not request.config.pluginmanager.is_registered(hostile.SUMMARY):
+        request.config.pluginmanager.register(hostile.SUMMARY, "nap-hostile-summary")
     NS.create()
     try:
-        with hi.shrink_budget():
+        with hostile.shrink_budget():
             yield NS
     finally:
         NS.delete()
 
 
 def run_nft(params):
-    return hi.nft_outcome(params, NS.nft)
+    return hostile.nft_outcome(params, NS.nft)
 
 
-for _case in hi.CASES:
+for _case in hostile.CASES:
     if "nft" in _case.backends:
-        _test = hi.make_test(_case, "nft", run_nft)
+        _test = hostile.make_test(_case, "nft", run_nft)
         globals()[_test.__name__] = _test
 del _case, _test
 
 
-@pytest.mark.parametrize("key", [c.key for c in hi.CASES if "nft" in c.backends])
+@pytest.mark.parametrize("key", [c.key for c in hostile.CASES if "nft" in c.backends])
 def test_benign_values_load_exactly(key):
-    case = hi.CASE_BY_KEY[key]
+    case = hostile.CASE_BY_KEY[key]
     for value in (case.valid, case.benign):
-        outcome = hi.outcome_of(case, "nft", value, run_nft)
-        assert outcome.kind == hi.SAFE, "%s / nft: the valid value %r is %s" % (case.ident, value, outcome)
+        outcome = hostile.outcome_of(case, "nft", value, run_nft)
+        assert outcome.kind == hostile.SAFE, "%s / nft: the valid value %r is %s" % (case.ident, value, outcome)
 
 
 def test_the_check_sees_an_injected_chain():
     """A table with a chain the policy did not ask for is not the planned table."""
-    params = hi.Params(hi.CASE_BY_KEY["opt_nft_zone"], "servers")
-    policy, script = hi.nft_script(params)
+    params = hostile.Params(hostile.CASE_BY_KEY["opt_nft_zone"], "servers")
+    policy, script = hostile.nft_script(params)
     injected = script.rstrip("\n")[:-1] + "\tchain pwn {\n\t\ttype filter hook input priority -10; policy drop;\n\t}\n}\n"
     NS.nft(["flush", "ruleset"])
     rc, _out, err = NS.nft(["-f", "-"], injected)
@@ -119,7 +119,7 @@ def test_the_check_sees_an_injected_chain():
     rc, listing, err = NS.nft(["-j", "list", "ruleset"])
     NS.nft(["flush", "ruleset"])
     assert rc == 0, err
-    assert any("chains" in p for p in hi.nft_problems(policy, listing))
+    assert any("chains" in p for p in hostile.nft_problems(policy, listing))
 
 
 if __name__ == "__main__":  # pragma: no cover
