@@ -349,15 +349,15 @@ backup_file:
   type: str
 """
 
-import errno
 import json
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.files import create_new, numbered
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
@@ -514,27 +514,8 @@ def backup_script(family, table, listing):
 
 
 def _create_new(path, content):
-    """Create ``path`` (or ``<root>.<n><ext>`` when it exists) with mode 0600, never through a symlink, never over
-    an existing file; return the path written. A failed write removes the file."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    root, ext = os.path.splitext(path)
-    for count in range(1000):
-        name = "%s.%d%s" % (root, count, ext) if count else path
-        try:
-            fd = os.open(name, flags, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                continue
-            raise
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(to_bytes(content))
-        except BaseException:
-            os.unlink(name)
-            raise
-        return name
-    raise OSError(errno.EEXIST, "%s and 999 numbered variants exist" % path)
+    """Create ``path`` (or ``<root>.<n><ext>`` when it exists) with mode 0600; return the path written."""
+    return create_new(numbered(path), content, 0o600, "%s and 999 numbered variants exist" % path)
 
 
 def filename_problem(name):

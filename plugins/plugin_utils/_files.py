@@ -7,12 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import os
 import re
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.files import create_new
 
 
 class UnsafePathError(OSError):
@@ -129,23 +130,11 @@ def write_new(directory, stem, suffix, data, mode=0o600):
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
     real_dir = os.path.realpath(directory)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for count in range(1000):
-        path = os.path.join(directory, "%s%s%s" % (stem, ".%d" % count if count else "", suffix))
-        if not is_inside(os.path.realpath(os.path.dirname(path)), real_dir):
-            raise UnsafePathError(os.path.basename(path), directory, "it resolves outside %s" % real_dir)
-        try:
-            fd = os.open(path, flags, mode)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                continue
-            raise
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), mode)
-                handle.write(to_bytes(data))
-        except BaseException:
-            os.unlink(path)
-            raise
-        return path
-    raise OSError(errno.EEXIST, "%s%s and 999 numbered variants exist in %s" % (stem, suffix, directory))
+
+    def candidates():
+        for count in range(1000):
+            path = os.path.join(directory, "%s%s%s" % (stem, ".%d" % count if count else "", suffix))
+            if not is_inside(os.path.realpath(os.path.dirname(path)), real_dir):
+                raise UnsafePathError(os.path.basename(path), directory, "it resolves outside %s" % real_dir)
+            yield path
+    return create_new(candidates(), data, mode, "%s%s and 999 numbered variants exist in %s" % (stem, suffix, directory))
