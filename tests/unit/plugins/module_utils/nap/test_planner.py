@@ -978,3 +978,18 @@ def test_the_done_when_estate_has_every_flow_with_its_ports_and_none_unchosen():
     for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "RADIUS-PROXY", "VPN-IKEV2",
                     "CM-PUSH-ICMP", "CLIENT-DNS", "IPSEC-PROTECTED"):
         assert flows(plan, flow_id), flow_id
+
+
+@pytest.mark.parametrize("var, value", [
+    ("nap_ipsec_protected_services", ["http\n;rm -rf /"]),
+    ("nap_ipsec_protected_services", [u"8\u00b2"]),
+    ("nap_windows_version", "2008';calc;'"),
+    ("nap_domain_member", "maybe\n"),
+])
+def test_hostile_per_host_values_are_refused_naming_host_and_variable(var, value):
+    """The per-host variables of the complete catalogue map to fixed choices, or fail naming host and variable."""
+    inv = ipsec_site()
+    inv["hostvars"]["cm01"][var] = value
+    with pytest.raises(NapError) as err:
+        run(inv)
+    assert "cm01" in str(err.value) and var in str(err.value)
