@@ -121,12 +121,14 @@ def render(cat):
         "Every flow configmgr.nap knows. Sources: **seed** is \"Ports used by Network Access Protection in",
         "Configuration Manager 2007\" (March 2008); **NAP** the Windows Server 2008 NAP / NPS documentation;",
         "**AD** the Active Directory port requirements; **CM07** \"Ports used by Configuration Manager 2007\".",
-        "Where ports read \"X (a) or Y (b)\", one setting chooses exactly one of them.",
+        "Where ports read \"X (a) or Y (b)\", one setting chooses exactly one of them. The last column names the",
+        "Windows predefined rule groups that cover each flow on its destination, by the resource string Windows matches",
+        "on any language (English name shown) and the Names of the rules; catalogue.py says where each comes from.",
         "",
     ]
     for category, title in cat.CATEGORIES:
-        lines += ["## " + title, "", "| id | from | to | protocol/ports | when | purpose | source |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["## " + title, "", "| id | from | to | protocol/ports | when | purpose | source | Windows predefined "
+                  "group (resource string): rules |", "|---|---|---|---|---|---|---|---|"]
         for flow in cat.FLOWS:
             if flow.category != category:
                 continue
@@ -134,7 +136,7 @@ def render(cat):
             ports = flow.describe_ports() or "per nap_remediation_roles"
             purpose = flow.purpose + (" (%s)" % flow.note if flow.note else "")
             lines.append("| %s |" % " | ".join(_cell(x) for x in (
-                flow.id, flow.doc_from, flow.doc_to, ports, when, purpose, flow.source)))
+                flow.id, flow.doc_from, flow.doc_to, ports, when, purpose, flow.source, flow.describe_groups())))
         lines.append("")
     lines += ["## Settings", "", "| setting | values | default | what it changes |", "|---|---|---|---|"]
     for spec in cat.SETTINGS:

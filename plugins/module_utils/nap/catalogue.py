@@ -96,9 +96,13 @@ CITE_NPS_DC = ("Network Policy Server (NPS) managed entity: \"If NPS cannot cont
                "perform authentication and authorization, and network access authentication will fail\", "
                "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-R2-and-2008/"
                "cc735378(v=ws.10)")
-CITE_AD_PORTS = ("Active Directory and Active Directory Domain Services Port Requirements (TechNet); KB 179442 \"How "
-                 "to configure a firewall for domains and trusts\", https://support.microsoft.com/help/179442; KB "
-                 "832017 \"Service overview and network port requirements for Windows\"")
+CITE_KB832017 = ("KB 832017 \"Service overview and network port requirements for Windows\", "
+                 "https://learn.microsoft.com/en-us/troubleshoot/windows-server/networking/"
+                 "service-overview-and-network-port-requirements")
+CITE_AD_PORTS = ("Active Directory and Active Directory Domain Services Port Requirements (TechNet), "
+                 "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-r2-and-2008/"
+                 "dd772723(v=ws.10); KB 179442 \"How to configure a firewall for domains and trusts\", "
+                 "https://support.microsoft.com/help/179442; " + CITE_KB832017)
 CITE_RPC_RANGE = ("KB 929851 \"The default dynamic port range for TCP/IP has changed in Windows Vista and in Windows "
                   "Server 2008\": 49152-65535 from Vista and 2008 on, 1025-5000 before, "
                   "https://support.microsoft.com/kb/929851")
@@ -113,25 +117,84 @@ CITE_REMEDIATION_GROUP = ("New-NpsRemediationServerGroup: \"A remediation server
                           "Service (WINS) servers, and domain controllers\", "
                           "https://learn.microsoft.com/en-us/previous-versions/windows/powershell-scripting/jj872747("
                           "v=wps.620)")
-CITE_WINS = ("KB 832017 (Service overview and network port requirements for Windows): WINS clients resolve names on "
-             "UDP 137 (NetBIOS name service); TCP/UDP 42 is WINS replication between WINS servers")
+CITE_WINS = (CITE_KB832017 + ": WINS clients resolve names on UDP 137 (NetBIOS name service); TCP/UDP 42 is WINS "
+             "replication between WINS servers")
+CITE_L2TP = (CITE_KB832017 + ": Routing and Remote Access, L2TP UDP 1701 with IPsec ISAKMP UDP 500 and NAT-T UDP 4500 "
+             "(L2TP/IPsec carries L2TP inside ESP)")
 CITE_DHCP_V4 = ("NAP DHCP enforcement (Windows Server 2008): \"DHCP servers and NPS can enforce health policy when a "
                 "computer attempts to lease or renew an IP version 4 (IPv4) address\"")
 CITE_IKEV2 = ("IKEV2_CONFIG_PARAMS (mprapi.h): RRAS accepts IKEv2 connections from Windows Server 2008 R2 on, "
               "https://learn.microsoft.com/en-us/windows/win32/api/mprapi/ns-mprapi-ikev2_config_params")
-CITE_NPS_PROXY = ("NPS as a RADIUS proxy (Windows Server 2008 NPS documentation: connection request policies, remote "
-                  "RADIUS server groups)")
+CITE_NPS_PROXY = ("Remote RADIUS Server Groups (Windows Server 2008 NPS): \"When you configure Network Policy Server "
+                  "(NPS) as a RADIUS proxy, you use NPS to forward connection requests to RADIUS servers\", "
+                  "https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-R2-and-2008/"
+                  "dd197533(v=ws.10)")
 CITE_PUSH_ICMP = ("Ports Used by Configuration Manager 2007, client push installation: the site server checks with "
                   "an ICMP echo request that the client is on the network before it connects")
 
-# Windows predefined firewall rule groups: (English name, the group's resource string, as the predefined rules carry it
-# in their Group / EmbedCtxt: exports of the rules of Windows Server DCs, NPS and member servers).  None: no resource
-# string found (the group still has its English name).
+# Windows predefined firewall rule groups: (English name, the group's resource string as the predefined rules carry it
+# in Group / EmbedCtxt, the Names of the predefined rules of the group that cover the flow).  Groups are matched by
+# the resource string (the English name differs on localised Windows); None: no resource string was found.
+# Where each resource string comes from:
+# * the DisplayGroup;Group table of MartinGC94/UnattendXmlBuilder, ArgumentCompleters.ps1 at commit 725f194e
+#   (https://github.com/MartinGC94/UnattendXmlBuilder/blob/725f194effea125be416ce0a482b5298c84d0044/
+#   ArgumentCompleters.ps1): DHCP Server -50209, DNS Service -53012, File and Printer Sharing -28502, Remote Desktop
+#   -28752, Routing and Remote Access -33752, Secure Socket Tunneling Protocol @sstpsvc.dll,-35001, Windows Remote
+#   Management -30267;
+# * a Windows Server domain controller's predefined rules exported as New-NetFirewallRule calls,
+#   MichaelGrafnetter/active-directory-firewall, ADDS/GPO/Set-ADDSFirewallPolicy.ps1 at commit 9b595394
+#   (https://github.com/MichaelGrafnetter/active-directory-firewall/blob/9b595394bc3d331412f016ee0a1371319a0d59b8/ADDS/
+#   GPO/Set-ADDSFirewallPolicy.ps1): Active Directory Domain Services -37601, Kerberos Key Distribution Center
+#   @kdcsvc.dll,-1008, DNS Service, File and Printer Sharing, Windows Remote Management, Remote Desktop, with the rule
+#   Names used below (ADDS-LDAP-TCP-In, ADDS-RPCEPMAP-TCP-In, FPS-SMB-In-TCP, ...);
+# * values of HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules as public
+#   repositories export or write them (found by searching for the rule Names): "RemoteAdmin-RPCSS-In-TCP" =
+#   "...LPort=RPC-EPMap...EmbedCtxt=@FirewallAPI.dll,-29752" (Remote Administration, Vista / Server 2008 and 2008 R2),
+#   "RRAS-L2TP-In-UDP" = "...Protocol=17|LPort=1701...EmbedCtxt=@FirewallAPI.dll,-33752", and the File and Printer
+#   Sharing echo request rules (FPS-ICMP4-ERQ-In, IcmpType 8; FPS-ICMP6-ERQ-In, IcmpType 128; group -28502);
+# * Network Policy Server and the IIS groups (World Wide Web Services (HTTP), Secure World Wide Web Services (HTTPS)):
+#   no resource string in any table or export searched (the table above lists neither); the DC Firewall tool names the
+#   NPS group and its rules (NPS-NPSSvc-In-UDP-1812, ...) in English only (MichaelGrafnetter/active-directory-firewall,
+#   ADDS/DCFWTool/Set-ADDSFirewallPolicy.ps1), and the IIS rules are known by Name (IIS-WebServerRole-HTTP-In-TCP,
+#   IIS-WebServerRole-HTTPS-In-TCP): match those groups by their rules' Names.
 GROUP_ADDS = ("Active Directory Domain Services", "@FirewallAPI.dll,-37601")
 GROUP_KDC = ("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008")
 GROUP_DNS = ("DNS Service", "@firewallapi.dll,-53012")
 GROUP_FPS = ("File and Printer Sharing", "@FirewallAPI.dll,-28502")
 GROUP_NPS = ("Network Policy Server", None)
+GROUP_REMOTE_ADMIN = ("Remote Administration", "@FirewallAPI.dll,-29752")
+GROUP_DHCP = ("DHCP Server", "@FirewallAPI.dll,-50209")
+GROUP_RRAS = ("Routing and Remote Access", "@FirewallAPI.dll,-33752")
+GROUP_SSTP = ("Secure Socket Tunneling Protocol", "@sstpsvc.dll,-35001")
+GROUP_HTTP = ("World Wide Web Services (HTTP)", None)
+GROUP_HTTPS = ("Secure World Wide Web Services (HTTPS)", None)
+GROUP_RDP = ("Remote Desktop", "@FirewallAPI.dll,-28752")
+GROUP_WINRM = ("Windows Remote Management", "@FirewallAPI.dll,-30267")
+NPS_RULES = ("NPS-NPSSvc-In-UDP-1812", "NPS-NPSSvc-In-UDP-1813", "NPS-NPSSvc-In-UDP-1645", "NPS-NPSSvc-In-UDP-1646")
+
+
+def win_group(group, *rules):
+    """(English name, resource string, rule Names) of a predefined group with the rules that cover a flow."""
+    return (group[0], group[1], tuple(rules))
+
+
+class GroupChoice:
+    """Windows predefined groups chosen by one setting's value, as Choice chooses ports (e.g. the HRA's HTTP or
+    HTTPS group per nap_hra_transport); the value is the deciding host's, as for the flow's ports."""
+
+    def __init__(self, setting, options):
+        self.setting = setting
+        self.options = options
+
+
+WG_FPS_SMB = win_group(GROUP_FPS, "FPS-SMB-In-TCP")
+WG_REMOTE_ADMIN = win_group(GROUP_REMOTE_ADMIN, "RemoteAdmin-RPCSS-In-TCP", "RemoteAdmin-In-TCP")
+WG_NPS = win_group(GROUP_NPS, *NPS_RULES)
+WG_HTTP = win_group(GROUP_HTTP, "IIS-WebServerRole-HTTP-In-TCP")
+WG_HTTPS = win_group(GROUP_HTTPS, "IIS-WebServerRole-HTTPS-In-TCP")
+WG_DNS = win_group(GROUP_DNS, "DNSSrv-DNS-UDP-In", "DNSSrv-DNS-TCP-In")
+WG_RDP = win_group(GROUP_RDP, "RemoteDesktop-UserMode-In-TCP")
+NO_GROUP_CM = "no Windows predefined rule group covers this ConfigMgr 2007 port"
 
 
 # ---------------------------------------------------------------------------
@@ -269,11 +332,12 @@ def _ports_doc(ports):
 class Service:
     """One protocol of a flow: destination and source ports, or a Choice of them."""
 
-    def __init__(self, protocol, dst_ports=(), src_ports=(), rpc_dynamic=False):
+    def __init__(self, protocol, dst_ports=(), src_ports=(), rpc_dynamic=False, icmp_type=None):
         self.protocol = protocol
         self.dst_ports = dst_ports
         self.src_ports = src_ports
         self.rpc_dynamic = rpc_dynamic
+        self.icmp_type = icmp_type      # a model.ICMP_TYPES name (protocol icmp only), None: every ICMP type
 
     def describe(self):
         if isinstance(self.dst_ports, (Choice, ManagementPort)):
@@ -287,6 +351,8 @@ class Service:
             text += " (from %s)" % _ports_doc(self.src_ports)
         if self.rpc_dynamic:
             text += " + dynamic RPC"
+        if self.icmp_type:
+            text += " " + self.icmp_type
         if self.protocol in ("esp", "ah", "gre"):
             text = "IP protocol %s (%s)" % ({"esp": 50, "ah": 51, "gre": 47}[self.protocol], self.protocol.upper())
         return text
@@ -346,7 +412,7 @@ class FlowDef:
 
     def __init__(self, id, purpose, source, src, dst, services, category, when=(), pairing="all",
                  deciders=None, doc_from=None, doc_to=None, note="", traits=(), windows_group=None,
-                 dst_min_windows=None, ports_text=""):
+                 dst_min_windows=None, ports_text="", no_group=""):
         self.id = id
         self.purpose = purpose
         self.source = source
@@ -364,9 +430,16 @@ class FlowDef:
         if unknown:
             raise ValueError("flow %s: unknown trait(s) %s" % (id, ", ".join(sorted(unknown))))
         self.traits = frozenset(traits)
-        if windows_group and isinstance(windows_group[0], str):
-            windows_group = (windows_group,)
-        self.windows_group = tuple(windows_group or ())
+        if isinstance(windows_group, GroupChoice):
+            self.windows_group = ()
+            self.group_choice = windows_group
+        else:
+            if windows_group and isinstance(windows_group[0], str):
+                windows_group = (windows_group,)
+            self.windows_group = tuple(_full_group(g) for g in windows_group or ())
+            self.group_choice = None
+        self.no_group = no_group          # why no predefined group covers the flow (with no windows_group)
+
         if dst_min_windows is not None and dst_min_windows not in WINDOWS_VERSIONS:
             raise ValueError("flow %s: unknown Windows version %r" % (id, dst_min_windows))
         self.dst_min_windows = dst_min_windows
@@ -390,6 +463,44 @@ class FlowDef:
 
     def describe_ports(self):
         return ", ".join(s.describe() for s in self.services) or self.ports_text
+
+    def groups(self, value=None):
+        """The flow's predefined groups; with a GroupChoice, those of ``value`` (None: of every value)."""
+        if self.group_choice is None:
+            return self.windows_group
+        if value is not None:
+            return tuple(_full_group(g) for g in self.group_choice.options.get(value, ()))
+        out = []
+        for groups in self.group_choice.options.values():
+            out.extend(g for g in (_full_group(x) for x in groups) if g not in out)
+        return tuple(out)
+
+    def describe_groups(self):
+        """One line for the docs: the groups (with their resource strings and rules), or why there is none."""
+        if self.group_choice is not None:
+            return " or ".join("%s (%s)" % (group_text(self.group_choice.options[k]) or "none", k)
+                               for k in self.group_choice.options)
+        return group_text(self.windows_group) or "none: " + self.no_group
+
+
+def _full_group(group):
+    return tuple(group) if len(group) == 3 else (group[0], group[1], ())
+
+
+def group_text(groups):
+    out = []
+    for name, resource, rules in (_full_group(g) for g in groups):
+        text = "%s (%s)" % (name, resource or "no resource string found")
+        if rules:
+            text += ": " + ", ".join(rules)
+        out.append(text)
+    return "; ".join(out)
+
+
+def group_data(groups):
+    """Plain data of groups: [{name, resource, rules}]."""
+    return [{"name": name, "resource": resource, "rules": list(rules)}
+            for name, resource, rules in (_full_group(g) for g in groups)]
 
 
 _ACRONYMS = ("shv", "hra", "ts", "rdp", "dhcp", "vpn", "dns", "ca")
@@ -435,9 +546,9 @@ CM_FLOWS = (
     FlowDef("CM-PUSH", "site server pushes the client (SMB, RPC)", "CM07", "site_server", "client_endpoints",
             (_tcp(445), _RPC), "configmgr", when=(_BASE,), doc_to="clients"),
     FlowDef("CM-PUSH-ICMP", "site server pings a client before client push", "CM07",
-            "site_server", "client_endpoints", (Service("icmp"),), "configmgr", when=(_BASE,), doc_to="clients",
-            note=CITE_PUSH_ICMP + "; the rule model has no ICMP type yet, so rules allow ICMP, not echo alone",
-            windows_group=GROUP_FPS),
+            "site_server", "client_endpoints", (Service("icmp", icmp_type="echo-request"),), "configmgr",
+            when=(_BASE,), doc_to="clients",
+            note=CITE_PUSH_ICMP + "; echo request only (ICMP type 8, ICMPv6 type 128 towards IPv6 clients)"),
     FlowDef("CM-SITESYS", "site server installs and configures site systems", "CM07", "site_server",
             "site_systems", (_tcp(445), _RPC), "configmgr", when=(_BASE,), pairing="distinct",
             doc_to="site systems"),
@@ -457,13 +568,12 @@ INFRA_FLOWS = (
             "restricted_networks", "domain_controller",
             (_tcp(88), _udp(88), _tcp(389), _udp(389), _tcp(445), _RPC, _udp(123)), "remediation",
             when=((_REMEDIATION_ONLY, "domain_controller"),), doc_from="restricted networks",
-            note="Kerberos, LDAP and the DC locator, SMB (SYSVOL), RPC (Netlogon), time; " + CITE_REMEDIATION_GROUP,
-            windows_group=(GROUP_KDC, GROUP_ADDS)),
+            note="Kerberos, LDAP and the DC locator, SMB (SYSVOL), RPC (Netlogon), time; " + CITE_REMEDIATION_GROUP),
     FlowDef("INFRA-WINS", "restricted clients resolve NetBIOS names at a WINS server", "NAP",
             "restricted_networks", "wins_server", (_udp(137),), "remediation",
             when=((_REMEDIATION_ONLY, "wins"),), doc_from="restricted networks", doc_to="WINS server",
             note="clients use UDP 137 only (TCP 42 is replication between WINS servers); " + CITE_WINS + "; "
-                 + CITE_REMEDIATION_GROUP, windows_group=GROUP_FPS),
+                 + CITE_REMEDIATION_GROUP),
 )
 # Every flow a REMEDIATION flow may go via (nap_remediation_roles): the ConfigMgr flows and the INFRA-* flows.
 VIA_BY_ID = dict((f.id, f) for f in CM_FLOWS + INFRA_FLOWS)
@@ -502,18 +612,17 @@ FLOWS = (
             "domain_members", "ad_servers", (_tcp(389),), "ad", when=(_AD,), pairing="distinct",
             doc_from="domain members", doc_to="domain controllers",
             note="LDAPS does not replace it for domain membership (nap_ad_ldap_mode chooses NAP-AD-WRITE only); "
-                 + CITE_AD_PORTS + "; " + CITE_NPS_DC, windows_group=GROUP_ADDS),
+                 + CITE_AD_PORTS + "; " + CITE_NPS_DC),
     FlowDef("AD-SMB", "SMB of a domain member: SYSVOL, Group Policy, SAM/LSA pipes", "AD",
             "domain_members", "ad_servers", (_tcp(445),), "ad", when=(_AD,), pairing="distinct",
-            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS, windows_group=GROUP_ADDS),
+            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS),
     FlowDef("AD-RPC", "RPC of a domain member: Netlogon secure channel, LSA, SAM", "AD",
             "domain_members", "ad_servers", (_RPC,), "ad", when=(_AD,), pairing="distinct",
             doc_from="domain members", doc_to="domain controllers",
-            note="the dynamic range is the DC's (nap_windows_version: " + CITE_RPC_RANGE + "); " + CITE_AD_PORTS,
-            windows_group=GROUP_ADDS),
+            note="the dynamic range is the DC's (nap_windows_version: " + CITE_RPC_RANGE + "); " + CITE_AD_PORTS),
     FlowDef("AD-KPASSWD", "Kerberos password change (machine account)", "AD",
             "domain_members", "ad_servers", (_tcp(464), _udp(464)), "ad", when=(_AD,), pairing="distinct",
-            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS, windows_group=GROUP_KDC),
+            doc_from="domain members", doc_to="domain controllers", note=CITE_AD_PORTS),
     # --- enforcement -------------------------------------------------------
     FlowDef("DHCP-CLIENT", "DHCP requests from NAP clients on the server's segment", "seed, NAP",
             "client_networks", "dhcp_server", (Service("udp", (67,), (68,)),), "enforcement",
@@ -545,7 +654,7 @@ FLOWS = (
             "hra", "global_catalog",
             (Service("tcp", Choice("nap_gc_mode", {"gc": (3268,), "gc_ssl": (3269,)})),), "enforcement",
             when=(("method", "ipsec"),), pairing="distinct", deciders={"nap_gc_mode": "src"},
-            note=CITE_HRA_GC, windows_group=GROUP_ADDS),
+            note=CITE_HRA_GC),
     FlowDef("IPSEC-IKE", "IPsec negotiation and protected traffic (IKEv1/AuthIP, NAT-T, ESP)",
             "seed, NAP", "client_networks", "ipsec_protected",
             (_udp(500, 4500), Service("esp")), "enforcement", when=(("method", "ipsec"),),
@@ -568,7 +677,14 @@ FLOWS = (
             doc_from="client networks"),
     FlowDef("VPN-L2TP", "L2TP/IPsec VPN (IKE, NAT-T, ESP)", "NAP", "client_networks", "vpn_server",
             (_udp(500, 4500), Service("esp")), "enforcement", when=(("vpn_protocol", "l2tp"),),
-            doc_from="client networks"),
+            doc_from="client networks", traits=("windows_exempt",),
+            note="the IPsec of L2TP/IPsec; " + CITE_L2TP + "; no host rule on a Windows VPN server (" + CITE_IKE_EXEMPT
+                 + "), perimeter devices carry it; L2TP itself is VPN-L2TP-1701"),
+    FlowDef("VPN-L2TP-1701", "L2TP inside IPsec reaches the VPN server", "NAP", "client_networks", "vpn_server",
+            (_udp(1701),), "enforcement", when=(("vpn_protocol", "l2tp"),), doc_from="client networks",
+            traits=("inside_ipsec",),
+            note=CITE_L2TP + ("; the VPN server's host rule (Routing and Remote Access (L2TP-In)); it crosses "
+                              "perimeters inside ESP (VPN-L2TP), so no perimeter rule")),
     FlowDef("VPN-SSTP", "SSTP VPN (HTTPS)", "NAP", "client_networks", "vpn_server",
             (_tcp(443),), "enforcement", when=(("vpn_protocol", "sstp"),), doc_from="client networks"),
     FlowDef("VPN-IKEV2", "IKEv2 VPN (IKE, NAT-T, ESP)", "NAP", "client_networks", "vpn_server",
@@ -592,8 +708,7 @@ FLOWS = (
             "radius_proxy", "shv_point", (Service("udp", RADIUS),), "enforcement", when=(("any_method", None),),
             pairing="distinct", deciders={"nap_radius_legacy_ports": "dst"}, doc_from="RADIUS proxy",
             note="802.1X switches, VPN servers and TS Gateways send RADIUS to the proxies when nap_radius_proxies has "
-                 "hosts; " + CITE_NPS_PROXY + "; " + CITE_NPS_PORTS + " (Network Policy Server group: its resource "
-                 "string was not found)", windows_group=GROUP_NPS),
+                 "hosts; " + CITE_NPS_PROXY + "; " + CITE_NPS_PORTS + ""),
     FlowDef("REMEDIATION", "restricted clients reach remediation servers", "NAP, CM07",
             "restricted_networks", "remediation_server", (), "enforcement", when=(("any_method", None),),
             doc_from="restricted networks", traits=("ports_per_remediation_role",),
@@ -603,8 +718,7 @@ FLOWS = (
     FlowDef("CLIENT-DNS", "clients find the HRA and remediation servers by name (DNS)", "NAP",
             "client_and_restricted_networks", "dns", (_udp(53), _tcp(53)), "enforcement",
             when=(("any_method", None),), doc_from="client and restricted networks",
-            doc_to="DNS servers (nap_dns_servers, else the DCs serving DNS)", note=CITE_REMEDIATION_GROUP,
-            windows_group=GROUP_DNS),
+            doc_to="DNS servers (nap_dns_servers, else the DCs serving DNS)", note=CITE_REMEDIATION_GROUP),
     # --- management channel -------------------------------------------------
     FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
             "management_sources", "windows_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
@@ -616,6 +730,109 @@ FLOWS = (
 ) + CM_FLOWS + INFRA_FLOWS
 
 FLOWS_BY_ID = dict((f.id, f) for f in FLOWS)
+
+# The Windows predefined groups of every flow on its destination (the predefined-groups issue): groups with the rules
+# that cover the flow, a GroupChoice, or the reason no predefined group applies (a text).
+_ADDS = GROUP_ADDS
+FLOW_GROUPS = {
+    "NAP-AD-WRITE": (win_group(_ADDS, "ADDS-LDAP-TCP-In", "ADDS-LDAPSEC-TCP-In"),),
+    "NAP-GC-READ": (win_group(_ADDS, "ADDS-LDAPGC-TCP-In", "ADDS-LDAPGCSEC-TCP-In"),),
+    "NAP-SHV-INSTALL": (WG_FPS_SMB,),
+    "NAP-SHV-CONFIG": (WG_REMOTE_ADMIN,),
+    "NAP-SHV-STATUS": (WG_FPS_SMB,),
+    "AD-KERBEROS": (win_group(GROUP_KDC, "ADDS-Kerberos-TCP-In", "ADDS-Kerberos-UDP-In"),),
+    "AD-DNS": (WG_DNS,),
+    "AD-CLDAP": (win_group(_ADDS, "ADDS-LDAP-UDP-In"),),
+    "AD-TIME": (win_group(_ADDS, "W32Time-NTP-UDP-In"),),
+    "AD-LDAP": (win_group(_ADDS, "ADDS-LDAP-TCP-In"),),
+    "AD-SMB": (win_group(_ADDS, "ADDS-NP-TCP-In"),),
+    "AD-RPC": (win_group(_ADDS, "ADDS-RPCEPMAP-TCP-In", "ADDS-RPC-TCP-In"),),
+    "AD-KPASSWD": (win_group(GROUP_KDC, "ADDS-Kerberos-Password-TCP-In", "ADDS-Kerberos-Password-UDP-In"),),
+    "DHCP-CLIENT": (win_group(GROUP_DHCP),),
+    "DHCP-RELAY": (win_group(GROUP_DHCP),),
+    "DHCP-RADIUS": (WG_NPS,),
+    "IPSEC-HRA": GroupChoice("nap_hra_transport", {"http": (WG_HTTP,), "https": (WG_HTTPS,)}),
+    "IPSEC-HRA-RADIUS": (WG_NPS,),
+    "IPSEC-HRA-CA": "no predefined group was found for the CA's DCOM interface (the CA opens its own rules)",
+    "IPSEC-HRA-GC": (win_group(_ADDS, "ADDS-LDAPGC-TCP-In", "ADDS-LDAPGCSEC-TCP-In"),),
+    "IPSEC-IKE": "no host rule on Windows: Windows permits IKE and AuthIP itself (IKE/AuthIP exemptions)",
+    "IPSEC-PROTECTED": "the protected service's own group (see each plan flow's via)",
+    "8021X-RADIUS": (WG_NPS,),
+    "VPN-PPTP": (win_group(GROUP_RRAS, "RRAS-PPTP-In-TCP", "RRAS-GRE-In"),),
+    "VPN-L2TP": "no host rule on Windows: Windows permits IKE itself (IKE/AuthIP exemptions) and ESP is its IPsec "
+                "driver's",
+    "VPN-L2TP-1701": (win_group(GROUP_RRAS, "RRAS-L2TP-In-UDP"),),
+    "VPN-SSTP": (win_group(GROUP_SSTP),),
+    "VPN-IKEV2": "no host rule on Windows: Windows permits IKE itself (IKE/AuthIP exemptions)",
+    "VPN-RADIUS": (WG_NPS,),
+    "TSG-CLIENT": "no predefined group with a resource string was found for the TS Gateway (HTTPS)",
+    "TSG-RADIUS": (WG_NPS,),
+    "TSG-RDP": (WG_RDP,),
+    "RADIUS-PROXY": (WG_NPS,),
+    "REMEDIATION": "the group of the flow it goes via (nap_remediation_roles; each plan flow names it)",
+    "CLIENT-DNS": (WG_DNS,),
+    "MGMT-WINRM": (win_group(GROUP_WINRM, "WINRM-HTTP-In-TCP", "WINRM-HTTP-In-TCP-PUBLIC", "WINRM-HTTPS-In-TCP-PUBLIC"),),
+    "MGMT-SSH": "no Windows destination: Linux hosts and perimeter devices",
+    "CM-MP": GroupChoice("nap_cm_site_mode", {"mixed": (WG_HTTP,), "native": (WG_HTTPS,)}),
+    "CM-SUP": GroupChoice("nap_sup_ports", {"default": (WG_HTTP, WG_HTTPS), "custom": ()}),
+    "CM-DP": GroupChoice("nap_cm_site_mode", {"mixed": (WG_HTTP, WG_FPS_SMB), "native": (WG_HTTPS, WG_FPS_SMB)}),
+    "CM-FSP": (WG_HTTP,),
+    "CM-SLP": (WG_HTTP,),
+    "CM-GC": (win_group(_ADDS, "ADDS-LDAPGC-TCP-In"),),
+    "CM-DNS": (WG_DNS,),
+    "CM-PUSH": (WG_FPS_SMB, WG_REMOTE_ADMIN),
+    "CM-PUSH-ICMP": (win_group(GROUP_FPS, "FPS-ICMP4-ERQ-In", "FPS-ICMP6-ERQ-In"),),
+    "CM-SITESYS": (WG_FPS_SMB, WG_REMOTE_ADMIN),
+    "CM-SQL": NO_GROUP_CM + " (SQL Server's TCP 1433)",
+    "CM-S2S": (WG_FPS_SMB,),
+    "CM-RC": (WG_RDP,),
+    "CM-WOL": NO_GROUP_CM + " (wake-on-LAN reaches the network adapter, not Windows)",
+    "INFRA-DC": (win_group(GROUP_KDC, "ADDS-Kerberos-TCP-In", "ADDS-Kerberos-UDP-In"),
+                 win_group(_ADDS, "ADDS-LDAP-TCP-In", "ADDS-LDAP-UDP-In", "ADDS-NP-TCP-In", "ADDS-RPCEPMAP-TCP-In",
+                           "ADDS-RPC-TCP-In", "W32Time-NTP-UDP-In")),
+    "INFRA-WINS": (win_group(GROUP_FPS, "FPS-NB_Name-In-UDP"),),
+}
+# Groups of the services nap_ipsec_protected_services names (IPSEC-PROTECTED via).
+PROTECTED_SERVICE_GROUPS = {
+    "http": (WG_HTTP,), "https": (WG_HTTPS,), "smb": (WG_FPS_SMB,), "rpc": (WG_REMOTE_ADMIN,), "rdp": (WG_RDP,),
+    "dns": (WG_DNS,), "ldap": (win_group(_ADDS, "ADDS-LDAP-TCP-In"),),
+    "ldaps": (win_group(_ADDS, "ADDS-LDAPSEC-TCP-In"),),
+    "kerberos": (win_group(GROUP_KDC, "ADDS-Kerberos-TCP-In", "ADDS-Kerberos-UDP-In"),),
+}
+
+
+def _set_groups():
+    unknown = set(FLOW_GROUPS) - set(FLOWS_BY_ID)
+    missing = set(FLOWS_BY_ID) - set(FLOW_GROUPS)
+    if unknown or missing:
+        raise ValueError("FLOW_GROUPS: unknown flow(s) %s, flow(s) without groups %s"
+                         % (", ".join(sorted(unknown)) or "none", ", ".join(sorted(missing)) or "none"))
+    for flow in FLOWS:      # (the CM-* and INFRA-* flows are in FLOWS too)
+        value = FLOW_GROUPS[flow.id]
+        flow.windows_group, flow.group_choice, flow.no_group = (), None, ""
+        if isinstance(value, GroupChoice):
+            flow.group_choice = value
+        elif isinstance(value, str):
+            flow.no_group = value
+        else:
+            flow.windows_group = tuple(_full_group(g) for g in value)
+
+
+_set_groups()
+
+
+def plan_groups(flow_id, via=None, value=None):
+    """(groups, note) of a plan flow: its via's groups (REMEDIATION, IPSEC-PROTECTED), the groups of the deciding
+    host's value of a GroupChoice, or its own; note says why there is none."""
+    if flow_id == "IPSEC-PROTECTED":
+        groups = PROTECTED_SERVICE_GROUPS.get(str(via).lower(), ())
+        return groups, "" if groups else "no predefined group is known for this protected service"
+    flow = VIA_BY_ID.get(via) if via else None
+    flow = flow or FLOWS_BY_ID[flow_id]
+    groups = flow.groups(value) if flow.group_choice is not None else flow.windows_group
+    note = flow.no_group or ("" if groups else "no predefined group covers this choice")
+    return groups, note
+
 
 # Services a host may name in nap_ipsec_protected_services (ports also work: 8080, "tcp/8080", "udp/514").
 PROTECTED_SERVICES = OrderedDict((
@@ -685,14 +902,22 @@ def catalogue_entries():
             "conditions": [_condition_text(c) for c in flow.when],
             "settings": sorted(flow.settings()),
             "note": flow.note,
-            "windows_group": [{"name": name, "resource": resource} for name, resource in flow.windows_group],
+            "windows_group": group_data(flow.groups()),
         })
+        if flow.group_choice is not None:
+            out[-1]["windows_group_choice"] = {
+                "setting": flow.group_choice.setting,
+                "options": dict((str(k).lower(), group_data(v)) for k, v in flow.group_choice.options.items())}
+        if flow.no_group:
+            out[-1]["windows_group_note"] = flow.no_group
     return out
 
 
 def _service_data(service):
     data = {"protocol": service.protocol, "src_ports": list(service.src_ports),
             "rpc_dynamic": service.rpc_dynamic}
+    if service.icmp_type:
+        data["icmp_type"] = service.icmp_type
     if isinstance(service.dst_ports, Choice):
         data["dst_ports"] = None
         data["choice"] = {"setting": service.dst_ports.setting,

@@ -38,7 +38,8 @@ def host_inbound(flow):
         sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
     base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],
                 src_addresses=sources, dst_addresses=(),
-                src_ports=flow["src_ports"], description=flow["purpose"], source=flow["source"])
+                src_ports=flow["src_ports"], description=flow["purpose"], source=flow["source"],
+                icmp_type=flow.get("icmp_type"))
     if flow["rpc_dynamic"]:
         return [Rule(name=base_name(flow) + "-IN-EPMAP", dst_ports=("rpc-epmap",), **base),
                 Rule(name=base_name(flow) + "-IN-RPC", dst_ports=("rpc-dynamic",), **base)]
@@ -56,14 +57,14 @@ def host_outbound(flow):
     return Rule(name=base_name(flow) + "-OUT", flow_id=flow["id"], direction="out", protocol=flow["protocol"],
                 src_addresses=(), dst_addresses=flow["dst_addresses"], src_ports=flow["src_ports"],
                 dst_ports=normalize_ports(perimeter_ports(flow)), description=flow["purpose"],
-                source=flow["source"])
+                source=flow["source"], icmp_type=flow.get("icmp_type"))
 
 
 def forward_rule(flow):
     return Rule(name=base_name(flow) + "-FWD", flow_id=flow["id"], direction="forward", protocol=flow["protocol"],
                 src_addresses=flow["src_addresses"], dst_addresses=flow["dst_addresses"],
                 src_ports=flow["src_ports"], dst_ports=normalize_ports(perimeter_ports(flow)),
-                description=flow["purpose"], source=flow["source"])
+                description=flow["purpose"], source=flow["source"], icmp_type=flow.get("icmp_type"))
 
 
 def merge(rules, side):
@@ -74,10 +75,10 @@ def merge(rules, side):
     groups = OrderedDict()
     for rule in rules:
         if side == "src":
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.dst_addresses)
+            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, rule.dst_addresses)
             addresses = rule.src_addresses
         else:
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.src_addresses)
+            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, rule.src_addresses)
             addresses = rule.dst_addresses
         if key in groups:
             groups[key][1].extend(addresses)

@@ -683,6 +683,20 @@ class Planner:
             out.append((service.protocol, tuple(ports), tuple(service.src_ports), service.rpc_dynamic))
         return out
 
+    def _windows_groups(self, entry, flow, src, dst):
+        """The Windows predefined groups that cover the flow on its destination, by resource string and English name
+        (the predefined-groups issue), or why there is none."""
+        value = None
+        chooser = catalogue.VIA_BY_ID.get(entry.get("via")) or flow      # REMEDIATION: the flow it goes via
+        if chooser.group_choice is not None:
+            setting = chooser.group_choice.setting
+            decider = chooser.deciders.get(setting, "dst")
+            value = self.settings.get(setting, src.host if decider == "src" else dst.host)
+        groups, note = catalogue.plan_groups(flow.id, entry.get("via"), value)
+        entry["windows_group"] = catalogue.group_data(groups)
+        if note:
+            entry["windows_group_note"] = note
+
     # -- main -------------------------------------------------------------
     def run(self):
         self._plain = []
@@ -736,7 +750,12 @@ class Planner:
                             declaring.add(flow.id)
                     if via:
                         entry["via"] = via
+                    icmp_type = next((x.icmp_type for x in flow.services if x.protocol == protocol and x.icmp_type),
+                                     None)
+                    if icmp_type:
+                        entry["icmp_type"] = icmp_type
                     entry["perimeter"] = list(crossed)
+                    self._windows_groups(entry, flow, src, dst)
                     flows.append(entry)
         for flow_id, setting, src, dst in self._plain:
             if self.topology.crossed(src.zones, dst.zones):

@@ -37,9 +37,27 @@ def _service(flow):
         text += " " + _ports(flow["dst_ports"])
     if flow["rpc_dynamic"]:
         text += " + RPC " + ",".join(flow.get("rpc_dynamic_ranges") or [flow.get("rpc_dynamic_range", "")])
+    if flow.get("icmp_type"):
+        text += " " + flow["icmp_type"]
     if flow["src_ports"]:
         text += " (from port %s)" % _ports(flow["src_ports"])
     return text
+
+
+def _group_rows(plan):
+    """One row per flow id (and via): the Windows predefined groups that cover it on its destination."""
+    rows = OrderedDict()
+    for flow in plan["flows"]:
+        if "windows_group" not in flow:
+            continue
+        key = _flow_label(flow)
+        if key in rows:
+            continue
+        groups = "; ".join("%s (%s)%s" % (g["name"], g["resource"] or "no resource string found",
+                                          (": " + ", ".join(g["rules"])) if g["rules"] else "")
+                           for g in flow["windows_group"])
+        rows[key] = groups or "none: " + flow.get("windows_group_note", "")
+    return rows
 
 
 def _endpoint(flow, side):
@@ -429,6 +447,18 @@ def render_markdown(plan):
             lines.append("| %s |" % " | ".join(_md_cell(x) for x in (
                 _flow_label(flow), _endpoint(flow, "src"), _endpoint(flow, "dst"), _service(flow), "-",
                 flow["purpose"], flow["source"], ", ".join(flow["perimeter"]) or "-")))
+        lines.append("")
+    group_rows = _group_rows(plan)
+    if group_rows:
+        lines.append("## Windows predefined rule groups")
+        lines.append("")
+        lines.append("The predefined groups (matched by resource string; English names shown) and rules that cover "
+                     "each flow on its destination.")
+        lines.append("")
+        lines.append("| flow | group (resource string): rules |")
+        lines.append("|---|---|")
+        for label, text in group_rows.items():
+            lines.append("| %s | %s |" % (_md_cell(label), _md_cell(text)))
         lines.append("")
     for dev, entry in plan["perimeter"].items():
         lines.append("## Perimeter %s (%s; zones %s)" % (dev, entry["platform"], ", ".join(entry["zones"])))

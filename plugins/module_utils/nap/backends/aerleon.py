@@ -44,6 +44,8 @@ TARGET_OPTIONS = {
     "nftables": None, "speedway": ("INPUT ACCEPT", "INPUT ACCEPT"), "iptables": ("INPUT ACCEPT", "INPUT ACCEPT"),
 }
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "esp": "esp", "ah": "ah", "gre": "gre", "icmp": "icmp"}
+# model.ICMP_TYPES -> Aerleon's icmp-type keyword
+AERLEON_ICMP = {"echo-request": "echo-request"}
 _TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -144,6 +146,8 @@ def export(plan, devices=None, targets=None, filter_name=DEFAULT_FILTER):
             if dst:
                 term["destination-address"] = dst
             term["protocol"] = PROTOCOLS[rule.protocol]
+            if rule.icmp_type:
+                term["icmp-type"] = AERLEON_ICMP[rule.icmp_type]      # Aerleon's name, valid for icmp and icmpv6
             for side, ports, suffix in (("source-port", rule.src_ports, "_SRC"), ("destination-port", rule.dst_ports, "")):
                 if not ports:
                     continue

@@ -367,6 +367,7 @@ def asa_model(data, device=None, acl_name=DEFAULT_ACL_NAME, prefix=None):
         return networks[key]
 
     services = []
+    icmp_groups = []
     aces = []
     for rule in rules:
         svc_name = names.svc(rule.name)
@@ -386,15 +387,24 @@ def asa_model(data, device=None, acl_name=DEFAULT_ACL_NAME, prefix=None):
                     entries.append(item)
         else:
             entries.append(OrderedDict([("protocol", proto)]))
-        svc["services_object"] = entries
-        services.append(svc)
         ace = OrderedDict()
         ace["grant"] = "permit"
         ace["protocol"] = "object-group " + svc_name
+        if rule.icmp_type:
+            # an icmp-type object group (named and described as a service group would be) at the end of an icmp ACE:
+            # access-list ACL extended permit icmp SRC DST object-group NAME (ICMP of IPv4 only, as before)
+            icmp_groups.append(OrderedDict([("name", svc_name), ("description", svc["description"]),
+                                            ("icmp_type", {"icmp_object": [CISCO_ICMP[rule.icmp_type][0]]})]))
+            ace["protocol"] = "icmp"
+        else:
+            svc["services_object"] = entries
+            services.append(svc)
         src = net_group(rule.src_addresses)
         dst = net_group(rule.dst_addresses)
         ace["source"] = {"object_group": src} if src else {"any": True}
         ace["destination"] = {"object_group": dst} if dst else {"any": True}
+        if rule.icmp_type:
+            ace["destination"]["service_object_group"] = svc_name
         aces.append(ace)
     groups = []
     for addresses, name in networks.items():
@@ -408,6 +418,8 @@ def asa_model(data, device=None, acl_name=DEFAULT_ACL_NAME, prefix=None):
         ogs.append(OrderedDict([("object_type", "network"), ("object_groups", groups)]))
     if services:
         ogs.append(OrderedDict([("object_type", "service"), ("object_groups", services)]))
+    if icmp_groups:
+        ogs.append(OrderedDict([("object_type", "icmp-type"), ("object_groups", icmp_groups)]))
     acl = OrderedDict([("name", names.acl), ("acl_type", "extended"), ("aces", aces)])
     return rules, ogs, {"acls": [acl]} if aces else {"acls": []}
 
@@ -525,6 +537,7 @@ def asa_rules_from_parsed(acls, ogs, acl_name=DEFAULT_ACL_NAME, prefix=None):
         protocol = str(ace.get("protocol") or "")
         name, flow_id, text = None, None, ""
         services = []
+        icmp_types = set()
         if protocol.startswith("object-group "):
             svc_name = protocol.split(" ", 1)[1]
             if svc_name not in groups:
@@ -545,13 +558,22 @@ def asa_rules_from_parsed(acls, ogs, acl_name=DEFAULT_ACL_NAME, prefix=None):
             proto = _protocol_back(protocol or (list(ace.get("protocol_options") or {}) or [""])[0])
             dst_side = ace.get("destination") or {}
             sports = _ports_from((ace.get("source") or {}).get("port_protocol"), proto, "cisco_asa", where)
-            if dst_side.get("service_object_group"):
+            icmp_group = (groups.get(dst_side.get("service_object_group")) or {}).get("icmp_type")
+            for option, value in ((ace.get("protocol_options") or {}).get("icmp") or {}).items():
+                if value:
+                    icmp_types.add(CISCO_ICMP_BACK.get(option, option.replace("_", "-")))
+            if icmp_group is not None:
+                name, flow_id, text = _parse_description(groups[dst_side["service_object_group"]].get("description"))
+                name = name or dst_side["service_object_group"]
+                icmp_types.update(CISCO_ICMP_BACK.get(o, o) for o in icmp_group.get("icmp_object") or [])
+                services.append((proto, (), ()))
+            elif dst_side.get("service_object_group"):
                 svc = groups.get(dst_side["service_object_group"]) or {}
                 for item in svc.get("port_object") or []:
                     services.append((proto, sports, _ports_from(item, proto, "cisco_asa", where)))
             else:
                 services.append((proto, sports, _ports_from(dst_side.get("port_protocol"), proto, "cisco_asa", where)))
-            name = "%s-LINE%d" % (acl_name, n)
+            name = name or "%s-LINE%d" % (acl_name, n)
         by_proto = OrderedDict()
         for proto, sports, dports in services:
             slot = by_proto.setdefault(proto, (set(), set()))
@@ -563,7 +585,8 @@ def asa_rules_from_parsed(acls, ogs, acl_name=DEFAULT_ACL_NAME, prefix=None):
                 "flow_id": flow_id or name, "direction": "forward", "protocol": proto,
                 "src_addresses": list(src), "dst_addresses": list(dst),
                 "src_ports": sorted(sports, key=str), "dst_ports": sorted(dports, key=str),
-                "description": text,
+                "description": text, "icmp_type": ",".join(sorted(icmp_types)) if proto == "icmp" and icmp_types
+                else None,
             }, where))
     return rules
 
@@ -575,6 +598,8 @@ def _asa_ace_text(ace):
     for side in ("source", "destination"):
         value = ace[side]
         parts.append("any" if value.get("any") else "object-group " + value["object_group"])
+    if ace["destination"].get("service_object_group"):
+        parts.append("object-group " + ace["destination"]["service_object_group"])    # icmp-type group
     return " ".join(parts)
 
 
@@ -683,8 +708,13 @@ class _IosAcl:
             seq_list.append(item)
 
 
-def _ios_entries(protocol, srcs, dsts, sports, dports, established=False):
-    """ACE dicts (without sequence) for every src x dst x sport x dport."""
+# model.ICMP_TYPES -> the ICMP message keyword of the IOS / ASA ACE (IPv4), and of its reply (IOS return entries)
+CISCO_ICMP = {"echo-request": ("echo", "echo_reply")}
+CISCO_ICMP_BACK = dict((v[0], k) for k, v in CISCO_ICMP.items())
+
+
+def _ios_entries(protocol, srcs, dsts, sports, dports, established=False, icmp=None):
+    """ACE dicts (without sequence) for every src x dst x sport x dport; ``icmp``: the ICMP message keyword."""
     out = []
     proto = IOS_PROTOCOLS[protocol]
     for src in srcs:
@@ -702,6 +732,8 @@ def _ios_entries(protocol, srcs, dsts, sports, dports, established=False):
                         ace["destination"]["port_protocol"] = _ios_port_dict(dport, protocol)
                     if established:
                         ace["protocol_options"] = {"tcp": {"established": True}}
+                    if icmp:
+                        ace["protocol_options"] = {"icmp": {icmp: True}}
                     out.append(ace)
     return out
 
@@ -713,11 +745,15 @@ def _ios_pair(acl, kind, rule, src, dst, sports, dports, reply=True):
             continue
         s = s or ["0.0.0.0/0" if af == 4 else "::/0"]
         d = d or ["0.0.0.0/0" if af == 4 else "::/0"]
+        # an ICMP type narrows the IPv4 entries (echo, replies echo-reply); the IPv6 entries stay every ICMP type,
+        # as ios_acls has no ICMPv6 echo-request option
+        icmp = CISCO_ICMP[rule.icmp_type] if rule.icmp_type and af == 4 else (None, None)
         acl.add(af, "%s %s" % (kind, _description(rule, REMARK_MAX - len(kind) - 1)),
-                _ios_entries(rule.protocol, s, d, sports, dports))
+                _ios_entries(rule.protocol, s, d, sports, dports, icmp=icmp[0]))
         if reply:
             acl.add(af, "RET %s" % rule.name,
-                    _ios_entries(rule.protocol, d, s, dports, sports, established=rule.protocol == "tcp"))
+                    _ios_entries(rule.protocol, d, s, dports, sports, established=rule.protocol == "tcp",
+                                 icmp=icmp[1]))
 
 
 def ios_model(data, device=None, acl_name=DEFAULT_ACL_NAME):
@@ -830,7 +866,10 @@ def ios_rules_from_parsed(parsed, acl_name=DEFAULT_ACL_NAME):
             key = (kind, name)
             slot = merged.setdefault(key, {"name": name, "flow_id": flow_id or name, "description": desc,
                                            "protocol": proto, "src": set(), "dst": set(), "sp": set(),
-                                           "dp": set()})
+                                           "dp": set(), "icmp": set()})
+            for option, value in ((ace.get("protocol_options") or {}).get("icmp") or {}).items():
+                if value:
+                    slot["icmp"].add(CISCO_ICMP_BACK.get(option, option.replace("_", "-")))
             if slot["protocol"] != proto:
                 raise NapError("%s: entries of %s mix protocols %s and %s" % (where, name, slot["protocol"], proto))
             src = _ios_addr(ace.get("source"))
@@ -847,7 +886,8 @@ def ios_rules_from_parsed(parsed, acl_name=DEFAULT_ACL_NAME):
             "name": name, "flow_id": slot["flow_id"], "direction": "forward" if kind == "FWD" else "in",
             "protocol": slot["protocol"], "src_addresses": sorted(slot["src"]),
             "dst_addresses": sorted(slot["dst"]), "src_ports": sorted(slot["sp"], key=str),
-            "dst_ports": sorted(slot["dp"], key=str), "description": slot["description"]}, "ACL %s" % acl_name)
+            "dst_ports": sorted(slot["dp"], key=str), "description": slot["description"],
+            "icmp_type": ",".join(sorted(slot["icmp"])) or None}, "ACL %s" % acl_name)
         out["forward" if kind == "FWD" else "inbound"].append(rule)
     return out
 

@@ -58,6 +58,10 @@ DIRECTION_OF = dict((v, k) for k, v in CHAIN_OF.items())
 CHAIN_ORDER = ("input", "forward", "output")
 PROTO_NAMES = dict((v, k) for k, v in PROTOCOL_NUMBERS.items())
 PROTO_NAMES[58] = "ipv6-icmp"
+# model.ICMP_TYPES -> the nft name of the type (the same in icmp and icmpv6), and the match of each family
+NFT_ICMP_TYPES = {"echo-request": "echo-request"}
+NFT_ICMP_TYPE_NAMES = dict((v, k) for k, v in NFT_ICMP_TYPES.items())
+ICMP_KEY = {4: "icmp type", 6: "icmpv6 type"}
 IP_KEY = {4: "ip", 6: "ip6"}
 _IDENT_RE = re.compile(r"[^a-z0-9_]")
 _ERROR_RE = re.compile(r"^(?:/dev/stdin|-|<cmdline>):(\d+):[0-9-]+: Error: (.*)$")
@@ -389,7 +393,8 @@ def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):
     src = _split_family(rule.src_addresses)
     dst = _split_family(rule.dst_addresses)
     if not rule.src_addresses and not rule.dst_addresses:
-        targets = [None]
+        # an ICMP type is a match of one family's header (icmp type / icmpv6 type): one rule per family
+        targets = [f for f in (4, 6) if f in families] if rule.icmp_type else [None]
     else:
         targets = _matching_families(rule, src, dst, families)
     out = []
@@ -407,6 +412,12 @@ def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):
                 matches.append(Match("%s dport" % rule.protocol, "==", dports))
             if not sports and not dports:
                 matches.append(Match("meta l4proto", "==", (rule.protocol,)))
+        elif rule.protocol == "icmp" and rule.icmp_type:
+            # nft names the type alike in both families (echo-request: ICMP type 8, ICMPv6 type 128) and lists the
+            # rule without the meta l4proto dependency it implies, so the rule is rendered as nft lists it
+            if rule.icmp_type not in NFT_ICMP_TYPES:
+                raise NapError("rule %r: icmp_type %r has no nft spelling here" % (rule.name, rule.icmp_type))
+            matches.append(Match(ICMP_KEY[fam], "==", (NFT_ICMP_TYPES[rule.icmp_type],)))
         elif rule.protocol == "icmp":
             if fam == 4:
                 names = ("icmp",)
@@ -687,7 +698,7 @@ def _parse_match(match):
             return Match(key, op, _addr_values(right))
         if proto in ("tcp", "udp") and field in ("sport", "dport"):
             return Match(key, op, _port_values(right))
-        if proto == "icmpv6" and field == "type":
+        if proto in ("icmp", "icmpv6") and field == "type":
             return Match(key, op, _name_values(right, key))
     elif isinstance(left, dict) and "meta" in left:
         key = left["meta"].get("key")
@@ -780,7 +791,7 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
     for the dynamic range (gathered state).
     """
     direction = DIRECTION_OF.get(parts[0].chain, "in")
-    protocol = None
+    protocol = icmp_type = None
     src, dst, sports, dports = [], [], (), ()
     for part in parts:
         for m in part.matches:
@@ -794,6 +805,9 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
             elif m.key.endswith(" dport"):
                 protocol = m.key.split()[0]
                 dports = m.values
+            elif m.key in ICMP_KEY.values():
+                protocol = "icmp"
+                icmp_type = ",".join(NFT_ICMP_TYPE_NAMES.get(v, v) for v in m.values)
             elif m.key == "meta l4proto":
                 names = set(m.values)
                 if names <= set(("icmp", "ipv6-icmp")):
@@ -812,7 +826,7 @@ def _nft_to_rule(name, flow_id, keyword, parts, rpc_range):
                 tuple(a for a in src if a.startswith("@")),
                 dst_addresses=normalize_addresses([a for a in dst if not a.startswith("@")]) +
                 tuple(a for a in dst if a.startswith("@")),
-                src_ports=tuple(sports), dst_ports=tuple(dports))
+                src_ports=tuple(sports), dst_ports=tuple(dports), icmp_type=icmp_type)
 
 
 def _multiset(rules, comments=True):
@@ -855,7 +869,10 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
             rendered = None
         exact = rendered is not None and _multiset(rendered, False) == _multiset(parts, False) and \
             all(p.counter for p in parts)
-        if exact and name in want_by_name:
+        if exact and name in want_by_name and want_by_name[name].icmp_type != rule.icmp_type:
+            # the diff compares no icmp_type (diff.DEFAULT_COMPARE): a rule for another (or every) ICMP type is an update
+            rule.description = "ICMP type %s, planned %s" % (rule.icmp_type or "any", want_by_name[name].icmp_type or "any")
+        elif exact and name in want_by_name:
             rule.description = want_by_name[name].description
             rule.source = want_by_name[name].source
         elif not exact:

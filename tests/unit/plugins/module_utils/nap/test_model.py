@@ -72,3 +72,15 @@ def test_rule_round_trip_and_summary():
     r = Rule.from_dict(rule(src_addresses=["192.0.2.10"], description="SMB"))
     assert Rule.from_dict(r.to_dict()) == r
     assert r.summary() == "R1 in allow tcp from 192.0.2.10/32 to any port 445"
+
+
+def test_icmp_type_narrows_icmp_and_is_validated():
+    ping = Rule.from_dict({"name": "PING-IN", "protocol": "icmp", "icmp_type": "Echo-Request"})
+    assert ping.icmp_type == "echo-request" and ping.to_dict()["icmp_type"] == "echo-request"
+    assert "icmp_type" not in Rule.from_dict({"name": "ANY-IN", "protocol": "icmp"}).to_dict()
+    assert ping.key() != Rule.from_dict({"name": "PING-IN", "protocol": "icmp"}).key()
+    assert Rule(**ping.to_dict()) == ping and "type echo-request" in ping.summary()
+    with pytest.raises(NapError, match=r"rule 'P': icmp_type 'echo' is not one of echo-request"):
+        Rule.from_dict({"name": "P", "protocol": "icmp", "icmp_type": "echo"})
+    with pytest.raises(NapError, match=r"rule 'P': icmp_type echo-request needs protocol icmp, not tcp"):
+        Rule.from_dict({"name": "P", "protocol": "tcp", "icmp_type": "echo-request"})

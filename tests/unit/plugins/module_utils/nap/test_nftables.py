@@ -21,6 +21,7 @@ from golden import assert_golden
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -412,3 +413,44 @@ def test_diff_is_in_table_order_and_names_the_chain(policy, listing):
 def test_diff_of_an_unchanged_table_is_empty(policy, listing):
     diff = nftables_compare.compare(policy, nftables.parse_table(listing)).ansible_diff()
     assert diff["before"] == diff["after"] == ""
+
+
+def test_icmp_echo_request_renders_per_family_and_parses_back():
+    """An ICMP type narrows the rule in each family as nft lists it (no l4proto dependency), and reads back."""
+    rule = Rule.from_dict({"name": "CM-PUSH-ICMP-ICMP-IN", "direction": "in", "protocol": "icmp",
+                            "icmp_type": "echo-request", "src_addresses": ["198.18.0.10", "2001:db8::10"]})
+    bodies = [r.body() for r in nftables.rule_to_nft(rule)]
+    assert [b.split(" counter")[0] for b in bodies] == ["ip saddr 198.18.0.10/32 icmp type echo-request",
+                                                       "ip6 saddr 2001:db8::10/128 icmpv6 type echo-request"]
+    listing = {"nftables": [{"table": {"family": "inet", "name": "configmgr_nap"}},
+                            {"chain": {"family": "inet", "table": "configmgr_nap", "name": "input"}}] + [
+        {"rule": {"family": "inet", "table": "configmgr_nap", "chain": "input", "comment": r.comment, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip" if fam == 4 else "ip6", "field": "saddr"}},
+                       "right": addr}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "icmp" if fam == 4 else "icmpv6",
+                                                        "field": "type"}}, "right": "echo-request"}},
+            {"counter": {"packets": 0, "bytes": 0}}, {"accept": None}]}}
+        for r, fam, addr in zip(nftables.rule_to_nft(rule), (4, 6), ("198.18.0.10", "2001:db8::10"))]}
+    (back,) = nftables.parse_rules(nftables.parse_table(listing), want=[rule])
+    assert (back.protocol, back.icmp_type, back.src_addresses) == ("icmp", "echo-request", rule.src_addresses)
+    assert not back.description.startswith(nftables.TAMPERED)
+
+
+def test_a_rule_for_every_icmp_type_where_echo_is_planned_is_an_update():
+    """The table still allows every ICMP type (a plan made before icmp_type): the diff reports the rule changed."""
+    want = Rule.from_dict({"name": "CM-PUSH-ICMP-ICMP-IN", "direction": "in", "protocol": "icmp",
+                           "icmp_type": "echo-request", "src_addresses": ["198.18.0.10"]})
+    old = Rule.from_dict(dict(want.to_dict(), icmp_type=None))
+    (part,) = nftables.rule_to_nft(old)
+    listing = {"nftables": [{"table": {"family": "inet", "name": "configmgr_nap"}},
+                            {"chain": {"family": "inet", "table": "configmgr_nap", "name": "input"}},
+                            {"rule": {"family": "inet", "table": "configmgr_nap", "chain": "input",
+                                      "comment": part.comment, "expr": [
+                                          {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                                                     "right": "198.18.0.10"}},
+                                          {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "icmp"}},
+                                          {"counter": {"packets": 0, "bytes": 0}}, {"accept": None}]}}]}
+    (have,) = nftables.parse_rules(nftables.parse_table(listing), want=[want])
+    assert have.icmp_type is None and have.description == "ICMP type any, planned echo-request"
+    result = diff_rules([want], [have], nftables.COMPARE)
+    assert [new.name for _old, new in result.update] == ["CM-PUSH-ICMP-ICMP-IN"]

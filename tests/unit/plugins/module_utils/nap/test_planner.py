@@ -297,7 +297,8 @@ def test_vpn_protocols_are_decided_by_the_vpn_server():
         if f["id"].startswith("VPN-") and f["id"] != "VPN-RADIUS":
             by_host.setdefault(f["dst_host"], set()).add((f["id"], f["protocol"], tuple(f["dst_ports"])))
     assert by_host["vpn01"] == {("VPN-PPTP", "tcp", (1723,)), ("VPN-PPTP", "gre", ()),
-                                ("VPN-L2TP", "udp", (500, 4500)), ("VPN-L2TP", "esp", ())}
+                                ("VPN-L2TP", "udp", (500, 4500)), ("VPN-L2TP", "esp", ()),
+                                ("VPN-L2TP-1701", "udp", (1701,))}
     assert by_host["vpn02"] == {("VPN-SSTP", "tcp", (443,))}
     assert len(flows(plan, "VPN-RADIUS")) == 2
 
@@ -869,23 +870,70 @@ def test_dhcp_enforcement_is_ipv4_only():
 def test_new_flows_cite_microsoft_and_name_their_windows_group():
     cat = planner.catalogue
     groups = dict((f.id, f.windows_group) for f in cat.FLOWS)
-    assert groups["AD-LDAP"] == (("Active Directory Domain Services", "@FirewallAPI.dll,-37601"),)
-    assert groups["AD-KPASSWD"] == (("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008"),)
-    assert groups["CLIENT-DNS"] == (("DNS Service", "@firewallapi.dll,-53012"),)
-    assert groups["CM-PUSH-ICMP"] == (("File and Printer Sharing", "@FirewallAPI.dll,-28502"),)
-    assert groups["RADIUS-PROXY"] == (("Network Policy Server", None),)       # resource string not found
+    assert groups["AD-LDAP"] == (("Active Directory Domain Services", "@FirewallAPI.dll,-37601", ("ADDS-LDAP-TCP-In",)),)
+    assert groups["AD-KPASSWD"][0][:2] == ("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008")
+    assert groups["CLIENT-DNS"][0][:2] == ("DNS Service", "@firewallapi.dll,-53012")
+    assert groups["CM-PUSH-ICMP"] == (("File and Printer Sharing", "@FirewallAPI.dll,-28502",
+                                       ("FPS-ICMP4-ERQ-In", "FPS-ICMP6-ERQ-In")),)
+    assert groups["RADIUS-PROXY"][0][:2] == ("Network Policy Server", None)       # resource string not found
+    assert groups["VPN-L2TP-1701"] == (("Routing and Remote Access", "@FirewallAPI.dll,-33752", ("RRAS-L2TP-In-UDP",)),)
     for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "CLIENT-DNS", "RADIUS-PROXY",
-                    "CM-PUSH-ICMP", "INFRA-DC", "INFRA-WINS"):
+                    "CM-PUSH-ICMP", "VPN-L2TP-1701"):
         assert groups[flow_id], flow_id
-        assert cat.FLOWS_BY_ID[flow_id].note, flow_id
-    for flow_id in ("VPN-IKEV2", "IPSEC-PROTECTED"):            # no predefined group applies: the note says why
-        assert not groups[flow_id] and "group" in cat.FLOWS_BY_ID[flow_id].note
+        assert "https://" in cat.FLOWS_BY_ID[flow_id].note or flow_id in ("AD-SMB", "AD-KPASSWD", "CM-PUSH-ICMP"), flow_id
+    for flow in cat.FLOWS + cat.INFRA_FLOWS:       # every flow: a group, a choice of groups, or why there is none
+        assert flow.windows_group or flow.group_choice or flow.no_group, flow.id
+    for flow_id in ("VPN-IKEV2", "IPSEC-IKE", "CM-SQL", "MGMT-SSH"):
+        assert not groups[flow_id] and cat.FLOWS_BY_ID[flow_id].no_group
     entry = [e for e in cat.catalogue_entries() if e["id"] == "INFRA-DC"][0]
-    assert entry["windows_group"][0] == {"name": "Kerberos Key Distribution Center", "resource": "@kdcsvc.dll,-1008"}
+    assert entry["windows_group"][0]["resource"] == "@kdcsvc.dll,-1008"
+    assert "ADDS-RPCEPMAP-TCP-In" in entry["windows_group"][1]["rules"]
     # flows that need special handling say so through traits, never through their id
     assert cat.has_trait("IPSEC-IKE", "windows_exempt") and cat.has_trait("VPN-IKEV2", "windows_exempt")
     assert cat.has_trait("DHCP-CLIENT", "ipv4_only") and cat.has_trait("DHCP-RELAY", "ipv4_only")
     assert cat.has_trait("IPSEC-PROTECTED", "inside_ipsec")
+
+
+def test_every_planned_flow_of_the_example_names_its_windows_group_or_why_not():
+    plan = run(done_when_estate())
+    for flow in plan["flows"]:
+        assert flow["windows_group"] or flow["windows_group_note"], (flow["id"], flow.get("via"))
+    (hra,) = flows(plan, "IPSEC-HRA")        # per nap_hra_transport (https by default)
+    assert [g["name"] for g in hra["windows_group"]] == ["Secure World Wide Web Services (HTTPS)"]
+    assert hra["windows_group"][0]["rules"] == ["IIS-WebServerRole-HTTPS-In-TCP"]
+    (smb,) = flows(plan, "IPSEC-PROTECTED")
+    assert smb["windows_group"][0]["resource"] == "@FirewallAPI.dll,-28502"
+    dc = [f for f in flows(plan, "REMEDIATION") if f.get("via") == "INFRA-DC"][0]
+    assert [g["resource"] for g in dc["windows_group"]] == ["@kdcsvc.dll,-1008", "@FirewallAPI.dll,-37601"]
+    sql = [f for f in plan["flows"] if f["id"] == "MGMT-SSH"]
+    assert all(not f["windows_group"] and "Linux" in f["windows_group_note"] for f in sql)
+
+
+def test_l2tp_needs_udp_1701_on_the_vpn_server_and_ike_only_at_the_perimeter():
+    inv = with_router(site(settings={"nap_enforcement_methods": ["vpn"], "nap_client_networks": [CLIENTS_A]}))
+    inv["groups"]["nap_vpn_servers"] = ["vpn01"]
+    inv["hostvars"]["vpn01"] = {"ansible_host": "192.0.2.60", "nap_vpn_protocols": ["l2tp"]}
+    plan = run(inv)
+    rules = [(r["protocol"], r["dst_ports"], r["src_addresses"]) for r in plan["hosts"]["vpn01"]["inbound"]
+             if r["flow_id"].startswith("VPN-L2TP")]
+    assert rules == [("udp", [1701], [CLIENTS_A])]          # Windows permits IKE and ESP itself
+    fwd = set((r["flow_id"], r["protocol"], tuple(r["dst_ports"])) for r in plan["perimeter"]["rtr01"]["forward"]
+              if r["flow_id"].startswith("VPN-L2TP"))
+    assert fwd == {("VPN-L2TP", "udp", (500, 4500)), ("VPN-L2TP", "esp", ())}     # L2TP crosses inside ESP
+    (inner,) = flows(plan, "VPN-L2TP-1701")
+    assert inner["perimeter"] == [] and inner["windows_group"][0]["rules"] == ["RRAS-L2TP-In-UDP"]
+    note = planner.catalogue.FLOWS_BY_ID["VPN-L2TP-1701"].note
+    assert "L2TP UDP 1701" in note and "service-overview-and-network-port-requirements" in note
+
+
+def test_push_ping_is_echo_request_only_in_every_rule():
+    inv = with_router(site(settings={"nap_include_configmgr_base": True, "nap_client_networks": [CLIENTS_A]}))
+    plan = run(inv)
+    (ping,) = flows(plan, "CM-PUSH-ICMP")
+    assert ping["icmp_type"] == "echo-request"
+    (fwd,) = [r for r in plan["perimeter"]["rtr01"]["forward"] if r["flow_id"] == "CM-PUSH-ICMP"]
+    assert (fwd["protocol"], fwd["icmp_type"], fwd["dst_addresses"]) == ("icmp", "echo-request", [CLIENTS_A])
+    assert all("icmp_type" not in r for r in plan["perimeter"]["rtr01"]["forward"] if r["protocol"] != "icmp")
 
 
 def done_when_estate():
@@ -974,10 +1022,37 @@ def test_the_done_when_estate_has_every_flow_with_its_ports_and_none_unchosen():
     assert not [f for f in plan["flows"] if f["id"] in ("VPN-PPTP", "VPN-L2TP", "VPN-SSTP", "DHCP-CLIENT",
                                                         "TSG-CLIENT", "INFRA-WINS")]
     assert not [r for e in plan["hosts"].values() for r in e["inbound"] if r["flow_id"] in ("IPSEC-IKE", "VPN-IKEV2")]
-    # every new flow cites its source in the catalogue
-    for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "RADIUS-PROXY", "VPN-IKEV2",
-                    "CM-PUSH-ICMP", "CLIENT-DNS", "IPSEC-PROTECTED"):
+    # every new flow is planned and cites its Microsoft document (title and address) in the catalogue
+    citations = {
+        "IPSEC-HRA-GC": "cc735489(v=ws.10)",                 # Remote Request Processing (HRA)
+        "AD-LDAP": "cc735378(v=ws.10)",                      # NPS must reach the DCs
+        "AD-SMB": "dd772723(v=ws.10)",                       # AD DS port requirements
+        "AD-RPC": "support.microsoft.com/kb/929851",         # dynamic range per version
+        "AD-KPASSWD": "service-overview-and-network-port-requirements",
+        "RADIUS-PROXY": "dd197533(v=ws.10)",                 # NPS as a RADIUS proxy
+        "VPN-IKEV2": "ns-mprapi-ikev2_config_params",
+        "IPSEC-IKE": "fwp/ike-exemptions",
+        "CLIENT-DNS": "jj872747(v=wps.620)",                 # remediation server group
+        "CM-PUSH-ICMP": "client push installation",
+        "IPSEC-PROTECTED": "connection security rule",
+    }
+    for flow_id, cited in citations.items():
         assert flows(plan, flow_id), flow_id
+        assert cited in catalogue_.FLOWS_BY_ID[flow_id].note, flow_id
+    assert "dd197605" in catalogue_.CITE_NPS_PORTS and "inetfwpolicy2" in plan["hosts"]["cm01"]["host_rules_note"]
+    # the push ping is ICMP echo request, in the flow and in the router's rule
+    (ping,) = flows(plan, "CM-PUSH-ICMP")
+    assert ping["icmp_type"] == "echo-request"
+    assert [r["icmp_type"] for r in plan["perimeter"]["rtr01"]["forward"] if r["protocol"] == "icmp"] == [
+        "echo-request"]
+    # each flow names the Windows predefined groups that cover it on its destination (resource string and rules)
+    nps = {"name": "Network Policy Server", "resource": None, "rules": list(catalogue_.NPS_RULES)}
+    assert flows(plan, "RADIUS-PROXY")[0]["windows_group"] == [nps]
+    assert flows(plan, "IPSEC-HRA-GC")[0]["windows_group"] == [{
+        "name": "Active Directory Domain Services", "resource": "@FirewallAPI.dll,-37601",
+        "rules": ["ADDS-LDAPGC-TCP-In", "ADDS-LDAPGCSEC-TCP-In"]}]
+    assert set(g["resource"] for f in flows(plan, "AD-KPASSWD") for g in f["windows_group"]) == {"@kdcsvc.dll,-1008"}
+    assert all(f["windows_group"] or f["windows_group_note"] for f in plan["flows"])
 
 
 @pytest.mark.parametrize("var, value", [

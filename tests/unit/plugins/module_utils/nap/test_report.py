@@ -273,3 +273,26 @@ def test_a_host_without_advanced_firewall_lists_its_rules_as_not_applicable():
     with open(os.path.join(ROOT, "docs", "flows.schema.json")) as handle:
         schema = json.load(handle)
     jsonschema.Draft202012Validator(schema).validate(json.loads(report.render_json(plan)))
+
+
+def test_example_plan_names_the_windows_group_of_every_flow_that_has_one():
+    """Issue 17 item 1: every flow of the example's plan names its predefined groups by resource string (English
+    names shown), or says why there is none; flows.md lists them."""
+    plan = example_plan()
+    catalogue = planner.catalogue
+    for flow in plan["flows"]:
+        assert flow["windows_group"] or flow["windows_group_note"], (flow["id"], flow.get("via"))
+        cat = catalogue.VIA_BY_ID.get(flow.get("via")) or catalogue.FLOWS_BY_ID[flow["id"]]
+        if cat.windows_group and flow["id"] != "IPSEC-PROTECTED":
+            assert [g["resource"] for g in flow["windows_group"]] == [g[1] for g in cat.windows_group], flow["id"]
+    names = set(g["name"] for f in plan["flows"] for g in f["windows_group"])
+    assert {"File and Printer Sharing", "Remote Administration", "Network Policy Server", "DHCP Server",
+            "Active Directory Domain Services", "DNS Service", "Windows Remote Management",
+            "Secure World Wide Web Services (HTTPS)"} <= names
+    (shv,) = [f for f in plan["flows"] if f["id"] == "NAP-SHV-CONFIG"]
+    assert shv["windows_group"] == [{"name": "Remote Administration", "resource": "@FirewallAPI.dll,-29752",
+                                     "rules": ["RemoteAdmin-RPCSS-In-TCP", "RemoteAdmin-In-TCP"]}]
+    text = report.render_markdown(plan)
+    table = section(text, "Windows predefined rule groups")
+    assert "| NAP-SHV-INSTALL | File and Printer Sharing (@FirewallAPI.dll,-28502): FPS-SMB-In-TCP |" in table
+    assert "| IPSEC-HRA-CA | none: no predefined group was found" in table

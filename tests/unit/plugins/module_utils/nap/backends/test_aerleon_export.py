@@ -162,3 +162,16 @@ def test_aerleon_on_the_example_plan(tmp_path):
                           stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "destination-port 5986;" in (tmp_path / "out" / "rtr01.jcl").read_text()   # MGMT-WINRM: the WinRM default
+
+
+def test_icmp_echo_request_is_an_icmp_type_term():
+    plan = vendor_plan()
+    first = plan["perimeter"]["fw01"]["forward"][0]
+    plan["perimeter"]["fw01"]["forward"].append({
+        "name": "CM-PUSH-ICMP-ICMP-FWD", "flow_id": "CM-PUSH-ICMP", "direction": "forward", "action": "allow",
+        "protocol": "icmp", "src_addresses": first["dst_addresses"], "dst_addresses": first["src_addresses"],
+        "src_ports": [], "dst_ports": [], "description": "push ping", "source": "CM07", "icmp_type": "echo-request"})
+    policy = yaml.safe_load(aerleon.export(plan, ["fw01"])["policies/pol/fw01.yaml"])
+    (term,) = [t for t in policy["filters"][0]["terms"] if t["name"] == "cm-push-icmp-icmp-fwd"]
+    assert (term["protocol"], term["icmp-type"]) == ("icmp", "echo-request")
+    assert all("icmp-type" not in t for t in policy["filters"][0]["terms"] if t["protocol"] != "icmp")

@@ -255,3 +255,39 @@ def test_ios_every_entry_has_its_return():
     relay = [r for r in example_remarks if "DHCP-RELAY" in r]
     assert len(relay) == 1 and relay[0].startswith("IN DHCP-RELAY-UDP-IN ")
     assert any(a["destination"].get("host") == "255.255.255.255" for a in example)   # DHCPDISCOVER
+
+
+# -- ICMP type ------------------------------------------------------------------
+def _ping_plan(device):
+    plan = vendor_plan()
+    first = plan["perimeter"][device]["forward"][0]
+    plan["perimeter"][device]["forward"].append({
+        "name": "CM-PUSH-ICMP-ICMP-FWD", "flow_id": "CM-PUSH-ICMP", "direction": "forward", "action": "allow",
+        "protocol": "icmp", "src_addresses": first["dst_addresses"], "dst_addresses": first["src_addresses"],
+        "src_ports": [], "dst_ports": [], "description": "push ping", "source": "CM07", "icmp_type": "echo-request"})
+    return plan
+
+
+def test_asa_icmp_echo_is_an_icmp_type_group_and_reads_back():
+    rules, ogs, acls = cisco.asa_model(_ping_plan("fw01"), "fw01")
+    (group,) = [g for o in ogs if o["object_type"] == "icmp-type" for g in o["object_groups"]]
+    assert group["icmp_type"] == {"icmp_object": ["echo"]} and group["description"].startswith("CM-PUSH-ICMP-ICMP-FWD")
+    ace = acls["acls"][0]["aces"][-1]
+    assert (ace["protocol"], ace["destination"]["service_object_group"]) == ("icmp", group["name"])
+    back = dict((r.name, r) for r in cisco.asa_rules_from_parsed(acls, ogs))
+    assert back["CM-PUSH-ICMP-ICMP-FWD"].icmp_type == "echo-request"
+    # a hand-written ACE "permit icmp any any echo" reads back as echo request too
+    hand = {"acls": [{"name": "CONFIGMGR-NAP", "aces": [{"grant": "permit", "protocol": "icmp", "source": {"any": True},
+                                                          "destination": {"any": True},
+                                                          "protocol_options": {"icmp": {"echo": True}}}]}]}
+    (rule,) = cisco.asa_rules_from_parsed(hand, [])
+    assert (rule.name, rule.protocol, rule.icmp_type) == ("CONFIGMGR-NAP-LINE1", "icmp", "echo-request")
+
+
+def test_ios_icmp_echo_and_its_echo_reply_return():
+    rules, inbound, config = cisco.ios_model(_ping_plan("rtr01"), "rtr01")
+    aces = [a for block in config for acl in block["acls"] for a in acl["aces"] if a.get("protocol") == "icmp"]
+    assert [a["protocol_options"] for a in aces] == [{"icmp": {"echo": True}}, {"icmp": {"echo_reply": True}}]
+    back = cisco.ios_rules_from_parsed(config)
+    (ping,) = [r for r in back["forward"] if r.name == "CM-PUSH-ICMP-ICMP-FWD"]
+    assert ping.icmp_type == "echo-request" and back["return"]["CM-PUSH-ICMP-ICMP-FWD"] == 1

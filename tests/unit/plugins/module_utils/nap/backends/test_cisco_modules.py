@@ -220,9 +220,21 @@ def _run(tmp_path, name, playbook, cases):
     return json.loads(out.read_text())
 
 
+def _with_ping(plan, device):
+    """The vendor plan plus a push ping (ICMP echo request only) through ``device``: the icmp_type round trip."""
+    entry = plan["perimeter"][device]
+    first = entry["forward"][0]
+    entry["forward"].append({"name": "CM-PUSH-ICMP-ICMP-FWD", "flow_id": "CM-PUSH-ICMP", "direction": "forward",
+                             "action": "allow", "protocol": "icmp", "src_addresses": first["dst_addresses"],
+                             "dst_addresses": first["src_addresses"], "src_ports": [], "dst_ports": [],
+                             "description": "site server pings a client before client push", "source": "CM07",
+                             "icmp_type": "echo-request"})
+    return plan
+
+
 def _plans():
     return {"example_asa": example_plan("cisco_asa"), "example_ios": example_plan("cisco_ios"),
-            "vendor_fw01": vendor_plan(), "vendor_rtr01": vendor_plan()}
+            "vendor_fw01": _with_ping(vendor_plan(), "fw01"), "vendor_rtr01": _with_ping(vendor_plan(), "rtr01")}
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +414,7 @@ def test_asa_replaced_touches_only_owned(runs, vendor_import):
     assert commands and all(c.startswith("no access-list CONFIGMGR-NAP ") for c in commands)
     owned = cisco.asa_owned_ogs(have)
     commands = _commands(OGs, ogs_spec, "deleted", owned, ogs_running)
-    assert commands and all(re.match(r"^no object-group (network|service) CONFIGMGR-NAP-", c) for c in commands)
+    assert commands and all(re.match(r"^no object-group (network|service|icmp-type) CONFIGMGR-NAP-", c) for c in commands)
 
 
 def test_ios_replaced_touches_only_owned(runs, vendor_import):
