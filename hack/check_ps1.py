@@ -7,11 +7,17 @@
 Checks every *.ps1 / *.psm1 file of the repository (git-visible, or a walk when git is missing)
 and the PowerShell that Python code renders or sends to hosts:
 
-* plugins/module_utils/nap/backends/windows.py: READ_PS1 and APPLY_PS1 (run through
-  ansible.windows.win_powershell) and the COM and New-NetFirewallRule scripts of state: rendered,
+* plugins/module_utils/nap/backends/powershell/*.ps1 as files, and the read and apply scripts as the
+  backend sends them through ansible.windows.win_powershell (windows.READ_PS1 / APPLY_PS1: the
+  ``#include common.ps1`` line expanded), and the COM and New-NetFirewallRule scripts of state: rendered,
   for a sample rule set that uses every protocol, both directions, the RPC keywords and quotes.
 
 Fails (exit 1) on any ERROR or MISSING node, printing file:line:column and the text there.
+
+PowerShell 2.0: a script whose first line is ``#Requires -Version 2.0`` (a file, or a rendered script such as
+the COM script of state: rendered) must not use what PowerShell 3.0 added and the tree-sitter grammar cannot
+tell apart: ``[ordered]``, ``::new(``, the ``-in`` / ``-notin`` operators, ``[pscustomobject]``,
+``ConvertTo-Json`` and ``ConvertFrom-Json``.  Such a use fails the check too (file:line:column and the construct).
 Exit 2 when the grammar is not installed (pip install -r requirements-dev.txt:
 tree-sitter, tree-sitter-powershell).
 
@@ -21,6 +27,7 @@ Usage: python hack/check_ps1.py [-v] [FILE...]
 from __future__ import absolute_import, division, print_function
 
 import os
+import re
 import subprocess
 import sys
 
@@ -56,6 +63,43 @@ def errors(ps_parser, text):
     return sorted(out)
 
 
+PS2_MARK = re.compile(r"\A(?:\ufeff)?#Requires -Version 2(?:\.0)?[ \t]*\r?$", re.I | re.M)
+# What PowerShell 3.0+ added that a 2.0 host refuses (about_Operators: -in/-notin are 3.0; [ordered] and
+# [pscustomobject] accelerators 3.0; ::new() 5.0; ConvertTo-Json/ConvertFrom-Json 3.0).
+PS3_SYNTAX = (
+    ("[ordered]", re.compile(r"\[ordered\]", re.I)),
+    ("::new(", re.compile(r"::new\s*\(", re.I)),
+    ("-in", re.compile(r"(?<![\w-])-in(?![\w-])", re.I)),
+    ("-notin", re.compile(r"(?<![\w-])-notin(?![\w-])", re.I)),
+    ("[pscustomobject]", re.compile(r"\[pscustomobject\]", re.I)),
+    ("ConvertTo-Json", re.compile(r"\bConvertTo-Json\b", re.I)),
+    ("ConvertFrom-Json", re.compile(r"\bConvertFrom-Json\b", re.I)),
+)
+
+
+def meant_for_ps2(text):
+    """Whether the script's first line is ``#Requires -Version 2.0``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    first = text.split("\n", 1)[0]
+    return bool(PS2_MARK.match(first))
+
+
+def ps3_problems(text):
+    """[(line, column, what)] of PowerShell 3+ constructs outside comments (strings are searched too)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    # blank out <# block comments #> (keeping lines and columns), then take each line up to a # comment
+    text = re.sub(r"<#.*?#>", lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0]
+        for what, pattern in PS3_SYNTAX:
+            for match in pattern.finditer(code):
+                out.append((number, match.start() + 1, "PowerShell 3+ syntax %s in a script meant for 2.0" % what))
+    return out
+
+
 def repo_files():
     try:
         listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
@@ -87,7 +131,8 @@ def rendered_sources():
         {"name": "GRE", "protocol": "gre", "description": u"it's a \u2018quoted\u2019 $(text) `n @{x}"},
         {"name": "ESP", "protocol": "esp"}, {"name": "AH", "protocol": "ah"}, {"name": "ICMP", "protocol": "icmp"},
     ])
-    out = [("windows.py:READ_PS1", windows.READ_PS1), ("windows.py:APPLY_PS1", windows.APPLY_PS1)]
+    out = [("windows.py:READ_PS1 (read.ps1 + common.ps1)", windows.READ_PS1),
+           ("windows.py:APPLY_PS1 (apply.ps1 + common.ps1)", windows.APPLY_PS1)]
     for mask in (windows.PROFILES_ALL, 3):
         out.append(("windows_render.py:render_com(profiles=%d)" % mask, windows_render.render_com(sample, mask=mask, host="sample")))
         out.append(("windows_render.py:render_netsecurity(profiles=%d)" % mask,
@@ -109,6 +154,8 @@ def main(argv):
     failed = 0
     for label, text in sources:
         found = errors(ps_parser, text)
+        if meant_for_ps2(text):
+            found = sorted(found + ps3_problems(text))
         for line, col, what in found:
             print("%s:%d:%d: %s" % (label, line, col, what))
         failed += bool(found)

@@ -86,6 +86,23 @@ def diff_in_list_order(rdiff, have, want, host):
     }
 
 
+def op_line(op):
+    """One op as a reviewable netsh-style line (the module applies it through the COM API)."""
+    if op["op"] == "add":
+        return windows_render.op_command({"op": "add", "name": op["name"], "rule": dict(op["set"])})
+    if op["op"] == "update":
+        copies = " (%d copies)" % len(op["temp"]) if op.get("temp") else ""
+        values = " ".join("%s=%s" % (k, "*" if v in (None, "") else v) for k, v in op["set"])
+        return 'set rule name="%s"%s new %s' % (op["name"], copies, values)
+    return windows_render.op_command({"op": "remove", "name": op["name"]})
+
+
+def _failure_text(res, prefix):
+    """One failed op of the apply script: op, rule (model name), error and the properties it had set."""
+    done = " (after setting %s)" % ", ".join(res["set"]) if res.get("set") else ""
+    return "%s %s: %s%s" % (res.get("op", "?"), windows.model_name(str(res.get("name")), prefix), res.get("error"), done)
+
+
 def _error_text(res):
     """The most useful message of a failed win_powershell result."""
     parts = []
@@ -148,6 +165,10 @@ class ActionModule(ActionBase):
                 where = "rules"
             rules = windows.rules_from_input(items, where)
         except NapError as exc:
+            raise _Fail("win_nap_firewall: host %s: %s (%s)" % (host, to_text(exc), NOTHING_SENT))
+        try:
+            windows.check_windows_values(rules, host, group, prefix, mask)
+        except NapError as exc:
             raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         return host, group, prefix, mask, rules, plan
 
@@ -185,6 +206,22 @@ class ActionModule(ActionBase):
             except NapError as exc:
                 raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         return out, (int(port),)
+
+    @staticmethod
+    def _render_management(args, plan, task_vars, host):
+        """(sources or None, port) for the rendered scripts' lockout guard. No 0.0.0.0/0 fallback here: without
+        sources, any planned rule that admits the port counts."""
+        sources = args.get("management_sources")
+        if sources is None and plan is not None:
+            sources = plandoc.management_sources(plan) or None
+        if sources is None:
+            sources = task_vars.get("nap_management_sources")
+        if isinstance(sources, str):
+            sources = [sources]
+        port = plandoc.management_port(plan, host) if plan is not None else None
+        if not port:
+            port = planner.management_port(task_vars, "windows", host)
+        return sources, int(port)
 
     def _powershell(self, script, parameters, task_vars, what, host):
         self._calls += 1
@@ -225,7 +262,9 @@ class ActionModule(ActionBase):
 
         if state == "rendered":
             try:
-                result["rendered"] = dict(windows_render.render_all_lines(rules, group, prefix, mask, host))
+                sources, port = self._render_management(args, plan, task_vars, host)
+                result["rendered"] = dict(windows_render.render_all_lines(
+                    rules, group, prefix, mask, host, management_sources=sources, management_port=port))
             except NapError as exc:
                 raise _Fail("win_nap_firewall: %s (nothing was rendered)" % to_text(exc))
             return
@@ -245,7 +284,8 @@ class ActionModule(ActionBase):
             "os_version", "ps_version", "local_policy_modify_state", "current_profile_types", "rule_count"))
         if not doc.get("supported"):
             raise _Fail("win_nap_firewall: " + windows.unsupported_message(host, doc.get("os_version"), doc.get("ps_version")))
-        host_state = windows.HostState(doc, group, prefix, mask)
+        target = windows.full_rules(rules, prefix) if state == "present" else []
+        host_state = windows.HostState(doc, group, prefix, mask, adopt=[r.name for r in target])
         gp_problem = windows.local_policy_problem(host, doc.get("local_policy_modify_state"))
         outside = [str(fw.get("Name")) for fw in host_state.outside_fw]
 
@@ -262,13 +302,16 @@ class ActionModule(ActionBase):
                                               profiles=windows.profiles_names(masks.pop() if len(masks) == 1 else mask))
             return
 
-        target = windows.full_rules(rules, prefix) if state == "present" else []
         rdiff, ops = windows.plan_changes(target, host_state)
         result["before"] = [windows.to_model(r, prefix) for r in host_state.owned]
         result["after"] = [windows.to_model(r, prefix) for r in target]
         result["rule_changes"] = [dict(c, name=windows.model_name(c["name"], prefix)) for c in rdiff.commands()]
         result["drift"] = dict((k, [windows.model_name(n, prefix) for n in v]) for k, v in rdiff.summary().items())
-        result["commands"] = [windows_render.op_command(op) for op in ops]
+        result["commands"] = [op_line(op) for op in ops]
+        if host_state.adopted_fw:
+            adopted = sorted(str(fw.get("Name")) for fw in host_state.adopted_fw)
+            warnings.append("rule(s) with an empty group and a planned name are adopted into the group %r (netsh "
+                            "cannot set a group): %s" % (group, ", ".join(adopted)))
 
         # ---- guards, all before any change
         collisions = host_state.collisions(set(op["name"] for op in ops) | set(r.name for r in target))
@@ -294,6 +337,12 @@ class ActionModule(ActionBase):
                             "WinRM/PSRP from the management sources (%s): %s. Add a rule for it (the plan's "
                             "MGMT-WINRM flow), fix management_sources, or set allow_lockout: true (%s)" % (
                                 host, ", ".join(sources), "; ".join(problems), NOTHING_CHANGED))
+            steps = windows.apply_lockout_problems(sources, ports, host_state, ops)
+            if steps:
+                _index, label, problems = steps[0]
+                raise _Fail("win_nap_firewall: host %s: the apply would cut WinRM/PSRP from the management sources "
+                            "(%s) on its way, at '%s': %s. Set allow_lockout: true to apply anyway (%s)" % (
+                                host, ", ".join(sources), label, "; ".join(problems), NOTHING_CHANGED))
 
         if not ops:
             return
@@ -305,36 +354,33 @@ class ActionModule(ActionBase):
         if args["backup"]:
             result["backup_path"] = self._backup(args, task_vars, host, group, prefix, host_state)
 
-        # ---- apply: one remote call with every change
-        reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops), task_vars, "apply", host)
-        results = reply.get("results") or []
-        if isinstance(results, dict):
-            results = [results]
-        result["apply_results"] = results
-        failed = [r for r in results if not r.get("ok")]
-        if len(results) != len(ops):
-            failed.append({"name": "?", "error": "the apply script answered %d of %d ops" % (len(results), len(ops))})
-        if failed:
-            done = [r for r in results if r.get("ok")]
-            result["changed"] = bool(done)
-            result["after"] = self._after_partial(host_state, ops, results, prefix)
-            raise _Fail("win_nap_firewall: host %s: %d of %d change(s) failed, %d applied (a partial apply; the "
-                        "next run completes it): %s" % (
-                            host, len(failed), len(ops), len(done),
-                            "; ".join("%s %s: %s" % (r.get("op", "?"), r.get("name"), r.get("error")) for r in failed)))
+        # ---- apply: one remote call with every change, the owned group read back in the same call
+        reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops, prefix, ports), task_vars,
+                                 "apply", host)
+        outcome = windows.apply_outcome(reply, ops, target, host_state, sources, ports,
+                                        check_lockout=not args["allow_lockout"])
+        self._report(result, outcome, ops, host, prefix, sources)
 
     @staticmethod
-    def _after_partial(host_state, ops, results, prefix):
-        ok = set()
-        for op, res in zip(ops, results):
-            if res.get("ok"):
-                ok.add(id(op))
-        removed = set(op["name"].lower() for op in ops if op["op"] == "remove" and id(op) in ok)
-        after = [r for r in host_state.owned if r.name.lower() not in removed]
-        for op in ops:
-            if op["op"] == "add" and id(op) in ok:
-                after.append(windows.fw_to_rule(op["rule"], prefix, op["rule"]["Profiles"]))
-        return [windows.to_model(r, prefix) for r in after]
+    def _report(result, outcome, ops, host, prefix, sources):
+        """Put what the apply really did into the result; fail on a partial apply or a lockout read back."""
+        result["apply_results"] = outcome["results"]
+        after_state, left = outcome["after_state"], outcome["left"]
+        if after_state is not None:
+            result["after"] = [windows.to_model(r, prefix) for r in after_state.owned]
+            result["left"] = dict((k, [windows.model_name(n, prefix) for n in v]) for k, v in left.summary().items() if v)
+        failed = outcome["failed"]
+        if failed:
+            done = [r for r in outcome["results"] if r.get("ok")]
+            result["changed"] = bool(done)
+            raise _Fail("win_nap_firewall: host %s: %d of %d change(s) failed, %d applied, %d not run (a partial "
+                        "apply, read back into 'after'; what is left is in 'left' and the next run completes it): %s"
+                        % (host, len(failed), len(ops), len(done), len(outcome["skipped"]),
+                           "; ".join(_failure_text(r, prefix) for r in failed)))
+        if outcome["lockout"]:
+            raise _Fail("win_nap_firewall: host %s: read back after the apply, no enabled inbound rule admits "
+                        "WinRM/PSRP from the management sources (%s): %s" % (
+                            host, ", ".join(sources), "; ".join(outcome["lockout"])))
 
     def _backup(self, args, task_vars, host, group, prefix, host_state):
         options = backup_options(args)

@@ -19,12 +19,28 @@ description:
   - Runs as an action plugin. It validates every input on the controller before contacting the host,
     reads the host once (one C(ansible.windows.win_powershell) call that makes one pass over the
     C(HNetCfg.FwPolicy2) rule collection), computes the difference on the controller with the
-    collection's shared rule diff and sends all changes in one more call. When nothing differs, nothing
-    is sent.
+    collection's shared rule diff and sends all changes in one more call, which also reads the owned group
+    back. When nothing differs, nothing is sent.
+  - The apply can never cut the controller off. Owned rules are updated in place (only the changed properties
+    are set on the existing rule, C(Protocol) before the ports), missing rules are added, and extra rules are
+    removed only after every addition and update succeeded; rules of management flows (C(MGMT-*)) go first.
+    The first failing change stops the apply; the result then reports the rules as read back (RV(after)) and
+    what is left (RV(left)). A rule is removed under a unique temporary name, so that a foreign rule of the
+    same name can never be hit.
+  - Values Windows refuses (C(|) in a rule name or description, ports that are not valid for the protocol and
+    direction, protocol numbers above 256) fail before any remote call, naming the host, the rule and the value.
+    Prefixes with host bits (C(10.0.0.2/8)) are written as their network (C(10.0.0.0/8)).
+  - A rule with an empty group whose name is exactly a planned owned name (what C(netsh advfirewall firewall
+    add rule) makes, as netsh cannot set a group) is adopted into the group instead of being refused.
   - A rule name used by a rule outside the group is refused (the COM API removes rules by name).
-  - Refuses a run that would leave no enabled inbound rule admitting WinRM/PSRP (TCP 5985/5986) from
-    O(management_sources), judged on every enabled inbound rule of the host (rules of other groups
-    included) and on the firewall profile state, unless O(allow_lockout=true).
+  - Refuses a run that would leave, at any point of the apply or after it, no enabled inbound rule admitting
+    the management port (the plan's, else C(ansible_port), else the connection's default, 5986 for
+    winrm/psrp over https) from O(management_sources), unless O(allow_lockout=true). It is judged as Windows
+    decides it, on every enabled inbound rule (rules of other groups and Group Policy rules included), on the
+    effective profile state (Group Policy values under C(HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall)
+    first, local rules only where policy merge is allowed), and an allow rule narrowed by interfaces, interface
+    types, local addresses, remote ports, edge traversal, security flags or authorised users/computers does not
+    count. Narrowing an owned rule by hand is drift.
   - Checks the host's Windows and PowerShell versions first. Windows Server 2008 R2 SP1 with WMF 5.1 and
     newer are managed; older hosts fail with a message naming the host and pointing to O(state=rendered).
   - When Group Policy keeps local rules from taking effect (C(LocalPolicyModifyState)), fails, or warns
@@ -107,7 +123,8 @@ options:
     elements: str
   allow_lockout:
     description:
-      - Apply even when no enabled inbound rule would admit WinRM/PSRP from O(management_sources) afterwards.
+      - Apply even when no enabled inbound rule would admit the management port from O(management_sources)
+        afterwards or at some point of the apply, and skip that check on the rules read back after the apply.
     type: bool
     default: false
   local_policy_override:
@@ -248,7 +265,9 @@ before:
   type: list
   elements: dict
 after:
-  description: The owned rules after the run (in check mode, as they would be).
+  description:
+    - The owned rules after the run. After an apply, as read back from the host in the same call (also after a
+      partial apply); in check mode and when nothing changes, the wanted rules.
   returned: state is present or absent
   type: list
   elements: dict
@@ -258,9 +277,10 @@ commands:
   type: list
   elements: str
   sample:
-    - delete rule name="configmgr.nap NAP-SHV-INSTALL-TCP-IN"
+    - set rule name="configmgr.nap MGMT-WINRM-TCP-IN" new RemoteAddresses=203.0.113.10/32
     - add rule name="configmgr.nap NAP-SHV-INSTALL-TCP-IN" dir=in action=allow protocol=tcp localport=445
       remoteip=192.0.2.10/32 profile=any enable=yes
+    - delete rule name="configmgr.nap OLD-RULE"
 rule_changes:
   description: The rule diff of the shared diff module (C(op) add, remove or update, C(name), C(fields)).
   returned: state is present or absent
@@ -333,14 +353,22 @@ host_info:
       description: How many rules the host has (the read walks them once).
       type: int
 remote_calls:
-  description: How many remote calls the run made (1 to read, 1 more when changes are applied).
+  description: How many remote calls the run made (1 to read, 1 more when changes are applied and read back).
   returned: when the host was read
   type: int
 apply_results:
-  description: Per-op results of the apply call (C(op), C(name), C(ok), C(error)).
+  description:
+    - Per-op results of the apply call, in the order applied (C(op) add, update or remove, C(name), C(ok),
+      C(error), C(set) the properties set, C(removed) the rules removed, C(skipped) when an earlier op failed).
   returned: when changes were applied
   type: list
   elements: dict
+left:
+  description:
+    - What the apply left undone, compared on the rules read back from the host (C(missing), C(extra),
+      C(changed) rule names; only the non-empty lists). An empty dict when the host holds the wanted rules.
+  returned: when changes were applied
+  type: dict
 backup_path:
   description: The backup file written on the controller (a new file, mode C(0600)).
   returned: backup is true and the owned rules changed

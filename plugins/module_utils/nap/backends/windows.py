@@ -13,13 +13,19 @@ What lives here:
 * translation: :func:`rule_to_fw` (model -> ``INetFwRule`` properties) and :func:`fw_to_rule`
   (what ``HNetCfg.FwPolicy2`` returns -> model, with anything the model cannot hold reported as
   a hand edit so that the shared diff sees it);
-* the two PowerShell scripts the action runs through ``ansible.windows.win_powershell``
-  (:data:`READ_PS1`, one pass over the rule store, and :data:`APPLY_PS1`, every change in one
-  call), with the parameter names they take;
-* the guards: version (:func:`check_versions`), Group Policy (:func:`local_policy_problem`),
-  anti-lockout (:func:`lockout_problems`), name collisions;
-* the op list (:func:`build_ops`) and the three ``state: rendered`` forms
-  (:func:`render_com`, :func:`render_netsecurity`, :func:`render_netsh`).
+* the two PowerShell scripts the action runs through ``ansible.windows.win_powershell``, loaded from
+  ``powershell/read.ps1`` and ``powershell/apply.ps1`` (:data:`READ_PS1`: one pass over the rule store;
+  :data:`APPLY_PS1`: every change in one call, then the owned group read back), with the parameter names
+  they take;
+* the guards: version (:func:`check_versions`), Group Policy (:func:`local_policy_problem`), values
+  Windows refuses (:func:`check_windows_values`), anti-lockout as Windows decides it
+  (:func:`admission_problems`: the one management port, the effective profile state with Group Policy,
+  narrowed rules not counted; :func:`apply_lockout_problems`: every point of the apply), name collisions;
+* the apply itself (:func:`plan_changes`): in-place updates and additions first (management flows before
+  the others), removals last and under a unique temporary name; :func:`apply_outcome` reads what the apply
+  really did (per-op results, the read-back, what is left, the lockout check on the read-back).
+
+The ``state: rendered`` forms live in windows_render.py.
 
 Facts used (Microsoft documentation):
 
@@ -40,12 +46,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
+import io
 import ipaddress
 import json
+import os
 import re
 from collections import OrderedDict
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plandoc
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import check_unique, diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
     PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
@@ -399,7 +408,7 @@ def _is_blank(value, also=()):
     return value is None or str(value).strip() == "" or str(value).strip() in also
 
 
-def fw_to_rule(fw, prefix, mask=PROFILES_ALL):
+def fw_to_rule(fw, prefix, mask=PROFILES_ALL, group=None):
     """A Rule named as on Windows from INetFwRule properties.
 
     Whatever the model cannot hold, or a Windows-only property that differs from what the module
@@ -441,6 +450,13 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL):
             problems.append("%s=%s" % (field, fw.get(field)))
     if fw.get("EdgeTraversal"):
         problems.append("EdgeTraversal=True")
+    for field in ("RemoteMachineAuthorizedList", "RemoteUserAuthorizedList", "LocalUserAuthorizedList"):
+        if not _is_blank(fw.get(field)):
+            problems.append("%s=%s" % (field, fw.get(field)))
+    if fw.get("SecureFlags"):
+        problems.append("SecureFlags=%s" % fw.get("SecureFlags"))
+    if group is not None and str(fw.get("Grouping") or "") != group:
+        problems.append("Grouping=%s" % (fw.get("Grouping") or "(none)"))
     if direction == "out" and any(p in PORT_KEYWORDS for p in remote_ports + local_ports):
         problems.append("RPC keyword on an outbound rule")
     description, flow_id, source = decode_description(str(fw.get("Description") or ""))
@@ -458,208 +474,50 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL):
 
 
 # ---------------------------------------------------------------------------
-# The PowerShell run through ansible.windows.win_powershell
+# The PowerShell run through ansible.windows.win_powershell (plugins/module_utils/nap/backends/powershell/)
 # ---------------------------------------------------------------------------
 # Both scripts declare [CmdletBinding(SupportsShouldProcess)] (else win_powershell skips them in check
 # mode), set $Ansible.Changed explicitly (it defaults to true) and return ONE JSON string in
-# $Ansible.Result (win_powershell serialises objects only to `depth`, 2 by default).
+# $Ansible.Result (win_powershell serialises objects only to `depth`, 2 by default).  They target Windows
+# PowerShell 5.1 (WMF 5.1, the managed path's minimum); the line '#include common.ps1' is replaced by the
+# text of common.ps1, so that the read and the read-back after an apply are the same code.
+SCRIPT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "powershell")
+_INCLUDE_RE = re.compile(r"^#include ([A-Za-z0-9_.-]+\.ps1)[ \t]*$", re.M)
+
+
+def _script_file(directory, name):
+    with io.open(os.path.join(directory, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def load_script(name, directory=None):
+    """The text of powershell/<name>.ps1 with its ``#include`` lines expanded."""
+    directory = directory or SCRIPT_DIR
+    return _INCLUDE_RE.sub(lambda m: _script_file(directory, m.group(1)).rstrip("\n"),
+                           _script_file(directory, name + ".ps1"))
+
+
+def _load_or_none(name):
+    try:
+        return load_script(name)
+    except (IOError, OSError):
+        return None     # imported inside a module payload: AnsiballZ ships the .py files of module_utils only
+
+
 READ_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "MinOsVersion", "MinPsVersion")
-READ_PS1 = r"""[CmdletBinding(SupportsShouldProcess)]
-param (
-    [Parameter(Mandatory = $true)][string]$Group,
-    [Parameter(Mandatory = $true)][string]$NamePrefix,
-    [int[]]$ManagementPorts = @(5985, 5986),
-    [string]$MinOsVersion = '6.1.7601',
-    [string]$MinPsVersion = '5.1'
-)
-# configmgr.nap win_nap_firewall: READ ONLY. One pass over (New-Object -ComObject HNetCfg.FwPolicy2).Rules.
-# Returns the rules of the owned group or with the owned name prefix (collisions), the enabled inbound
-# TCP rules of other groups that admit a management port (anti-lockout), the profile state,
-# LocalPolicyModifyState and the OS and PowerShell versions, as one JSON string.
-$ErrorActionPreference = 'Stop'
-$Ansible.Changed = $false
-
-function Test-PortAdmitted {
-    param ([string]$Ports, [int[]]$Wanted)
-    if ([string]::IsNullOrEmpty($Ports) -or $Ports -eq '*') { return $true }
-    foreach ($item in $Ports.Split(',')) {
-        $item = $item.Trim()
-        foreach ($port in $Wanted) {
-            if ($item -match '^\d+$' -and [int]$item -eq $port) { return $true }
-            if ($item -match '^(\d+)-(\d+)$' -and [int]$Matches[1] -le $port -and $port -le [int]$Matches[2]) {
-                return $true
-            }
-        }
-    }
-    return $false
-}
-
-function ConvertTo-RuleRecord {
-    param ($Rule)
-    @{
-        Name = [string]$Rule.Name
-        Description = [string]$Rule.Description
-        Grouping = [string]$Rule.Grouping
-        Direction = [int]$Rule.Direction
-        Action = [int]$Rule.Action
-        Protocol = [int]$Rule.Protocol
-        LocalPorts = [string]$Rule.LocalPorts
-        RemotePorts = [string]$Rule.RemotePorts
-        LocalAddresses = [string]$Rule.LocalAddresses
-        RemoteAddresses = [string]$Rule.RemoteAddresses
-        Profiles = [int]$Rule.Profiles
-        Enabled = [bool]$Rule.Enabled
-        InterfaceTypes = [string]$Rule.InterfaceTypes
-        EdgeTraversal = [bool]$Rule.EdgeTraversal
-        ApplicationName = [string]$Rule.ApplicationName
-        ServiceName = [string]$Rule.ServiceName
-        IcmpTypesAndCodes = [string]$Rule.IcmpTypesAndCodes
-    }
-}
-
-$os = [Environment]::OSVersion.Version
-$out = @{
-    format = 1
-    os_version = $os.ToString()
-    ps_version = $PSVersionTable.PSVersion.ToString()
-    supported = $false
-    walks = 0
-    rule_count = 0
-    rules = @()
-    management_rules = @()
-    profiles = @{}
-}
-if ($os -lt [version]$MinOsVersion -or $PSVersionTable.PSVersion -lt [version]$MinPsVersion) {
-    $Ansible.Result = ConvertTo-Json -InputObject $out -Depth 5 -Compress
-    return
-}
-$out.supported = $true
-
-$policy = New-Object -ComObject HNetCfg.FwPolicy2
-$out.local_policy_modify_state = [int]$policy.LocalPolicyModifyState
-$out.current_profile_types = [int]$policy.CurrentProfileTypes
-foreach ($entry in @(@('domain', 1), @('private', 2), @('public', 4))) {
-    $out.profiles[$entry[0]] = @{
-        enabled = [bool]$policy.FirewallEnabled($entry[1])
-        default_inbound_action = [int]$policy.DefaultInboundAction($entry[1])
-        block_all_inbound = [bool]$policy.BlockAllInboundTraffic($entry[1])
-    }
-}
-
-$owned = New-Object -TypeName System.Collections.ArrayList
-$management = New-Object -TypeName System.Collections.ArrayList
-$count = 0
-foreach ($rule in $policy.Rules) {
-    $count++
-    $name = [string]$rule.Name
-    if ([string]$rule.Grouping -eq $Group -or $name.StartsWith($NamePrefix, [StringComparison]::OrdinalIgnoreCase)) {
-        [void]$owned.Add((ConvertTo-RuleRecord -Rule $rule))
-    }
-    elseif ($rule.Enabled -and [int]$rule.Direction -eq 1 -and ([int]$rule.Protocol -eq 6 -or [int]$rule.Protocol -eq 256) -and
-        (Test-PortAdmitted -Ports ([string]$rule.LocalPorts) -Wanted $ManagementPorts)) {
-        [void]$management.Add((ConvertTo-RuleRecord -Rule $rule))
-    }
-}
-$out.walks = 1
-$out.rule_count = $count
-$out.rules = $owned.ToArray()
-$out.management_rules = $management.ToArray()
-$Ansible.Result = ConvertTo-Json -InputObject $out -Depth 5 -Compress
-"""
-
-APPLY_PARAMETERS = ("Group", "OpsJson")
-APPLY_PS1 = r"""[CmdletBinding(SupportsShouldProcess)]
-param (
-    [Parameter(Mandatory = $true)][string]$Group,
-    [Parameter(Mandatory = $true)][string]$OpsJson
-)
-# configmgr.nap win_nap_firewall: APPLY an op list in one call. Ops: remove (every rule of that name, only
-# while it is in the owned group) and add (a new HNetCfg.FWRule, Protocol set before the ports).
-# Each op reports its own error with its rule name; the others still run (a partial apply is reported and
-# the next run completes it).
-$ErrorActionPreference = 'Stop'
-$Ansible.Changed = $false
-
-$policy = New-Object -ComObject HNetCfg.FwPolicy2
-$rules = $policy.Rules
-# No @(): Windows PowerShell 5.1 writes a JSON array as ONE object, which @() would wrap again;
-# foreach enumerates it either way.
-$ops = ConvertFrom-Json -InputObject $OpsJson
-$results = New-Object -TypeName System.Collections.ArrayList
-$applied = 0
-$failed = 0
-
-function Get-RuleByName {
-    param ([string]$Name)
-    try { $rules.Item($Name) } catch { $null }
-}
-
-foreach ($op in $ops) {
-    $name = [string]$op.name
-    $record = @{ op = [string]$op.op; name = $name; ok = $false; error = $null }
-    try {
-        if (-not $PSCmdlet.ShouldProcess($name, "$($op.op) firewall rule")) {
-            $record.whatif = $true
-        }
-        elseif ($op.op -eq 'remove') {
-            $removed = 0
-            while ($true) {
-                $existing = Get-RuleByName -Name $name
-                if ($null -eq $existing) { break }
-                if ([string]$existing.Grouping -ne $Group) {
-                    throw "a rule named '$name' outside the group '$Group' exists; it was not removed"
-                }
-                $rules.Remove($name)
-                $removed++
-                if ($removed -ge 64) { throw "more than 64 rules are named '$name'" }
-            }
-            $record.removed = $removed
-            $record.ok = $true
-        }
-        elseif ($op.op -eq 'add') {
-            if ($null -ne (Get-RuleByName -Name $name)) {
-                throw "a rule named '$name' already exists; it was not added twice"
-            }
-            $spec = $op.rule
-            $new = New-Object -ComObject HNetCfg.FWRule
-            $new.Name = [string]$spec.Name
-            $new.Description = [string]$spec.Description
-            $new.Grouping = [string]$spec.Grouping
-            $new.Direction = [int]$spec.Direction
-            # INetFwRule: Protocol must be set before LocalPorts/RemotePorts.
-            $new.Protocol = [int]$spec.Protocol
-            if ($spec.LocalPorts -and $spec.LocalPorts -ne '*') { $new.LocalPorts = [string]$spec.LocalPorts }
-            if ($spec.RemotePorts -and $spec.RemotePorts -ne '*') { $new.RemotePorts = [string]$spec.RemotePorts }
-            if ($spec.LocalAddresses -ne '*') { $new.LocalAddresses = [string]$spec.LocalAddresses }
-            if ($spec.RemoteAddresses -ne '*') { $new.RemoteAddresses = [string]$spec.RemoteAddresses }
-            $new.Profiles = [int]$spec.Profiles
-            $new.Action = [int]$spec.Action
-            $new.Enabled = [bool]$spec.Enabled
-            $rules.Add($new)
-            $record.ok = $true
-        }
-        else {
-            throw "unknown op '$($op.op)'"
-        }
-    }
-    catch {
-        $record.error = $_.Exception.Message
-    }
-    if ($record.ok) { $applied++ } elseif (-not $record.whatif) { $failed++ }
-    [void]$results.Add($record)
-}
-$Ansible.Changed = ($applied -gt 0)
-$Ansible.Result = ConvertTo-Json -InputObject @{ results = $results.ToArray(); applied = $applied; failed = $failed } -Depth 4 -Compress
-"""
+APPLY_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "OpsJson")
+READ_PS1 = _load_or_none("read")
+APPLY_PS1 = _load_or_none("apply")
 
 
 def read_parameters(group, prefix, ports=MANAGEMENT_PORTS):
-    return OrderedDict((("Group", group), ("NamePrefix", prefix), ("ManagementPorts", list(ports)),
+    return OrderedDict((("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
                         ("MinOsVersion", MIN_OS_VERSION), ("MinPsVersion", MIN_PS_VERSION)))
 
 
-def apply_parameters(group, ops):
-    return OrderedDict((("Group", group), ("OpsJson", json.dumps(ops, sort_keys=True))))
+def apply_parameters(group, ops, prefix=DEFAULT_PREFIX, ports=MANAGEMENT_PORTS):
+    return OrderedDict((("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
+                        ("OpsJson", json.dumps(ops, sort_keys=True))))
 
 
 # ---------------------------------------------------------------------------
@@ -729,50 +587,191 @@ def _app_neutral(fw):
     return app in ("", "system") and svc in ("", "*")
 
 
-def lockout_problems(sources, ports, read, group, owned_after, mask):
-    """Why the policy after the run would cut management (empty list: it would not).
+# ---------------------------------------------------------------------------
+# Values Windows refuses (checked before any remote call)
+# ---------------------------------------------------------------------------
+def _port_item_problem(item, protocol, direction, field):
+    low = item.strip().lower()
+    if low in KEYWORD_READ:
+        if protocol != 6 or direction != DIR_IN or field != "LocalPorts":
+            return "the RPC keywords are valid only in LocalPorts of an inbound TCP rule"
+        return None
+    match = re.match(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$", low)
+    if not match:
+        return "not a port, a range low-high or a keyword Windows knows"
+    low_port = int(match.group(1))
+    high_port = int(match.group(2)) if match.group(2) else low_port
+    if high_port > 65535 or low_port > high_port:
+        return "not a port range Windows can parse (0-65535, low <= high)"
+    return None
 
-    ``sources``: CIDRs Ansible connects from; ``ports``: the WinRM/PSRP ports any one of which must stay
-    open from every source; ``read``: the read document (profiles, management_rules of other groups,
-    prefix-named rules outside the group); ``group``: the owned group; ``owned_after``: model rules
-    (Windows names) the owned group holds after the run; ``mask``: their profiles.
+
+def fw_value_problems(fw):
+    """[(field, value, why)] for INetFwRule properties Windows would refuse (E_INVALIDARG)."""
+    out = []
+    for field in ("Name", "Description"):
+        if "|" in str(fw.get(field) or ""):
+            out.append((field, fw.get(field), "Windows Firewall refuses '|' in a rule name or description"))
+    try:
+        protocol = int(fw.get("Protocol"))
+    except (TypeError, ValueError):
+        protocol = -1
+    if not 0 <= protocol <= PROTOCOL_ANY:
+        out.append(("Protocol", fw.get("Protocol"), "protocol numbers run from 0 to 256 (256 = any)"))
+    direction = int(fw.get("Direction") or DIR_IN)
+    for field in ("LocalPorts", "RemotePorts"):
+        text = fw.get(field)
+        if text in (None, "", "*"):
+            continue
+        if protocol not in (6, 17):
+            out.append((field, text, "ports are valid only on TCP and UDP rules"))
+            continue
+        for item in str(text).split(","):
+            why = _port_item_problem(item, protocol, direction, field)
+            if why:
+                out.append((field, item, why))
+    return out
+
+
+def check_windows_values(rules, host, group, prefix, mask=PROFILES_ALL):
+    """NapError naming host, rule and value when Windows would refuse a rule as the module writes it."""
+    for rule in rules:
+        fw = rule_to_fw(rule, group, prefix, mask)
+        for field, value, why in fw_value_problems(fw):
+            raise NapError("host %s: rule %r: %s %r: %s" % (host, rule.name, field, value, why))
+
+
+def is_management(rule):
+    """Whether a rule carries a management-channel flow (the catalogue's category, not its name)."""
+    flow = catalogue.FLOWS_BY_ID.get(rule.flow_id) or catalogue.VIA_BY_ID.get(rule.flow_id)
+    return flow is not None and flow.category == "management"
+
+
+# ---------------------------------------------------------------------------
+# Anti-lockout as Windows decides it
+# ---------------------------------------------------------------------------
+# The effective profile state: Group Policy wins over the local settings where it sets a value (MS-GPFAS
+# 2.2.3, e.g. "Allow Local Firewall Rule Policy Merge",
+# https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-gpfas/2c979624-900a-4b6e-b4ef-09b387cd62ab).
+# GP_PROFILE_KEYS names the registry values of HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall\<Profile>.
+GP_PROFILE_KEYS = ("EnableFirewall", "DefaultInboundAction", "DoNotAllowExceptions", "AllowLocalPolicyMerge")
+NARROWING_BLANK = ("Interfaces", "RemoteMachineAuthorizedList", "RemoteUserAuthorizedList", "LocalUserAuthorizedList")
+
+
+def effective_profile(doc, pname):
+    """{enabled, block_all, default_allow, local_rules} of one profile, Group Policy first."""
+    local = (doc.get("profiles") or {}).get(pname) or {}
+    gp = (((doc.get("group_policy") or {}).get("profiles") or {}).get(pname)) or {}
+    enabled = bool(gp["EnableFirewall"]) if gp.get("EnableFirewall") is not None else local.get("enabled") is not False
+    if gp.get("DoNotAllowExceptions") is not None:
+        block_all = bool(gp["DoNotAllowExceptions"])
+    else:
+        block_all = bool(local.get("block_all_inbound"))
+    if gp.get("DefaultInboundAction") is not None:      # registry: 1 = block, 0 = allow (assumption, docs/windows.md)
+        default_allow = int(gp["DefaultInboundAction"]) == 0
+    else:
+        default_allow = local.get("default_inbound_action") == ACTION_ALLOW
+    local_rules = gp.get("AllowLocalPolicyMerge") is None or int(gp["AllowLocalPolicyMerge"]) != 0
+    return {"enabled": enabled, "block_all": block_all, "default_allow": default_allow, "local_rules": local_rules}
+
+
+_GP_FIELDS = {"LPort": "LocalPorts", "RPort": "RemotePorts", "RA4": "RemoteAddresses", "RA6": "RemoteAddresses",
+              "LA4": "LocalAddresses", "LA6": "LocalAddresses", "IF": "Interfaces", "IFType": "InterfaceTypes",
+              "App": "ApplicationName", "Svc": "ServiceName", "RMAuth": "RemoteMachineAuthorizedList",
+              "RUAuth": "RemoteUserAuthorizedList", "LUAuth": "LocalUserAuthorizedList", "Name": "Name"}
+
+
+def parse_gp_rule(text):
+    """An INetFwRule-shaped dict from a Group Policy rule string (``v2.10|Action=Allow|Active=TRUE|Dir=In|...``).
+
+    MS-GPFAS 2.2.2.10 gives the grammar; what is not understood makes the rule narrowed (it never counts as
+    admitting the controller), so a misread can only make the check stricter.
+    """
+    fw = {"Enabled": False, "Direction": 0, "Action": ACTION_BLOCK, "Protocol": PROTOCOL_ANY, "Profiles": PROFILES_ALL,
+          "Grouping": "(Group Policy)"}
+    lists, profiles = {}, 0
+    for part in str(text or "").split("|")[1:]:
+        if "=" not in part:
+            continue
+        key, value = part.split("=", 1)
+        if key == "Action":
+            fw["Action"] = ACTION_ALLOW if value.lower() == "allow" else ACTION_BLOCK
+        elif key == "Active":
+            fw["Enabled"] = value.upper() == "TRUE"
+        elif key == "Dir":
+            fw["Direction"] = DIR_IN if value.lower() == "in" else DIR_OUT
+        elif key == "Protocol":
+            fw["Protocol"] = int(value) if value.isdigit() else -1
+        elif key == "Profile":
+            profiles |= PROFILE_BITS.get(value.lower(), 0)
+        elif key == "Edge":
+            fw["EdgeTraversal"] = value.upper() == "TRUE"
+        elif key == "Security":
+            fw["SecureFlags"] = 1
+        elif key in _GP_FIELDS:
+            lists.setdefault(_GP_FIELDS[key], []).append(value)
+    for field, values in lists.items():
+        fw[field] = ",".join(values)
+    if profiles:
+        fw["Profiles"] = profiles
+    return fw
+
+
+def narrowed(fw):
+    """Why an allow rule may not match the controller's connection (None when it is not narrowed)."""
+    for field in NARROWING_BLANK:
+        if not _is_blank(fw.get(field)):
+            return "%s=%s" % (field, fw.get(field))
+    if not _is_blank(fw.get("InterfaceTypes"), ("All", "all")):
+        return "InterfaceTypes=%s" % fw.get("InterfaceTypes")
+    for field in ("LocalAddresses", "RemotePorts"):
+        if not _is_blank(fw.get(field), ("*",)):
+            return "%s=%s" % (field, fw.get(field))
+    if fw.get("EdgeTraversal"):
+        return "EdgeTraversal"
+    if fw.get("SecureFlags"):
+        return "SecureFlags=%s" % fw.get("SecureFlags")
+    if not _app_neutral(fw):
+        return "ApplicationName/ServiceName"
+    return None
+
+
+def admission_problems(sources, ports, doc, local_rules):
+    """Why no enabled inbound rule would admit every management source on the management port.
+
+    ``local_rules``: every rule of the local store that may matter (INetFwRule-shaped dicts: the owned ones
+    and the foreign ones of the read); the Group Policy rules and profile state come from ``doc``.  An empty
+    list means the controller is admitted in every current profile.
     """
     nets = [ipaddress.ip_network(s, strict=False) for s in sources]
-    foreign = list(read.get("management_rules") or [])
-    foreign += [fw for fw in read.get("rules") or [] if str(fw.get("Grouping") or "").lower() != group.lower()]
-    candidates = []
-    for fw in foreign:
-        if not fw.get("Enabled") or int(fw.get("Direction") or 0) != DIR_IN:
-            continue
-        if int(fw.get("Protocol") or 0) not in (6, PROTOCOL_ANY) or not _app_neutral(fw):
-            continue
-        candidates.append(dict(fw))
-    for rule in owned_after:
-        if rule.direction == "in" and rule.protocol == "tcp":
-            fw = rule_to_fw(rule, "", "", mask, named=True)
-            candidates.append(fw)
-    profiles = read.get("profiles") or {}
-    current = int(read.get("current_profile_types") or 0) or PROFILES_ALL
+    gp_rules = [parse_gp_rule(t) for t in (doc.get("group_policy") or {}).get("rules") or []]
+    current = int(doc.get("current_profile_types") or 0) or PROFILES_ALL
     problems = []
     for pname, bit in PROFILE_BITS.items():
         if not current & bit:
             continue
-        state = profiles.get(pname) or {}
-        if state.get("enabled") is False:
+        state = effective_profile(doc, pname)
+        if not state["enabled"]:
             continue
-        if state.get("block_all_inbound"):
-            problems.append("profile %s blocks all inbound traffic (BlockAllInboundTraffic)" % pname)
+        if state["block_all"]:
+            problems.append("profile %s blocks all inbound traffic (BlockAllInboundTraffic or Group Policy "
+                            "DoNotAllowExceptions)" % pname)
             continue
-        default_allow = state.get("default_inbound_action") == ACTION_ALLOW
+        rules = gp_rules + (list(local_rules) if state["local_rules"] else [])
         best = None
         for port in ports:
             allow, block = [], []
-            for fw in candidates:
+            for fw in rules:
+                if not fw.get("Enabled") or int(fw.get("Direction") or 0) != DIR_IN:
+                    continue
+                if int(fw.get("Protocol") if fw.get("Protocol") is not None else -1) not in (6, PROTOCOL_ANY):
+                    continue
                 if not int(fw.get("Profiles") or 0) & bit or not ports_cover(fw.get("LocalPorts"), port):
                     continue
                 addr, unknown = address_networks(fw.get("RemoteAddresses"))
                 if fw.get("Action") == ACTION_ALLOW:
-                    allow.extend(addr)
+                    if narrowed(fw) is None:
+                        allow.extend(addr)
                 else:
                     block.extend(addr)
                     if unknown:   # a keyword in a block rule: assume it may match
@@ -782,7 +781,7 @@ def lockout_problems(sources, ports, read, group, owned_after, mask):
                 if any(src.overlaps(b) for b in block if b.version == src.version):
                     missing.append("%s (blocked by a block rule)" % src)
                     continue
-                if default_allow:
+                if state["default_allow"]:
                     continue
                 remaining = [src]
                 for net in allow:
@@ -802,25 +801,54 @@ def lockout_problems(sources, ports, read, group, owned_after, mask):
     return problems
 
 
+def foreign_rules(doc, group):
+    """The rules of the read outside the owned group (management-port rules and prefix-named ones)."""
+    out = list(doc.get("management_rules") or [])
+    out += [fw for fw in doc.get("rules") or [] if str(fw.get("Grouping") or "").lower() != group.lower()]
+    return out
+
+
+def lockout_problems(sources, ports, read, group, owned_after, mask):
+    """Why the policy after the run would cut management (empty list: it would not).
+
+    ``sources``: CIDRs Ansible connects from; ``ports``: the management port (a tuple of one); ``read``:
+    the read document; ``group``: the owned group; ``owned_after``: model rules (Windows names) the owned
+    group holds after the run; ``mask``: their profiles.
+    """
+    fws = foreign_rules(read, group) + [rule_to_fw(r, group, "", mask, named=True) for r in owned_after]
+    return admission_problems(sources, ports, read, fws)
+
+
 # ---------------------------------------------------------------------------
 # Reading and diffing
 # ---------------------------------------------------------------------------
 class HostState:
-    """The read document, split into owned rules (as model Rules, Windows names) and collisions."""
+    """The read document, split into owned rules (as model Rules, Windows names) and collisions.
 
-    def __init__(self, doc, group, prefix, mask=PROFILES_ALL):
+    ``adopt``: Windows names of planned rules; a rule with an EMPTY Grouping whose name is exactly one of
+    them (what ``netsh advfirewall firewall add rule`` makes: netsh cannot set a group) is adopted as owned
+    and gets the group on the next apply, instead of being refused as a collision.
+    """
+
+    def __init__(self, doc, group, prefix, mask=PROFILES_ALL, adopt=()):
         self.doc = doc
         self.group = group
         self.prefix = prefix
         self.mask = mask
+        adopt = set(adopt)
         self.owned_fw = []
+        self.adopted_fw = []
         self.outside_fw = []       # prefix-named rules outside the group
         for fw in doc.get("rules") or []:
-            if str(fw.get("Grouping") or "").lower() == group.lower():
+            grouping = str(fw.get("Grouping") or "")
+            if grouping.lower() == group.lower():
                 self.owned_fw.append(fw)
+            elif grouping == "" and str(fw.get("Name") or "") in adopt:
+                self.owned_fw.append(fw)
+                self.adopted_fw.append(fw)
             else:
                 self.outside_fw.append(fw)
-        self.owned = [fw_to_rule(fw, prefix, mask) for fw in self.owned_fw]
+        self.owned = [fw_to_rule(fw, prefix, mask, group) for fw in self.owned_fw]
 
     def name_counts(self):
         counts = {}
@@ -834,35 +862,286 @@ class HostState:
         return [fw for fw in self.outside_fw if str(fw.get("Name") or "").lower() in wanted]
 
 
-def plan_changes(want, state):
+# The order in which an in-place update sets properties: Protocol before the ports (INetFwRule::put_Protocol),
+# the rule's reach (addresses, profiles, narrowing) before Action and Enabled.
+UPDATE_ORDER = ("Name", "Grouping", "Description", "Direction", "Protocol", "LocalPorts", "RemotePorts",
+                "LocalAddresses", "RemoteAddresses", "Profiles", "InterfaceTypes", "Interfaces", "EdgeTraversal",
+                "SecureFlags", "RemoteMachineAuthorizedList", "RemoteUserAuthorizedList", "LocalUserAuthorizedList",
+                "ApplicationName", "ServiceName", "IcmpTypesAndCodes", "Action", "Enabled")
+# What a rule the module writes holds in the properties the rule model has no field for.
+NEUTRAL = OrderedDict((("InterfaceTypes", "All"), ("Interfaces", ""), ("EdgeTraversal", False), ("SecureFlags", 0),
+                       ("RemoteMachineAuthorizedList", ""), ("RemoteUserAuthorizedList", ""),
+                       ("LocalUserAuthorizedList", ""), ("ApplicationName", ""), ("ServiceName", ""),
+                       ("IcmpTypesAndCodes", "")))
+
+
+def _same_value(field, have, want):
+    if field in ("LocalPorts", "RemotePorts"):
+        hp, hbad = parse_ports(have)
+        wp, _wbad = parse_ports(want)
+        return not hbad and hp == wp
+    if field in ("LocalAddresses", "RemoteAddresses"):
+        ha, hbad = parse_addresses(have)
+        wa, _wbad = parse_addresses(want)
+        return not hbad and ha == wa
+    if field == "Profiles":
+        try:
+            return same_profiles(have, want)
+        except (TypeError, ValueError):
+            return False
+    if field == "InterfaceTypes":
+        return _is_blank(have, ("All", "all"))
+    if field == "IcmpTypesAndCodes":
+        return _is_blank(have, ("*",))
+    if field == "SecureFlags":
+        return have is None or not int(have)
+    if field in ("EdgeTraversal", "Enabled"):
+        return bool(have) == bool(want)
+    if field in NARROWING_BLANK + ("ApplicationName", "ServiceName"):
+        return _is_blank(have)
+    if field in ("Direction", "Action", "Protocol"):
+        try:
+            return int(have) == int(want)
+        except (TypeError, ValueError):
+            return False
+    return str(have if have is not None else "") == str(want if want is not None else "")
+
+
+def update_set(have, want):
+    """[[property, value]] that turn the rule ``have`` into ``want`` in place (only what differs, in
+    UPDATE_ORDER; ports reset to ``*`` before a protocol change, as Windows takes ports only on TCP/UDP)."""
+    full = dict(NEUTRAL)
+    full.update(want)
+    out = []
+    proto_change = not _same_value("Protocol", have.get("Protocol"), full["Protocol"])
+    if proto_change:
+        for field in ("LocalPorts", "RemotePorts"):
+            if not _is_blank(have.get(field), ("*",)):
+                out.append([field, "*"])
+    for field in UPDATE_ORDER:
+        value = full.get(field)
+        if field in ("LocalPorts", "RemotePorts"):
+            value = value if value not in (None, "") else "*"
+            if proto_change:
+                if value != "*":
+                    out.append([field, value])
+                continue
+        if field == "Name":
+            if str(have.get("Name")) != str(value):
+                out.append([field, value])
+            continue
+        if field == "SecureFlags" and have.get("SecureFlags") is None:
+            continue      # no INetFwRule3 on this OS
+        if not _same_value(field, have.get(field), value):
+            out.append([field, value])
+    return out
+
+
+def add_set(fw):
+    """[[property, value]] that build a new rule (Protocol before the ports; '*' left at the default)."""
+    out = []
+    for field in ("Name", "Description", "Grouping", "Direction", "Protocol", "LocalPorts", "RemotePorts",
+                  "LocalAddresses", "RemoteAddresses", "Profiles", "Action", "Enabled"):
+        value = fw.get(field)
+        if field in ("LocalPorts", "RemotePorts", "LocalAddresses", "RemoteAddresses") and value in (None, "", "*"):
+            continue
+        out.append([field, value])
+    return out
+
+
+def full_set(fw, secure_flags=False):
+    """[[property, value]] that turn ANY rule into ``fw`` in place (for a copy of a duplicated name)."""
+    full = dict(NEUTRAL)
+    full.update(fw)
+    out = [["LocalPorts", "*"], ["RemotePorts", "*"]]     # before the protocol: Windows takes ports only on TCP/UDP
+    for field in UPDATE_ORDER:
+        value = full.get(field)
+        if field == "SecureFlags" and not secure_flags:
+            continue
+        if field in ("LocalPorts", "RemotePorts", "LocalAddresses", "RemoteAddresses"):
+            value = value if value not in (None, "") else "*"
+            if field in ("LocalPorts", "RemotePorts") and value == "*":
+                continue
+        out.append([field, value])
+    return out
+
+
+def _same_rule(have, want):
+    return (have is not None and have.name == want.name and have.key() == want.key()
+            and have.description == want.description and have.flow_id == want.flow_id and have.source == want.source)
+
+
+def _token():
+    return binascii.hexlify(os.urandom(4)).decode("ascii")
+
+
+def temp_name(name, token, index):
+    """A unique temporary name for a rule about to be renamed away (and removed, or renamed back)."""
+    return "%s ~%s.%d" % (name, token, index)
+
+
+def plan_changes(want, state, token=None):
     """(RuleDiff, ops) for wanted rules (Windows names) against the owned rules of a HostState.
 
-    Updates are applied as remove + add (a name is removed with every copy of it).  A name held by
-    several owned rules is removed and, when wanted, added once again.
+    The ops: ``add`` and in-place ``update`` first (management flows before the others), ``remove`` last.
+    A name held by several owned rules is renamed copy by copy to unique temporary names; the first copy is
+    updated back to the wanted rule, the others are removed by their unique names.  Removal also renames
+    first, so that INetFwRules::Remove can never hit another rule that shares the name.
     """
+    token = token or _token()
     rdiff = diff_rules(want, state.owned)
-    counts = state.name_counts()
-    dup = set(n for n, c in counts.items() if c > 1)
-    mask = state.mask
-    ops = []
-    removed = set()
-    for rule in rdiff.remove:
-        if rule.name.lower() not in removed:
-            ops.append({"op": "remove", "name": rule.name})
-            removed.add(rule.name.lower())
-    readd = []
-    for rule in rdiff.unchanged:
-        if rule.name.lower() in dup:
-            ops.append({"op": "remove", "name": rule.name})
-            removed.add(rule.name.lower())
-            readd.append(rule)
-    for _old, new in rdiff.update:
-        if new.name.lower() not in removed:
-            ops.append({"op": "remove", "name": new.name})
-            removed.add(new.name.lower())
-        fw = rule_to_fw(new, state.group, state.prefix, mask, named=True)
-        ops.append({"op": "add", "name": new.name, "rule": fw})
-    for rule in rdiff.add + readd:
-        fw = rule_to_fw(rule, state.group, state.prefix, mask, named=True)
-        ops.append({"op": "add", "name": rule.name, "rule": fw})
-    return rdiff, ops
+    have_by_name = OrderedDict()
+    for fw in state.owned_fw:
+        have_by_name.setdefault(str(fw.get("Name") or "").lower(), []).append(fw)
+    adopted = set(id(fw) for fw in state.adopted_fw)
+    read_as = dict((id(fw), rule) for fw, rule in zip(state.owned_fw, state.owned))
+    first, second, removes = [], [], []
+    counter = [0]
+
+    def temps(count):
+        out = []
+        for _i in range(count):
+            counter[0] += 1
+            out.append(temp_name(state.prefix.strip() or "nap", token, counter[0]))
+        return out
+
+    for rule in want:
+        copies = have_by_name.pop(rule.name.lower(), [])
+        if len(copies) == 1 and _same_rule(read_as.get(id(copies[0])), rule):
+            continue            # read back exactly as wanted (no hand edit, same name and group): nothing to set
+        fw = rule_to_fw(rule, state.group, state.prefix, state.mask, named=True)
+        bucket = first if is_management(rule) else second
+        adopt = any(id(c) in adopted for c in copies)
+        if not copies:
+            bucket.append({"op": "add", "name": rule.name, "set": add_set(fw)})
+        elif len(copies) == 1:
+            changes = update_set(copies[0], fw)
+            if changes:
+                op = {"op": "update", "name": str(copies[0].get("Name")), "set": changes}
+                if adopt:
+                    op["adopt"] = True
+                bucket.append(op)
+        else:
+            names_ = temps(len(copies))
+            full = full_set(fw, any(c.get("SecureFlags") is not None for c in copies))
+            op = {"op": "update", "name": rule.name, "temp": names_, "set": full}
+            if adopt:
+                op["adopt"] = True
+            bucket.append(op)
+            for extra in names_[1:]:
+                removes.append({"op": "remove", "name": extra, "temp": [extra]})
+    for _key, copies in have_by_name.items():
+        name = str(copies[0].get("Name"))
+        removes.append({"op": "remove", "name": name, "temp": temps(len(copies))})
+    return rdiff, first + second + removes
+
+
+# ---------------------------------------------------------------------------
+# Every point of an apply, simulated: the controller must stay admitted at each
+# ---------------------------------------------------------------------------
+def _relevant(fw, ports):
+    if not fw.get("Enabled") or int(fw.get("Direction") or 0) != DIR_IN:
+        return False
+    return any(ports_cover(fw.get("LocalPorts"), p) for p in ports)
+
+
+def simulate(ops, state, ports):
+    """Yield (op index, step label, rules) after every step of the ops that could narrow access.
+
+    ``rules``: every local rule that may matter at that point (the foreign ones of the read and the owned
+    group as it stands).  A step is a Remove, or a property set on a rule that admitted the management port
+    before it; additions only widen access (the module adds allow rules only).
+    """
+    owned = OrderedDict()
+    for i, fw in enumerate(state.owned_fw):
+        owned[i] = dict(fw)
+    foreign = foreign_rules(state.doc, state.group)
+    index_by_name = {}
+    for key, fw in owned.items():
+        index_by_name.setdefault(str(fw.get("Name")).lower(), []).append(key)
+    next_key = [len(owned)]
+
+    def rules():
+        return foreign + list(owned.values())
+
+    def take(name):
+        keys = index_by_name.get(name.lower()) or []
+        return keys.pop(0) if keys else None
+
+    for index, op in enumerate(ops):
+        if op["op"] == "add":
+            fw = dict(op["set"])
+            owned[next_key[0]] = fw
+            index_by_name.setdefault(str(fw.get("Name")).lower(), []).append(next_key[0])
+            next_key[0] += 1
+        elif op["op"] == "update":
+            if op.get("temp"):
+                keys = [take(op["name"]) for _t in op["temp"]]
+                for key, temp in zip(keys[1:], op["temp"][1:]):
+                    if key is not None:
+                        owned[key]["Name"] = temp
+                        index_by_name.setdefault(temp.lower(), []).append(key)
+                key = keys[0]
+            else:
+                key = take(op["name"])
+            if key is None:
+                continue
+            fw = owned[key]
+            for field, value in op["set"]:
+                before = _relevant(fw, ports)
+                fw[field] = value
+                if before:
+                    yield index, "%s %s: %s" % (op["op"], op["name"], field), rules()
+            index_by_name.setdefault(str(fw.get("Name")).lower(), []).append(key)
+        elif op["op"] == "remove":
+            for _temp in op["temp"]:
+                key = take(op["name"])
+                if key is None:
+                    continue
+                fw = owned.pop(key)
+                if _relevant(fw, ports):
+                    yield index, "remove %s" % op["name"], rules()
+
+
+def apply_lockout_problems(sources, ports, state, ops):
+    """Why some point of the apply would cut the controller off: [(op index, step, problems)]."""
+    found = []
+    for index, label, rules in simulate(ops, state, ports):
+        problems = admission_problems(sources, ports, state.doc, rules)
+        if problems:
+            found.append((index, label, problems))
+            break
+    return found
+
+
+# ---------------------------------------------------------------------------
+# What an apply did
+# ---------------------------------------------------------------------------
+def apply_outcome(reply, ops, want, state, sources, ports, check_lockout=True):
+    """Read the apply script's answer: per-op results, the owned group read back, what is left, lockout.
+
+    Returns a dict: ``results`` (one per op), ``failed`` (the results that failed), ``skipped`` (op names not
+    run because an earlier op failed), ``after_state`` (HostState of the read-back), ``left`` (RuleDiff of
+    the wanted rules against what is really there) and ``lockout`` (problems on the read-back, [] when the
+    controller is admitted or the check is off).
+    """
+    results = reply.get("results") or []
+    if isinstance(results, dict):
+        results = [results]
+    failed = [r for r in results if not r.get("ok") and not r.get("skipped") and not r.get("whatif")]
+    if len(results) != len(ops):
+        failed.append({"op": "?", "name": "?", "error": "the apply script answered %d of %d ops" % (len(results), len(ops))})
+    skipped = [r.get("name") for r in results if r.get("skipped")]
+    readback = reply.get("readback")
+    after_state = None
+    left = None
+    lockout = []
+    if isinstance(readback, dict):
+        doc = dict(state.doc)
+        doc.update(readback)
+        after_state = HostState(doc, state.group, state.prefix, state.mask, adopt=[r.name for r in want])
+        left = diff_rules(want, after_state.owned)
+        if check_lockout:
+            lockout = admission_problems(sources, ports, doc, foreign_rules(doc, state.group) + after_state.owned_fw)
+    return {"results": results, "failed": failed, "skipped": skipped, "after_state": after_state, "left": left,
+            "lockout": lockout}

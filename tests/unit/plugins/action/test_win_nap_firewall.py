@@ -5,7 +5,7 @@
 
 The fake (fake_windows.py, synthetic) takes the same win_powershell messages as the host would and
 counts remote calls and passes over its rule store, so the tests prove the cost: 1 call / 1 walk
-when nothing differs, 2 calls / 1 walk when something does, and no call at all for bad input or
+when nothing differs, 2 calls / 2 walks (the read and the read-back) when something does, and no call at all for bad input or
 state: rendered.
 """
 
@@ -27,6 +27,7 @@ from ansible.playbook.task import Task
 
 from ansible_collections.configmgr.nap.plugins.action.win_nap_firewall import ActionModule
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 
@@ -96,6 +97,10 @@ def fixture_host(**kw):
     return fake_windows.FakeWindowsHost.from_dump(doc)
 
 
+def by_name(rules):
+    return sorted(rules, key=lambda r: r["name"])
+
+
 def owned_snapshot(fake):
     return sorted((r["Name"], json.dumps(r, sort_keys=True)) for r in fake.owned())
 
@@ -116,7 +121,7 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     first = run(plan=PLAN)
     assert not first.get("failed"), first.get("msg")
     assert first["changed"] is True
-    assert first["_calls"] == ["read", "apply"] and first["_walks"] == 1 and first["remote_calls"] == 2
+    assert first["_calls"] == ["read", "apply"] and first["_walks"] == 2 and first["remote_calls"] == 2
     assert sorted(r["name"] for r in first["after"]) == sorted(r["name"] for r in wanted)
     assert len(fake.owned()) == len(wanted)
     converged = owned_snapshot(fake)
@@ -130,7 +135,7 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
     again = run(plan=PLAN)
     assert again["changed"] is False and not again.get("failed")
     assert again["_calls"] == ["read"] and again["_walks"] == 1 and again["remote_calls"] == 1
-    assert again["commands"] == [] and again["before"] == again["after"]
+    assert again["commands"] == [] and by_name(again["before"]) == by_name(again["after"])
 
     # drift by hand
     fake.edit(PREFIX + "NAP-SHV-INSTALL-TCP-IN", RemoteAddresses="192.0.2.0/24")
@@ -169,7 +174,7 @@ def test_lifecycle_converge_rerun_drift_check_restore_absent():
 
     restore = run(plan=PLAN)
     assert not restore.get("failed"), restore.get("msg")
-    assert restore["changed"] is True and restore["_calls"] == ["read", "apply"] and restore["_walks"] == 1
+    assert restore["changed"] is True and restore["_calls"] == ["read", "apply"] and restore["_walks"] == 2
     assert owned_snapshot(fake) == converged
     assert foreign_snapshot(fake) == foreign_after_drift     # rules outside the group untouched
     assert run(plan=PLAN)["changed"] is False
@@ -235,9 +240,13 @@ def test_rendered_is_a_dict_of_line_lists_and_contacts_no_host():
         assert isinstance(lines, list) and all(isinstance(line, str) for line in lines), form
         assert not [line for line in lines if "\n" in line or "\r" in line], form
     assert "$policy = New-Object -ComObject HNetCfg.FwPolicy2" in rendered["com"]
-    assert any("-LocalPort 'RPCEPMap'" in line for line in rendered["netsecurity"])
+    assert any("RPCEPMap" in line for line in rendered["netsecurity"])        # the NetSecurity spelling
     assert any("localport=RPC-EPMap" in line for line in rendered["netsh"])
-    texts = windows_render.render_all(windows.rules_from_input(windows.rules_from_plan(PLAN, "nps01")), host="nps01")
+    plan = plandoc.load(PLAN)
+    texts = windows_render.render_all(windows.rules_from_input(windows.rules_from_plan(PLAN, "nps01")), host="nps01",
+                                      management_sources=plandoc.management_sources(plan) or None,
+                                      management_port=plandoc.management_port(plan, "nps01"))
+    assert "$managementPort = 5986" in texts["com"] or "Port = 5986" in texts["com"]
     assert "\n".join(rendered["com"]) + "\n" == texts["com"]
     assert "\r\n".join(rendered["netsh"]) + "\r\n" == texts["netsh"]
 
@@ -528,8 +537,20 @@ def test_scripts_declare_shouldprocess_set_changed_and_return_one_json_string():
         assert "$Ansible.Changed = $false" in script
         assert "$Ansible.Result = ConvertTo-Json" in script
         assert fake_windows._param_names(script) == list(params)
-    assert windows.APPLY_PS1.index("$new.Protocol =") < windows.APPLY_PS1.index("$new.LocalPorts =")
-    assert windows.APPLY_PS1.index("$new.Protocol =") < windows.APPLY_PS1.index("$new.RemotePorts =")
+    # the script sets the properties in the order the backend gives, and the backend puts Protocol first
+    assert "foreach ($pair in $op.set)" in windows.APPLY_PS1
+    for fields in (windows.add_set(windows.rule_to_fw(windows.rules_from_input(
+            [{"name": "A", "protocol": "tcp", "dst_ports": [80], "src_ports": [1024]}])[0], GROUP, PREFIX)),):
+        keys = [k for k, _v in fields]
+        assert keys.index("Protocol") < keys.index("LocalPorts") and keys.index("Protocol") < keys.index("RemotePorts")
+    assert windows.UPDATE_ORDER.index("Protocol") < windows.UPDATE_ORDER.index("LocalPorts")
+
+
+def test_scripts_live_in_ps1_files_of_the_collection():
+    for name, text in (("read", windows.READ_PS1), ("apply", windows.APPLY_PS1)):
+        path = os.path.join(windows.SCRIPT_DIR, name + ".ps1")
+        assert os.path.isfile(path)
+        assert "#include common.ps1" not in text and "function Get-FirewallState" in text
 
 
 def test_fake_enforces_protocol_before_ports():

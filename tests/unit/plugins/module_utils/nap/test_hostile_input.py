@@ -22,17 +22,27 @@ rendered safely
     * plan: JSON round trip, the JSON Schema of flows.json, the value kept as given;
     * report (flows.csv / flows.md / topology.mmd): CSV read back with the csv module gives the flows'
       values; Markdown and Mermaid have the line structure of the same plan with a benign value;
-    * PowerShell (the COM and New-NetFirewallRule scripts of ``state: rendered``): the tree-sitter tree has
-      no error and the same node structure as with a benign value (string and comment contents elided),
-      every single-quoted literal ends where PowerShell's own rules end it (PowerShell also takes
-      U+2018/U+2019/U+201A/U+201B as single quotes, which tree-sitter does not), outside the literals the
-      file has the lines it has with the benign value and no comment holds a line break of any kind
-      (``str.splitlines``: also U+2028, U+0085, VT, FF, ...), and the Add-NapRule and New-NetFirewallRule
-      calls read back (``fw_to_rule``, as the module reads a host) to exactly the planned rules;
-    * netsh (.cmd): one ``netsh advfirewall firewall`` command per line, no control character, no cmd
-      metacharacter (``& | < > ^ %``) outside double quotes but the fixed ``>nul 2>&1``, ``%`` doubled inside
-      them and in ``rem`` lines, no ``rem`` line ending in ``^``, and every ``add rule`` reads back to the
-      planned rule;
+    * PowerShell (the COM and NetSecurity scripts of ``state: rendered``): printable ASCII only (no character
+      outside it reaches the file raw); the tree-sitter tree has no error and the same node structure as with
+      a benign value (string literals, single- or double-quoted, are leaves; comment contents elided); every
+      single-quoted literal ends where PowerShell's own rules end it (PowerShell also takes
+      U+2018/U+2019/U+201A/U+201B as single quotes, which tree-sitter does not); every double-quoted literal
+      of the data block holds no expansion but ``$([char]0xNNNN)`` and no escape but `` `` ` `` ``, `` `$ `` and
+      `` `" `` (decoded by render_interpreter.ps_value), and those of the templates are the templates' text;
+      outside the literals the file has the lines it has with the benign value, no comment holds a line break
+      of any kind (``str.splitlines``: also U+2028, U+0085, VT, FF, ...), the shared part and the steps are
+      exactly render_common.ps1 and render_<form>.ps1, ``$group`` and ``$namePrefix`` read back as given, and
+      the Add-NapRule calls read back (``fw_to_rule``, as the module reads a host) to exactly the planned
+      rules, with render_interpreter.parse_powershell reading the same names;
+    * netsh (.cmd): every line is a fixed line of the renderer, a ``rem`` line, ``netsh advfirewall firewall
+      show rule name=...`` or the ``if errorlevel 1 (... add rule ...) else (... set rule name=... new ...)``
+      line (render_interpreter._IFELSE; outside its quoted values nothing but that structure and plain
+      values); no delete line; no control character or character outside ASCII; no cmd metacharacter
+      (``& | < > ^ %``) outside double quotes but the fixed ones, ``%`` doubled inside them and in ``rem``
+      lines, no ``rem`` line ending in ``^``; the ``add rule`` and the ``set rule ... new`` arguments of each
+      rule read back to the planned rule and the show / set selector name it.  Names or descriptions outside
+      ASCII make the renderer's five-line refusal file instead (checked as such: its message is the renderer's,
+      free of cmd metacharacters, and names the rule and field);
     * Cisco ASA / IOS: the resource modules' ``rendered`` commands (cisco.asa / cisco.ios in process, no
       ansible-playbook) are single lines without ``?`` (a help request on the CLI) that start with the
       expected command and name the expected objects; the running configuration they make, parsed back
@@ -83,11 +93,18 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 
 NapError = model.NapError
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, *[os.pardir] * 5))
 BACKENDS_DIR = os.path.join(HERE, "backends")
+ACTION_TESTS = os.path.join(ROOT, "tests", "unit", "plugins", "action")
+if ACTION_TESTS not in sys.path:
+    sys.path.insert(0, ACTION_TESTS)
+# the model of the rendered scripts: its decoder of the renderer's PowerShell literals (ps_value), its reading of
+# the data block (parse_powershell) and its grammar of the netsh if/else line (_IFELSE)
+import render_interpreter  # noqa: E402  pylint: disable=wrong-import-position,import-error
 SCALE = float(os.environ.get("NAP_HOSTILE_SCALE") or 1)
 SHRINK_SECONDS = float(os.environ.get("NAP_HOSTILE_SHRINK_SECONDS") or 4)
 
@@ -781,19 +798,55 @@ def ps_unquote(literal):
     return "".join(out)
 
 
+# A double-quoted literal as windows_render.ps_text writes it: printable ASCII, a backtick only before ` $ or ",
+# and no expansion but $([char]0xNNNN) (about_Quoting_Rules, https://learn.microsoft.com/en-us/powershell/module/
+# microsoft.powershell.core/about/about_quoting_rules: `n, `0, `a ... are control characters, $x and $(...) run code).
+PS_DOUBLE_QUOTED = re.compile(r'\A"(?:[\x20\x21\x23\x25-\x5F\x61-\x7E]|`[`$"]|\$\(\[char\]0x[0-9A-F]{4}\))*"\Z')
+PS_DOUBLE_QUOTES = u'"\u201c\u201d\u201e'
+DATA_START = "# ---- data: the owned rule set and the management rule the guard requires"
+DATA_END = "# ---- steps"
+
+
+def ps_double_quoted(literal):
+    """(value, problem) of a double-quoted literal of the data block, decoded by render_interpreter.ps_value."""
+    if not PS_DOUBLE_QUOTED.match(literal):
+        return None, ("the double-quoted literal %r holds an expansion other than $([char]0xNNNN), an escape other "
+                      "than `` `$ `\", or a character outside printable ASCII" % _short(literal, 80))
+    try:
+        value, rest = render_interpreter.ps_value(literal)
+    except (AssertionError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        return None, "the double-quoted literal %r does not decode: %s" % (_short(literal, 80), _short(exc, 80))
+    if rest:
+        return None, "the double-quoted literal %r ends before %r" % (_short(literal, 80), _short(rest, 40))
+    return value, ""
+
+
 class PsTree:
-    """The tree-sitter tree of a script: errors, structure (contents elided), literals, commands."""
+    """The tree-sitter tree of a script: errors, structure (contents elided), literals, commands.
+
+    Single- and double-quoted strings are leaves; the double-quoted ones are kept with their byte offset, so
+    that those of the data block (values) and those of the templates (fixed text) are checked apart."""
 
     def __init__(self, text):
         self.text = text
         self.data = text.encode("utf-8")
         self.tree = PS_PARSER.parse(self.data)
         self.errors, self.shape, self.literals, self.comments, self.commands = [], [], [], [], []
+        self.expandables = []   # (start byte, text) of each double-quoted string
         self.spans = []
         self._walk(self.tree.root_node, 0)
 
+    def data_block(self):
+        """(start, end) byte offsets of the rendered data block (values), or None when it is not there once."""
+        lines = self.text.split("\n")
+        if lines.count(DATA_START) != 1 or lines.count(DATA_END) != 1:
+            return None
+        start = self.text.index("\n" + DATA_START + "\n")
+        end = self.text.index("\n" + DATA_END + "\n")
+        return (len(self.text[:start].encode("utf-8")), len(self.text[:end].encode("utf-8"))) if start < end else None
+
     def outside_literals(self):
-        """The script with every single-quoted literal emptied (its line breaks are characters of the value)."""
+        """The script with every string literal emptied (its line breaks are characters of the value)."""
         out, last = [], 0
         for start, end in sorted(self.spans):
             out.append(self.data[last:start] + b"''")
@@ -811,6 +864,12 @@ class PsTree:
         if node.type == "string_literal" and self.node_text(node)[:1] in PS_SINGLE_QUOTES:
             self.shape.append((depth, "string_literal"))
             self.literals.append(self.node_text(node))
+            self.spans.append((node.start_byte, node.end_byte))
+            return
+        if node.type == "string_literal" and self.node_text(node)[:1] in PS_DOUBLE_QUOTES:
+            # one value like a single-quoted literal (ps_text quotes non-ASCII text so): the same node of the shape
+            self.shape.append((depth, "string_literal"))
+            self.expandables.append((node.start_byte, self.node_text(node)))
             self.spans.append((node.start_byte, node.end_byte))
             return
         if node.type == "comment":
@@ -841,6 +900,8 @@ class PsTree:
         return name, [(p, v[0] if len(v) == 1 else v) for p, v in args]
 
     def _values(self, node):
+        if node.type == "string_literal" and self.node_text(node)[:1] in PS_DOUBLE_QUOTES:
+            return [ps_double_quoted(self.node_text(node))[0]]
         if node.type == "string_literal":
             return [ps_unquote(self.node_text(node))]
         if node.type == "decimal_integer_literal":
@@ -855,6 +916,11 @@ class PsTree:
 
 
 def _ps_problems(label, text, ref_text):
+    bad = re.search(u"[^\x20-\x7e\n]", text)
+    if bad:
+        return ["%s: the character U+%04X reaches the script raw at offset %d (rendered scripts are ASCII only: "
+                "PowerShell 2.0 and 5.1 read a .ps1 without a BOM in the ANSI code page)" % (
+                    label, ord(bad.group(0)), bad.start())]
     tree, ref = PsTree(text), PsTree(ref_text)
     if tree.errors:
         return ["%s: tree-sitter: %s" % (label, tree.errors[0])]
@@ -871,72 +937,80 @@ def _ps_problems(label, text, ref_text):
         if ps_literal_end(literal) != len(literal):
             return ["%s: PowerShell ends the literal %r elsewhere than tree-sitter does (a single quote character "
                     "that is not doubled)" % (label, _short(literal, 80))]
+    block = tree.data_block()
+    if block is None:
+        return ["%s: the data block (%r ... %r) is not there exactly once" % (label, DATA_START, DATA_END)]
+    for start, literal in tree.expandables:
+        problem = ps_double_quoted(literal)[1] if block[0] <= start < block[1] else ""
+        if problem:
+            return ["%s: %s" % (label, problem)]
+    # the templates' own double-quoted strings (with $name expansions) are fixed text
+    ref_block = ref.data_block()
+    fixed = [literal for start, literal in tree.expandables if not block[0] <= start < block[1]]
+    ref_fixed = [literal for start, literal in ref.expandables if not ref_block[0] <= start < ref_block[1]]
+    if fixed != ref_fixed:
+        return ["%s: the double-quoted strings outside the data block are %s, not the templates' %s" % (
+            label, _short(fixed, 150), _short(ref_fixed, 150))]
     for comment in tree.comments:
         if len(comment.splitlines()) > 1 or re.search(u"[\r\n]", comment):
             return ["%s: a line break inside the comment %r" % (label, _short(comment, 80))]
+    return _template_problems(label, text)
+
+
+def _template_problems(label, text):
+    """The steps after the data block and the shared part before it are exactly the templates."""
+    lines = text.split("\n")
+    start, end = lines.index(DATA_START), lines.index(DATA_END)
+    steps = windows_render._template("render_%s.ps1" % label)
+    common = windows_render._template("render_common.ps1")
+    if lines[end + 1:] != steps + [""]:
+        return ["%s: the lines after %r are not render_%s.ps1" % (label, DATA_END, label)]
+    if lines[start - len(common):start] != common:
+        return ["%s: the lines before the data block are not render_common.ps1" % label]
+    for line in lines[start + 1:end]:
+        if not re.match(r"\A(?:\$(?:group|namePrefix|managementPort|managementSources|guardRules|guardProblem) = "
+                        r"|Add-NapRule -Name )", line):
+            return ["%s: the data block holds a line that is no assignment of the renderer nor Add-NapRule: %r"
+                    % (label, _short(line, 100))]
     return []
 
 
-def _group_problems(label, text, group):
-    starts = [m.end() for m in re.finditer(r"(?m)^\$group = ", text)]
-    end = ps_literal_end(text[starts[0]:]) if len(starts) == 1 else None
-    if end is None or ps_unquote(text[starts[0]:starts[0] + end]) != group or \
-            text[starts[0] + end:starts[0] + end + 1] not in ("\n", ""):
-        return ["%s: $group is not assigned the group %r" % (label, group)]
+def _assigned_problems(label, text, variable, value):
+    """``$variable = <literal>`` is there once and its literal reads back as ``value``."""
+    starts = [m.end() for m in re.finditer(r"(?m)^\$%s = " % re.escape(variable), text)]
+    if len(starts) != 1:
+        return ["%s: $%s is assigned %d times" % (label, variable, len(starts))]
+    rest = text[starts[0]:]
+    if rest[:1] == '"':
+        end = rest.find("\n")
+        have, problem = ps_double_quoted(rest[:end])
+        if problem:
+            return ["%s: $%s: %s" % (label, variable, problem)]
+    else:
+        end = ps_literal_end(rest)
+        have = ps_unquote(rest[:end]) if end is not None else None
+    if have != value or rest[end:end + 1] not in ("\n", ""):
+        return ["%s: $%s is not assigned %r" % (label, variable, value)]
     return []
 
 
-def _as_list(value):
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-_PS_PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "ICMPv4": 1}
-
-
-def _netsecurity_rules(text, group, prefix, rules):
-    """The New-NetFirewallRule commands, read back like the module reads a host (fw_to_rule)."""
+def _add_nap_rules(label, text, group, prefix, rules):
+    """The Add-NapRule calls of a PowerShell script (COM or NetSecurity: the same data block), read back with
+    tree-sitter like the module reads a host (fw_to_rule), and again with render_interpreter.parse_powershell."""
     tree = PsTree(text)
-    problems = _group_problems("netsecurity", text, group)
-    have = []
-    for command in tree.commands:
-        name, args = tree.arguments(command)
-        if name != "New-NetFirewallRule":
-            continue
-        values = dict(args)
-        if values.get("-DisplayName") != values.get("-Name") or values.get("-Group") != "$group" or \
-                values.get("-Action") != "Allow" or values.get("-Enabled") != "True":
-            problems.append("netsecurity: New-NetFirewallRule %r has other -DisplayName/-Group/-Action/-Enabled "
-                            "than the renderer writes" % values.get("-Name"))
-        profile = values.get("-Profile")
-        protocol = values.get("-Protocol")
-        fw = {"Name": values.get("-Name"), "Description": values.get("-Description"), "Grouping": group,
-              "Direction": {"Inbound": windows.DIR_IN, "Outbound": windows.DIR_OUT}.get(values.get("-Direction")),
-              "Action": windows.ACTION_ALLOW, "Protocol": _PS_PROTOCOL_NUMBERS.get(protocol, protocol),
-              "LocalPorts": ",".join(map(str, _as_list(values.get("-LocalPort")))) or None,
-              "RemotePorts": ",".join(map(str, _as_list(values.get("-RemotePort")))) or None,
-              "LocalAddresses": ",".join(_as_list(values.get("-LocalAddress"))) or "*",
-              "RemoteAddresses": ",".join(_as_list(values.get("-RemoteAddress"))) or "*",
-              "Profiles": windows.PROFILES_ALL if profile == "Any" else windows.profiles_mask(str(profile).split(", ")),
-              "Enabled": True}
-        have.append(windows.fw_to_rule(fw, prefix).to_dict())
-    want = _expected_model(rules, prefix)
-    if have != want:
-        problems.append("netsecurity: New-NetFirewallRule: %s" % rules_diff(have, want))
-    return problems
-
-
-def _com_rules(text, group, prefix, rules):
-    """The Add-NapRule calls of the COM script, read back like the module reads a host (fw_to_rule)."""
-    tree = PsTree(text)
-    problems = _group_problems("com", text, group)
-    have = []
+    problems = _assigned_problems(label, text, "group", group) + _assigned_problems(label, text, "namePrefix", prefix)
+    have, names = [], []
     for command in tree.commands:
         name, args = tree.arguments(command)
         if name != "Add-NapRule":
             continue
         values = dict(args)
+        names.append(values.get("-Name"))
+        if len(values) != len(args) or set(values) != set(
+                "-Name -Description -Direction -Protocol -LocalPorts -RemotePorts -LocalAddresses -RemoteAddresses "
+                "-Profiles".split()):
+            problems.append("%s: Add-NapRule %r has other parameters than the renderer writes: %s" % (
+                label, values.get("-Name"), [p for p, _v in args]))
         fw = {"Name": values.get("-Name"), "Description": values.get("-Description"), "Grouping": group,
               "Direction": values.get("-Direction"), "Action": windows.ACTION_ALLOW, "Protocol": values.get("-Protocol"),
               "LocalPorts": values.get("-LocalPorts"), "RemotePorts": values.get("-RemotePorts"),
@@ -945,8 +1019,27 @@ def _com_rules(text, group, prefix, rules):
         have.append(windows.fw_to_rule(fw, prefix).to_dict())
     want = _expected_model(rules, prefix)
     if have != want:
-        problems.append("com: Add-NapRule: %s" % rules_diff(have, want))
+        problems.append("%s: Add-NapRule: %s" % (label, rules_diff(have, want)))
+    try:
+        data = render_interpreter.parse_powershell(text)
+    except (AssertionError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
+        return problems + ["%s: render_interpreter cannot read the script: %s" % (label, _short(exc, 120))]
+    if (data.form, data.group, data.prefix) != (label, group, prefix) or [w["Name"] for w in data.wanted] != names:
+        problems.append("%s: render_interpreter reads form %r, group %r, prefix %r and rules %s, tree-sitter %r, %r, "
+                        "%r and %s" % (label, data.form, data.group, data.prefix,
+                                       _short([w["Name"] for w in data.wanted], 120), label, group, prefix,
+                                       _short(names, 120)))
     return problems
+
+
+def _netsecurity_rules(text, group, prefix, rules):
+    """The NetSecurity script's Add-NapRule calls (its steps are render_netsecurity.ps1, checked as such)."""
+    return _add_nap_rules("netsecurity", text, group, prefix, rules)
+
+
+def _com_rules(text, group, prefix, rules):
+    """The COM script's Add-NapRule calls (its steps are render_com.ps1, checked as such)."""
+    return _add_nap_rules("com", text, group, prefix, rules)
 
 
 def run_powershell(params):
@@ -1006,9 +1099,45 @@ def _cmd_value(text):
     return text
 
 
+def _netsh_arg_problems(i, tokens, what):
+    """Why the ``key=value`` arguments of an add or set-new argument list are not what the renderer writes."""
+    seen = set()
+    for token in tokens:
+        key, eq, value = token.partition("=")
+        if not eq or key not in NETSH_KEYS or key in seen:
+            return ["line %d: unexpected netsh argument %r in the %s" % (i, _short(token, 80), what)]
+        seen.add(key)
+        if CMD_META.search(_outside_quotes(token)):
+            return ["line %d: a cmd metacharacter outside quotes in %r" % (i, _short(token, 80))]
+        for part in _quoted_parts(token):
+            if "%" in part.replace("%%", ""):
+                return ["line %d: a single %% inside quotes in %r (cmd expands it)" % (i, _short(token, 80))]
+        if not (value.startswith('"') and value.endswith('"') and len(value) >= 2 and '"' not in value[1:-1]) \
+                and not _UNQUOTED_VALUE.match(value):
+            return ["line %d: the value of %s is neither quoted nor a plain value: %r" % (i, key, _short(value, 80))]
+    if not tokens or not tokens[0].startswith("name="):
+        return ["line %d: the %s does not start with name=" % (i, what)]
+    return []
+
+
+# The lines of the .cmd that carry no value (windows_render.render_netsh): exactly these.
+NETSH_FIXED = (
+    r"@echo off", r"setlocal", r"net session >nul 2>&1", r"set NAP_FAILED=0", r"if errorlevel 1 set /a NAP_FAILED\+=1",
+    r"exit /b 0", r"if errorlevel 1 \(echo configmgr\.nap: [A-Za-z ,;.]+& exit /b 3\)",
+    r'if not "%NAP_FAILED%"=="0" \(echo configmgr\.nap: %NAP_FAILED% rule command\[s\] failed; [A-Za-z ,;.]+& exit /b 1\)',
+    r"echo configmgr\.nap: \d+ rule\(s\) added or updated, nothing deleted",
+)
+NETSH_SHOW = re.compile(r'\Anetsh advfirewall firewall show rule (name="[^"]*") >nul 2>&1\Z')
+# the if/else line with its quoted values emptied: nothing but the structure and plain values outside quotes
+_NETSH_IFELSE_SHAPE = re.compile(r'\Aif errorlevel 1 \(netsh advfirewall firewall add rule(?: [A-Za-z0-9.,:/*=-]+)+\) '
+                                 r'else \(netsh advfirewall firewall set rule name= new(?: [A-Za-z0-9.,:/*=-]+)+\)\Z')
+
+
 def _netsh_line_problems(i, line):
-    """Why this line of the .cmd is not exactly what the renderer means to write (or [])."""
-    if line in ("@echo off", ""):
+    """Why this line of the .cmd is not exactly one the renderer means to write (or []): a fixed line, a rem
+    line, ``netsh ... show rule name=...``, or render_interpreter._IFELSE (add rule ... else set rule ... new ...).
+    A delete line is none of these: the file deletes nothing."""
+    if line == "" or any(re.match(r"\A%s\Z" % pattern, line) for pattern in NETSH_FIXED):
         return []
     if line.startswith("rem ") or line == "rem":
         if "%" in line.replace("%%", ""):
@@ -1019,68 +1148,113 @@ def _netsh_line_problems(i, line):
     tokens = cmd_tokens(line)
     if tokens is None:
         return ["line %d: a double quote is left open: %r" % (i, _short(line, 100))]
-    if tokens[:4] != ["netsh", "advfirewall", "firewall", tokens[3] if len(tokens) > 3 else ""] or \
-            tokens[3:5] not in (["delete", "rule"], ["add", "rule"]):
-        return ["line %d: not one netsh add/delete rule command: %r" % (i, _short(line, 100))]
-    args = tokens[5:]
-    if tokens[3] == "delete":
-        if args[1:] != [">nul", "2>&1"] or not args[0].startswith("name="):
-            return ["line %d: the delete command has other arguments than name=: %r" % (i, _short(line, 100))]
-        args = args[:1]
-    seen = set()
-    for token in args:
-        key, eq, value = token.partition("=")
-        if not eq or key not in NETSH_KEYS or key in seen:
-            return ["line %d: unexpected netsh argument %r" % (i, _short(token, 80))]
-        seen.add(key)
-        if CMD_META.search(_outside_quotes(token)):
-            return ["line %d: a cmd metacharacter outside quotes in %r" % (i, _short(token, 80))]
-        for part in _quoted_parts(token):
-            if "%" in part.replace("%%", ""):
-                return ["line %d: a single %% inside quotes in %r (cmd expands it)" % (i, _short(token, 80))]
-        if not (value.startswith('"') and value.endswith('"') and len(value) >= 2 and '"' not in value[1:-1]) \
-                and not _UNQUOTED_VALUE.match(value):
-            return ["line %d: the value of %s is neither quoted nor a plain value: %r" % (i, key, _short(value, 80))]
-    return []
+    if tokens[3:5] == ["delete", "rule"]:
+        return ["line %d: a delete command (the netsh file deletes nothing): %r" % (i, _short(line, 100))]
+    match = NETSH_SHOW.match(line)
+    if match:
+        return _netsh_arg_problems(i, [match.group(1)], "show rule")
+    match = render_interpreter._IFELSE.match(line)
+    if not match:
+        return ["line %d: not a line the netsh file is made of (fixed, rem, show rule, add/set rule): %r"
+                % (i, _short(line, 100))]
+    if not _NETSH_IFELSE_SHAPE.match(_outside_quotes(line)):
+        return ["line %d: outside its quoted values the if/else line is not add rule ... else set rule ... new ...: %r"
+                % (i, _short(_outside_quotes(line), 100))]
+    add, new = cmd_tokens(match.group(1)), cmd_tokens(match.group(3))
+    if add is None or new is None:
+        return ["line %d: a double quote is left open in the add or set arguments: %r" % (i, _short(line, 100))]
+    return (_netsh_arg_problems(i, ["name=" + match.group(2)], "set rule selector") or
+            _netsh_arg_problems(i, add, "add rule arguments") or _netsh_arg_problems(i, new, "set rule new arguments"))
 
 
 _NETSH_PROTOCOLS = {"tcp": 6, "udp": 17, "icmpv4": 1}
 
 
+def _netsh_fw(args, update):
+    """INetFwRule-like properties of netsh arguments (``update``: set rule ... new, where any means any)."""
+    profile = args.get("profile")
+
+    def value(key, default):
+        got = args.get(key, default)
+        return default if update and got == "any" else got
+
+    return {"Name": args.get("name"), "Description": args.get("description", ""),
+            "Direction": {"in": windows.DIR_IN, "out": windows.DIR_OUT}.get(args.get("dir")),
+            "Action": windows.ACTION_ALLOW if args.get("action") == "allow" else None,
+            "Protocol": _NETSH_PROTOCOLS.get(args.get("protocol"), args.get("protocol")),
+            "LocalPorts": value("localport", None), "RemotePorts": value("remoteport", None),
+            "LocalAddresses": value("localip", "*"), "RemoteAddresses": value("remoteip", "*"),
+            "Profiles": windows.PROFILES_ALL if profile == "any" else windows.profiles_mask(profile),
+            "Enabled": args.get("enable") == "yes"}
+
+
 def _netsh_rules(text, prefix, rules):
-    have, deleted = [], []
+    """Each rule's show / add / set-new commands read back (fw_to_rule) to the planned rule, by the same name."""
+    added, updated, shown, selected, problems = [], [], [], [], []
     for line in text.split("\r\n"):
-        tokens = cmd_tokens(line) or []
-        if tokens[3:5] == ["delete", "rule"]:
-            deleted.append(_cmd_value(tokens[5].partition("=")[2]))
-        if tokens[3:5] != ["add", "rule"]:
+        if (cmd_tokens(line) or [])[3:5] == ["delete", "rule"]:
+            problems.append("netsh: a delete command: %r" % _short(line, 100))
+        match = NETSH_SHOW.match(line)
+        if match:
+            shown.append(_cmd_value(match.group(1).partition("=")[2]))
+        match = render_interpreter._IFELSE.match(line)
+        if not match:
             continue
-        args = dict((t.partition("=")[0], _cmd_value(t.partition("=")[2])) for t in tokens[5:])
-        profile = args.get("profile")
-        fw = {"Name": args.get("name"), "Description": args.get("description", ""),
-              "Direction": {"in": windows.DIR_IN, "out": windows.DIR_OUT}.get(args.get("dir")),
-              "Action": windows.ACTION_ALLOW if args.get("action") == "allow" else None,
-              "Protocol": _NETSH_PROTOCOLS.get(args.get("protocol"), args.get("protocol")),
-              "LocalPorts": args.get("localport"), "RemotePorts": args.get("remoteport"),
-              "LocalAddresses": args.get("localip", "*"), "RemoteAddresses": args.get("remoteip", "*"),
-              "Profiles": windows.PROFILES_ALL if profile == "any" else windows.profiles_mask(profile),
-              "Enabled": args.get("enable") == "yes"}
-        have.append(windows.fw_to_rule(fw, prefix).to_dict())
+        selected.append(_cmd_value(match.group(2)))
+        for group, out, update in ((1, added, False), (3, updated, True)):
+            args = dict((t.partition("=")[0], _cmd_value(t.partition("=")[2])) for t in cmd_tokens(match.group(group)))
+            out.append(windows.fw_to_rule(_netsh_fw(args, update), prefix).to_dict())
     want = _expected_model(rules, prefix)
-    problems = []
-    if have != want:
-        problems.append("netsh: add rule: %s" % rules_diff(have, want))
-    if deleted != [w["name"] for w in want]:
-        problems.append("netsh: the delete commands name %r, not %r" % (deleted, [w["name"] for w in want]))
+    if added != want:
+        problems.append("netsh: add rule: %s" % rules_diff(added, want))
+    if updated != want:
+        problems.append("netsh: set rule ... new: %s" % rules_diff(updated, want))
+    names = [w["name"] for w in want]     # full_rules: the Windows names
+    if shown != names or selected != names:
+        problems.append("netsh: show rule names %r and set rule selects %r, not %r" % (shown, selected, names))
     return problems
+
+
+NETSH_REFUSED_HEAD = "rem configmgr.nap win_nap_firewall, state: rendered (netsh advfirewall): REFUSED"
+
+
+def _netsh_refusal(params, text, rules, group, prefix):
+    """The .cmd that windows_render.netsh_refusal writes for names or descriptions outside ASCII: exactly its five
+    lines, the message free of cmd metacharacters, and the renderer's own refusal of these rules (the PowerShell
+    forms carry them).  Clear when the message names the variable, or the rule that carries the value."""
+    lines = text.split("\r\n")
+    message = lines[2][len("rem "):] if len(lines) > 2 and lines[2].startswith("rem ") else None
+    if message is None or lines != ["@echo off", NETSH_REFUSED_HEAD, "rem " + message,
+                                    "echo configmgr.nap: netsh file not rendered: " + message, "exit /b 1", ""]:
+        return Outcome(THROUGH, "netsh: a refusal file that is not the five lines of netsh_refusal: %r" % _short(text, 200))
+    if re.search(r'[^\x20-\x7e]|[<>|&^%()"]', message):
+        return Outcome(THROUGH, "netsh: the refusal message holds a cmd metacharacter or a character outside printable "
+                       "ASCII: %r" % _short(message, 120))
+    try:
+        windows_render.render_netsh(rules, group, prefix)
+        return Outcome(THROUGH, "netsh: refused although the rules render as a netsh file")
+    except NapError as exc:
+        if not str(exc).startswith(windows_render.NETSH_ASCII_REFUSAL):
+            return Outcome(THROUGH, "netsh: refused although render_netsh says %s" % _short(exc, 120))
+        own = re.sub(r'[<>|&^%()"]', "_", windows_render.ascii_comment(str(exc)[len(windows_render.NETSH_ASCII_REFUSAL):]))
+    if message != own:
+        return Outcome(THROUGH, "netsh: the refusal says %r, render_netsh %r" % (_short(message, 100), _short(own, 100)))
+    outcome = refusal(params.case, params.value, message)
+    # render_netsh names the rule and its Windows field (the description carries flow id and source)
+    if outcome.kind == UNCLEAR and re.match(r"rule .+: the (name|description) holds U\+[0-9A-F]{4,}, which the netsh "
+                                            r"\.cmd file cannot carry", message):
+        outcome = Outcome(REFUSED, message)
+    return outcome
 
 
 def run_netsh(params):
     got = win_render(params)
     if isinstance(got, Outcome):
         return got
-    rendered, rules, _group, prefix = got
+    rendered, rules, group, prefix = got
     text, ref = rendered["netsh"], win_benign(params)[0]["netsh"]
+    if text.split("\r\n")[1:2] == [NETSH_REFUSED_HEAD]:
+        return _netsh_refusal(params, text, rules, group, prefix)
     problems = []
     lines, ref_lines = text.split("\r\n"), ref.split("\r\n")
     if len(lines) != len(ref_lines) or len(text.splitlines()) != len(ref.splitlines()):
@@ -1092,6 +1266,9 @@ def run_netsh(params):
         elif re.search(u"[\x00-\x1f\x7f]", line):
             problems.append("line %d: a control character in %r (cmd may read ^Z as the end of the file, NUL "
                             "ends the line)" % (i, _short(line, 100)))
+        elif re.search(u"[^\x00-\x7f]", line):
+            problems.append("line %d: the character U+%04X reaches the .cmd raw (cmd reads a batch file in the OEM "
+                            "code page): %r" % (i, ord(re.search(u"[^\x00-\x7f]", line).group(0)), _short(line, 100)))
         problems += _netsh_line_problems(i, line)
         if problems:
             break
@@ -1860,13 +2037,34 @@ def test_checks_catch_the_known_vectors():
     assert _netsh_line_problems(1, "rem host: a %~ b")
     assert _netsh_line_problems(1, "rem host: a ^")
     assert _netsh_line_problems(1, 'netsh advfirewall firewall add rule name="a" & calc & ""')
-    assert not _netsh_line_problems(1, 'netsh advfirewall firewall delete rule name="a %%x" >nul 2>&1')
+    # the netsh file: show rule, then add rule ... else set rule ... new ...; nothing is deleted
+    assert not _netsh_line_problems(1, 'netsh advfirewall firewall show rule name="a %%x" >nul 2>&1')
+    assert _netsh_line_problems(1, 'netsh advfirewall firewall show rule name="a %x" >nul 2>&1')
+    assert _netsh_line_problems(1, 'netsh advfirewall firewall delete rule name="a %%x" >nul 2>&1')
+    ifelse = ('if errorlevel 1 (netsh advfirewall firewall add rule name="a" dir=in action=allow protocol=tcp '
+              'localport=5986 profile=any enable=yes description="%s") else (netsh advfirewall firewall set rule '
+              'name="a" new name="a" dir=in action=allow protocol=tcp localport=5986 remoteport=any localip=any '
+              'remoteip=any profile=any enable=yes description="d")')
+    assert not _netsh_line_problems(1, ifelse % "d")
+    for bad in ('d") else (netsh advfirewall reset) & ("', "d%PATH%", 'd" & calc & "', "d\" dir=\"out"):
+        assert _netsh_line_problems(1, ifelse % bad), bad
+    assert _netsh_line_problems(1, "if errorlevel 1 (echo configmgr.nap: x& calc& exit /b 3)")
+    # PowerShell double-quoted literals: only `` `$ `" escapes and $([char]0xNNNN) expansions
+    assert ps_double_quoted(u'"a`$b`"c$([char]0x2019)"') == (u'a$b"c\u2019', "")
+    for bad in ('"a$b"', '"a$(calc)"', '"a`nb"', '"a${x}"', u'"a\u00e9"', '"a$([char]0x41) $x"'):
+        assert ps_double_quoted(bad)[1], bad
     if PS_PARSER is not None:
-        ref = "# host: a\n$group = 'g'\nWrite-Output ('x')\n"
-        assert _ps_problems("t", "# host: a\nWrite-Output pwned\n$group = 'g'\nWrite-Output ('x')\n", ref)
-        assert _ps_problems("t", u"# host: a\n$group = 'g\u2019; calc; \u2019'\nWrite-Output ('x')\n", ref)
-        assert not _ps_problems("t", u"# host: b\n$group = 'g\u2019\u2019; calc; \u2019\u2019'\nWrite-Output ('x')\n",
-                                ref)
+        ref = windows_render.render_com(windows.rules_from_input([base_rule("in")]), host="h")
+        assign = "$group = 'ConfigMgr NAP'\n"
+        assert ref.count(assign) == 1 and not _ps_problems("com", ref, ref)
+        for bad in (assign + "Write-Output pwned\n", u"$group = 'g\u2019; calc; \u2019'\n", '$group = "g$(calc)"\n',
+                    '$group = "g`ncalc"\n', "$group = 'g'; calc\n"):
+            assert _ps_problems("com", ref.replace(assign, bad), ref), bad
+        assert not _ps_problems("com", ref.replace(assign, '$group = "g$([char]0x2019)x`$"\n'), ref)
+        assert _assigned_problems("com", ref.replace(assign, '$group = "g$([char]0x2019)"\n'), "group", "ConfigMgr NAP")
+        assert not _assigned_problems("com", ref.replace(assign, '$group = "g$([char]0x2019)"\n'), "group", u"g\u2019")
+        steps = windows_render._template("render_com.ps1")[-1]
+        assert _ps_problems("com", ref.replace(steps, steps + "\nWrite-Output pwned"), ref)
     nft_zone = CASE_BY_KEY["inv_zone"].known[0]
     policy_script = nft_script(Params(CASE_BY_KEY["inv_zone"], nft_zone))
     if not isinstance(policy_script, Outcome):

@@ -61,10 +61,13 @@ CASES = {
 FORMS = ("com", "netsecurity", "netsh")
 
 
+RENDER_MANAGEMENT = {"management_sources": ["198.18.0.10"], "management_port": 5986}
+
+
 def rendered(case):
     items, profiles = CASES[case]
     rules = windows.rules_from_input(items)
-    return windows_render.render_all(rules, mask=windows.profiles_mask(profiles), host=case)
+    return windows_render.render_all(rules, mask=windows.profiles_mask(profiles), host=case, **RENDER_MANAGEMENT)
 
 
 @pytest.mark.parametrize("case,form", [(c, f) for c in CASES for f in FORMS],
@@ -79,7 +82,7 @@ def test_rendered_lines_are_the_scripts_split_on_their_own_line_endings(case):
     LF, the netsh .cmd file with CRLF, give back the golden text; no line holds a line ending."""
     items, profiles = CASES[case]
     rules = windows.rules_from_input(items)
-    lines = windows_render.render_all_lines(rules, mask=windows.profiles_mask(profiles), host=case)
+    lines = windows_render.render_all_lines(rules, mask=windows.profiles_mask(profiles), host=case, **RENDER_MANAGEMENT)
     texts = rendered(case)
     assert list(lines) == list(FORMS) == list(windows_render.RENDERED_NEWLINES)
     for form in FORMS:
@@ -87,7 +90,8 @@ def test_rendered_lines_are_the_scripts_split_on_their_own_line_endings(case):
         assert isinstance(lines[form], list) and lines[form]
         assert newline.join(lines[form]) + newline == texts[form]
         assert not [line for line in lines[form] if "\r" in line or "\n" in line]
-    assert lines["netsh"][0] == "@echo off" and lines["com"][0].startswith("# configmgr.nap win_nap_firewall")
+    assert lines["netsh"][0] == "@echo off" and lines["com"][0] == "#Requires -Version 2.0"
+    assert lines["com"][1].startswith("# configmgr.nap win_nap_firewall")
 
 
 def _parser():
@@ -380,19 +384,128 @@ def _state(rules, group="G"):
     return windows.HostState(doc, group, PREFIX)
 
 
-def test_ops_remove_first_then_update_as_remove_add_then_add():
+def test_ops_update_in_place_add_then_remove_last_by_a_unique_name():
     a, b, c = (windows.rule_from_input({"name": n, "protocol": "tcp", "dst_ports": [p]}) for n, p in
                (("A", 1), ("B", 2), ("C", 3)))
     b2 = windows.rule_from_input({"name": "B", "protocol": "tcp", "dst_ports": [22]})
     state = _state([a, b])
-    rdiff, ops = windows.plan_changes(windows.full_rules([b2, c], PREFIX), state)
-    assert [(o["op"], o["name"]) for o in ops] == [("remove", PREFIX + "A"), ("remove", PREFIX + "B"),
-                                                   ("add", PREFIX + "B"), ("add", PREFIX + "C")]
-    assert ops[2]["rule"]["LocalPorts"] == "22" and ops[2]["rule"]["Grouping"] == "G"
-    assert [windows_render.op_command(o) for o in ops][0] == 'delete rule name="configmgr.nap A"'
+    rdiff, ops = windows.plan_changes(windows.full_rules([b2, c], PREFIX), state, token="t0")
+    assert [(o["op"], o["name"]) for o in ops] == [("update", PREFIX + "B"), ("add", PREFIX + "C"), ("remove", PREFIX + "A")]
+    assert ops[0]["set"] == [["LocalPorts", "22"]]           # only what differs, on the existing rule
+    add = dict(ops[1]["set"])
+    assert add["LocalPorts"] == "3" and add["Grouping"] == "G"
+    assert ops[2]["temp"] == ["configmgr.nap ~t0.1"]          # renamed away, then removed by that name
     assert rdiff.summary() == {"missing": [PREFIX + "C"], "extra": [PREFIX + "A"], "changed": [PREFIX + "B"]}
     _rdiff, ops = windows.plan_changes(windows.full_rules([a, b], PREFIX), state)
     assert ops == []
+
+
+def test_management_rules_go_first_by_the_catalogue_category_not_the_name():
+    mgmt = windows.rule_from_input({"name": "ZZ-ANY-NAME", "flow_id": "MGMT-WINRM", "protocol": "tcp", "dst_ports": [5986]})
+    named = windows.rule_from_input({"name": "MGMT-LOOKALIKE", "flow_id": "CM-MP", "protocol": "tcp", "dst_ports": [80]})
+    other = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1]})
+    _rdiff, ops = windows.plan_changes(windows.full_rules([other, named, mgmt], PREFIX), _state([]))
+    assert [o["name"] for o in ops] == [PREFIX + "ZZ-ANY-NAME", PREFIX + "A", PREFIX + "MGMT-LOOKALIKE"]
+
+
+def test_protocol_change_resets_ports_before_the_protocol():
+    old = windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [80]}), "G", PREFIX)
+    new = windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "gre"}), "G", PREFIX)
+    assert windows.update_set(old, new) == [["LocalPorts", "*"], ["Protocol", 47]]
+    back = windows.update_set(dict(new, LocalPorts="*", RemotePorts="*"), old)
+    assert [k for k, _v in back] == ["Protocol", "LocalPorts"]
+
+
+def test_narrowing_an_owned_rule_by_hand_is_drift_and_is_reset_in_place():
+    rule = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [5986]})
+    fw = dict(windows.rule_to_fw(rule, "G", PREFIX))
+    for field, value in (("Interfaces", "Ethernet 2"), ("InterfaceTypes", "Wireless"), ("EdgeTraversal", True),
+                         ("SecureFlags", 1), ("RemoteMachineAuthorizedList", "O:LSD:(A;;CC;;;S-1-5-21)"),
+                         ("RemotePorts", "1024")):
+        narrowed = dict(fw, **{field: value})
+        state = windows.HostState({"rules": [narrowed]}, "G", PREFIX)
+        if field != "RemotePorts":     # RemotePorts is the model's src_ports: a plain difference
+            assert windows.TAMPERED in state.owned[0].description, field
+        _rdiff, ops = windows.plan_changes(windows.full_rules([rule], PREFIX), state)
+        assert [o["op"] for o in ops] == ["update"] and [k for k, _v in ops[0]["set"]] == [field], field
+
+
+def test_duplicated_names_are_renamed_apart_then_one_copy_updated_the_others_removed():
+    a = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1]})
+    state = _state([a, a, a])
+    _rdiff, ops = windows.plan_changes(windows.full_rules([a], PREFIX), state, token="t")
+    assert ops[0]["op"] == "update" and ops[0]["temp"] == ["configmgr.nap ~t.1", "configmgr.nap ~t.2", "configmgr.nap ~t.3"]
+    assert ["Name", PREFIX + "A"] in ops[0]["set"]
+    assert [(o["op"], o["name"]) for o in ops[1:]] == [("remove", "configmgr.nap ~t.2"), ("remove", "configmgr.nap ~t.3")]
+
+
+def test_netsh_made_rules_with_an_empty_group_and_a_planned_name_are_adopted():
+    a = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1]})
+    fw = dict(windows.rule_to_fw(a, "", PREFIX))
+    other = dict(fw, Name=PREFIX + "NOT-PLANNED")
+    upper = dict(fw, Name=PREFIX.upper() + "A")
+    state = windows.HostState({"rules": [fw, other]}, "G", PREFIX, adopt=[PREFIX + "A"])
+    assert [f["Name"] for f in state.adopted_fw] == [PREFIX + "A"] and [f["Name"] for f in state.outside_fw] == [
+        PREFIX + "NOT-PLANNED"]
+    _rdiff, ops = windows.plan_changes(windows.full_rules([a], PREFIX), state)
+    assert ops[0]["op"] == "update" and ops[0]["adopt"] is True and ops[0]["set"] == [["Grouping", "G"]]
+    # only an exact name, only an empty group
+    assert windows.HostState({"rules": [upper]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
+    assert windows.HostState({"rules": [dict(fw, Grouping="Other")]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
+
+
+@pytest.mark.parametrize("field,value", [("name", "A|B"), ("description", "x | y"), ("source", "a|b")])
+def test_pipe_is_refused_naming_host_rule_and_value(field, value):
+    # the input check refuses it first; the Windows check refuses it too, whatever made the rule
+    data = {"name": "A", "protocol": "tcp", "dst_ports": [1]}
+    data[field] = value
+    with pytest.raises(NapError) as err:
+        windows.rules_from_input([data])
+    assert value in str(err.value)
+    rule = Rule(**dict(windows.rules_from_input([{"name": "A", "protocol": "tcp", "dst_ports": [1]}])[0].to_dict(),
+                       **{field: value}))
+    with pytest.raises(NapError) as err:
+        windows.check_windows_values([rule], "nps01", "G", PREFIX)
+    assert "nps01" in str(err.value) and repr(rule.name) in str(err.value) and value in str(err.value)
+    assert "'|'" in str(err.value)
+
+
+def test_fw_value_problems_cover_protocol_and_ports():
+    base = {"Name": "n", "Description": "", "Direction": 1, "Protocol": 6}
+    assert windows.fw_value_problems(dict(base, Protocol=300))[0][0] == "Protocol"
+    assert windows.fw_value_problems(dict(base, LocalPorts="80-70"))[0][:2] == ("LocalPorts", "80-70")
+    assert windows.fw_value_problems(dict(base, LocalPorts="70000"))
+    assert windows.fw_value_problems(dict(base, Protocol=17, LocalPorts="RPC"))
+    assert windows.fw_value_problems(dict(base, Direction=2, LocalPorts="RPC"))
+    assert windows.fw_value_problems(dict(base, RemotePorts="RPC-EPMap"))
+    assert windows.fw_value_problems(dict(base, Protocol=47, LocalPorts="80"))
+    assert windows.fw_value_problems(dict(base, LocalPorts="RPC")) == []
+    assert windows.fw_value_problems(dict(base, LocalPorts="80,1024-2048")) == []
+
+
+def test_prefixes_with_host_bits_are_normalised():
+    rule = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1], "src_addresses": ["10.0.0.2/8"]})
+    assert rule.src_addresses == ("10.0.0.0/8",)
+
+
+def test_lockout_counts_group_policy_and_ignores_narrowed_rules():
+    src = ["203.0.113.10/32"]
+    assert _lockout(src, foreign=[_fw()], ports=(5985,)) == []
+    for field, value in (("Interfaces", "Ethernet"), ("InterfaceTypes", "Lan"), ("LocalAddresses", "192.0.2.1"),
+                         ("RemotePorts", "1024-65535"), ("EdgeTraversal", True), ("SecureFlags", 1),
+                         ("RemoteUserAuthorizedList", "O:LSD:(A;;CC;;;S-1-5-32-544)")):
+        assert _lockout(src, foreign=[_fw(**{field: value})], ports=(5985,)) != [], field
+    # Group Policy: the firewall off by policy admits; local rules do not count without policy merge
+    read = {"profiles": _profiles(), "current_profile_types": 1, "management_rules": [_fw()], "rules": [],
+            "group_policy": {"profiles": {"domain": {"AllowLocalPolicyMerge": 0}}, "rules": []}}
+    assert windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) != []
+    read["group_policy"]["rules"] = ["v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=5985|RA4=203.0.113.0/24|"]
+    assert windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) == []
+    read["group_policy"] = {"profiles": {"domain": {"DoNotAllowExceptions": 1}}, "rules": []}
+    assert "DoNotAllowExceptions" in windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL)[0]
+    read["group_policy"] = {"profiles": {"domain": {"EnableFirewall": 0}}, "rules": []}
+    assert windows.lockout_problems(src, (5985,), {"profiles": _profiles(), "current_profile_types": 1,
+                                                   "group_policy": read["group_policy"]}, "G", [], 3) == []
 
 
 def test_collisions_are_found_case_insensitively():
@@ -409,3 +522,24 @@ def test_group_and_prefix_checks():
         windows.check_group(" ")
     assert windows.model_name(PREFIX + "X", PREFIX) == "X" and windows.model_name("Other", PREFIX) == "Other"
     assert isinstance(windows.full_rules([Rule("X", "X", "in", "gre")], PREFIX)[0], Rule)
+
+
+def _check_ps1():
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *([os.pardir] * 6 + ["hack", "check_ps1.py"]))
+    spec = importlib.util.spec_from_file_location("check_ps1", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_check_ps1_rejects_powershell_3_syntax_only_in_scripts_meant_for_2():
+    check = _check_ps1()
+    text = ("#Requires -Version 2.0\n<# ConvertTo-Json in a block comment #>\n$a = [ordered]@{}\n"
+            "if (1 -in @(1)) { $b = [pscustomobject]@{} }\n$c = [Text.StringBuilder]::new()\n"
+            "$d = ConvertFrom-Json '1' # -notin in a comment\n$e = 1 -notin @(2)\n$f = -not $true\n")
+    found = [(line, what.split()[3]) for line, _col, what in check.ps3_problems(text)]
+    assert found == [(3, "[ordered]"), (4, "-in"), (4, "[pscustomobject]"), (5, "::new("), (6, "ConvertFrom-Json"),
+                     (7, "-notin")]
+    assert check.meant_for_ps2(text) and not check.meant_for_ps2(windows.READ_PS1)
+    assert not check.meant_for_ps2(windows.APPLY_PS1)      # the managed path targets 5.1
