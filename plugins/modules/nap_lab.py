@@ -71,6 +71,16 @@ options:
       - Directory for the wrappers, pid files, state file and inventory. Defaults to C(build/lab/<prefix>)
         under the current directory.
     type: path
+  windows_vantages:
+    description:
+      - "Make the lab's Windows-platform hosts probe through the Windows path of C(verify.yml)
+        (M(configmgr.nap.win_nap_port_probe)): the inventory leaves C(nap_probe_capable) off on them (and reads their
+        listeners with C(listen_ports_facts)); the routers and Linux hosts keep M(configmgr.nap.nap_port_probe)."
+      - The lab's hosts are Linux namespaces, so C(ansible.windows.win_powershell) must then be the stand-in of
+        C(tests/fake_windows) (through C(tests/fake_windows/overlay.py)), which makes the sender's exchanges inside
+        the namespace; see C(docs/lab.md).
+    type: bool
+    default: false
   python:
     description:
       - Absolute path of the Python interpreter the wrappers run. Defaults to the interpreter running this
@@ -190,6 +200,7 @@ def main():
             python=dict(type="path"),
             listeners=dict(type="bool", default=True),
             services=dict(type="bool", default=True),
+            windows_vantages=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("definition", "lab")],
         required_one_of=[("definition", "lab")],
@@ -201,7 +212,8 @@ def main():
     if os.geteuid() != 0:
         module.fail_json(msg="nap_lab creates network namespaces and must run as root (become: true)")
     try:
-        topo = LabTopology(load_definition(params["definition"], params["lab"]), params["prefix"], params["base_subnet"])
+        topo = LabTopology(load_definition(params["definition"], params["lab"]), params["prefix"], params["base_subnet"],
+                           windows_vantages=params["windows_vantages"])
     except (LabError, IOError, OSError, ValueError) as exc:
         module.fail_json(msg="nap_lab: %s" % exc)
     lab_dir = os.path.abspath(params["lab_dir"] or os.path.join("build", "lab", params["prefix"]))

@@ -26,7 +26,8 @@ description:
     the reply must pass the Response Authenticator and Message-Authenticator checks with the shared secret),
     IKE (an IKEv1 Main Mode proposal and an IKEv2 IKE_SA_INIT; any ISAKMP reply carrying our initiator cookie or SPI,
     as Windows Server 2008 speaks IKEv1 and AuthIP), DNS (a non-recursive SOA query), CLDAP (an LDAP rootDSE
-    search over UDP 389, as the AD DC locator uses it) and NTP (a client request)."
+    search over UDP 389, as the AD DC locator uses it), NTP (a client request) and Kerberos (an AS-REQ for krbtgt
+    without pre-authentication over UDP, or over TCP behind its 4-byte length; a KDC answers it with a KRB-ERROR)."
   - "A datagram from the target port that is not a valid answer (an echo, another protocol, a RADIUS reply that
     fails authentication because the shared secret differs) is C(unexpected)."
   - All probes of one task run concurrently in one event loop (up to O(concurrency) sockets at once), so the task
@@ -75,12 +76,14 @@ options:
         description:
           - What to send.
           - C(auto) picks C(tcp) for TCP and, for UDP, the protocol-aware probe of well-known ports (53 C(dns),
-            67 C(dhcp), 123 C(ntp), 389 C(cldap), 500 and 4500 C(ike), 1812/1813/1645/1646 C(radius) when O(targets[].secret)
-            is set), else C(udp).
+            67 C(dhcp), 88 C(kerberos), 123 C(ntp), 389 C(cldap), 500 and 4500 C(ike), 1812/1813/1645/1646 C(radius)
+            when O(targets[].secret) is set), else C(udp).
+          - C(kerberos) probes over UDP or TCP (give O(targets[].protocol)); over TCP, a completed handshake without a
+            Kerberos answer is C(unexpected).
           - C(dhcp) probes as a client on the server's segment (source port 68, needs root); C(dhcp_relay) as a relay
             agent (source port 67 with giaddr set to the vantage's address, needs root).
         type: str
-        choices: [auto, tcp, udp, dhcp, dhcp_relay, radius, ike, dns, cldap, ntp]
+        choices: [auto, tcp, udp, dhcp, dhcp_relay, radius, ike, dns, cldap, ntp, kerberos]
         default: auto
       expect:
         description:
@@ -133,6 +136,12 @@ options:
           - Name asked for (type SOA, recursion not desired, so the server never resolves on our behalf).
         type: str
         default: "."
+      kerberos_realm:
+        description:
+          - Realm of the C(kerberos) AS-REQ (upper-cased), for example the AD domain C(CORP.EXAMPLE.COM). A KDC of
+            another realm still answers, with a KRB-ERROR such as KDC_ERR_WRONG_REALM.
+        type: str
+        default: NAP-PROBE.INVALID
       timeout:
         description:
           - Seconds to wait for this target, overriding O(timeout).
@@ -142,7 +151,7 @@ options:
       - Seconds to wait for an answer, or C(auto) to derive the wait from measured round-trip times (see above).
         Before any answer arrives, C(auto) waits up to O(max_timeout).
       - Protocol-aware probes get a service allowance on top of the measured round trip in C(auto) mode
-        (DNS, CLDAP, IKE 0.1 s; RADIUS 0.25 s; DHCP 0.5 s), still capped at O(max_timeout).
+        (DNS, CLDAP, IKE 0.3 s; NTP 0.1 s; Kerberos, RADIUS, DHCP 0.5 s), still capped at O(max_timeout).
     type: raw
     default: auto
   max_timeout:
@@ -320,26 +329,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs import DHCP_MESSAGES, IKE_VERSIONS, KINDS, RADIUS_REQUESTS
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_engine import EXPECTS, ProbeError, probe_many
-
-TARGET_SPEC = dict(
-    name=dict(type="str"),
-    host=dict(type="str", required=True, aliases=["address"]),
-    port=dict(type="int", required=True),
-    protocol=dict(type="str", choices=["tcp", "udp"]),
-    kind=dict(type="str", choices=list(KINDS), default="auto"),
-    expect=dict(type="str", choices=list(EXPECTS)),
-    secret=dict(type="str", no_log=True),
-    radius_request=dict(type="str", choices=list(RADIUS_REQUESTS), default="status_server"),
-    user=dict(type="str", default="configmgr-nap-probe"),
-    password=dict(type="str", no_log=True),
-    dhcp_message=dict(type="str", choices=list(DHCP_MESSAGES), default="discover"),
-    mac=dict(type="str"),
-    ike_version=dict(type="str", choices=list(IKE_VERSIONS), default="both"),
-    dns_name=dict(type="str", default="."),
-    timeout=dict(type="float"),
-)
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_engine import TARGET_SPEC, ProbeError, probe_many
 
 
 def main():

@@ -5,7 +5,10 @@
 prefix with Samba AD DC, smbd/samba-dcerpcd, FreeRADIUS, nginx, dnsmasq (server and relay), strongSwan charon and the
 stand-in listeners; every daemon answers its protocol; nothing listens in the machine's own namespace; then
 perimeter.yml -> verify.yml green -> a rule deleted by hand in the router -> verify.yml names the broken flow ->
-drift.yml -e nap_drift_correct=true -> verify.yml green -> lab down, every process gone.
+drift.yml -e nap_drift_correct=true -> verify.yml green -> lab down, every process gone.  Then the same lab with
+-e nap_lab_windows_vantages=true: its Windows-platform hosts probe through win_nap_port_probe (the PowerShell sender's
+parameters executed by the stand-in win_powershell of tests/fake_windows inside each host's namespace), >= 95% of the
+checks probed, 0 broken, and a perimeter rule deleted by hand is found through the Windows path.
 
 Root, ip, nft and the Debian packages of hack/install-lab-packages.sh are needed.
 """
@@ -24,8 +27,11 @@ import time
 
 import pytest
 
-from labkit import (ROOT, changed_count, host_listeners, namespace_pids, needs_root_and_tools, playbook, probe_from,
-                    remove_namespaces, sh, states_by_name)
+from labkit import (ROOT, ansible_env, changed_count, host_listeners, namespace_pids, needs_root_and_tools, playbook,
+                    probe_from, remove_namespaces, sh, states_by_name)
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "fake_windows"))
+import overlay  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 pytestmark = needs_root_and_tools + [
     pytest.mark.skipif(shutil.which("samba") is None or not os.path.isdir("/usr/share/samba/setup/ad-schema"),
@@ -118,8 +124,8 @@ def lab(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------------------------
 # The lab itself
 # ---------------------------------------------------------------------------------------------------------------
-def test_01_create_is_quick_and_idempotent(lab):
-    assert TIMES["create"] < 60, "lab create took %s s" % TIMES["create"]
+def test_01_create_is_idempotent(lab):
+    # (how long the create took is printed with the timings at the end; no timed assertion: the machine is shared)
     again = playbook(LAB_PLAYBOOK, "-e", "nap_lab_state=present", *lab.args)
     assert changed_count(again) == 0, again.stdout[-3000:]
 
@@ -349,11 +355,35 @@ def test_20_perimeter_then_verify_is_green(lab):
     assert listeners[("dc01", "tcp", 3269)] == "ok" and listeners[("nps01", "udp", 1812)] == "ok"
     assert listeners[("dhcp01", "udp", 67)] == "ok" and listeners[("hra01", "tcp", 443)] == "ok"
     assert set(listeners.values()) == {"ok"}
-    # the ESP half of IPSEC-IKE cannot be probed and says so
-    assert [e["detail"] for e in entries if e["verdict"] == "not probed"] == ["IP protocol esp has no ports to probe"] * 2
+    # the ESP half of IPSEC-IKE cannot be probed and says so (unprobeable: it never fails the run)
+    assert [e["detail"] for e in entries if e["verdict"] == "unprobeable"] == ["IP protocol esp has no ports to probe"] * 2
+    assert not [e for e in entries if e["verdict"] == "not probed"]
+    # Kerberos over TCP and UDP: an AS-REQ answered by a KRB-ERROR, not a handshake or an unconfirmed silence
+    for transport in ("tcp", "udp"):
+        kerberos = probes[("AD-KERBEROS", "cm01", DC, transport, 88)]
+        assert (kerberos["probe"], kerberos["verdict"]) == ("kerberos", "ok"), kerberos
+        assert kerberos["detail"].startswith("Kerberos KRB-ERROR"), kerberos
+    assert_dependency_flows_ok(entries)
     with open(os.path.join(lab.report_dir, "verify.md")) as handle:
         text = handle.read()
     assert "**Everything as planned.**" in text and "| ok | IPSEC-HRA |" in text
+
+
+# The dependency flows of issue #18 the lab has a service for: Samba AD DC (LDAP, LDAPS, GC, Kerberos, kpasswd, SMB,
+# RPC endpoint mapper, DNS, CLDAP, NTP), the DC as the clients' DNS server, and the HRA's global catalog.
+DEPENDENCY_FLOWS = ("AD-LDAP", "AD-KERBEROS", "AD-DNS", "AD-CLDAP", "AD-TIME", "AD-SMB", "AD-RPC", "CLIENT-DNS",
+                    "IPSEC-HRA-GC")
+
+
+def assert_dependency_flows_ok(entries):
+    flows = [e for e in entries if e["check"] == "flow"]
+    planned = set(e["flow"] for e in flows)
+    for flow in DEPENDENCY_FLOWS:
+        assert flow in planned, "flow %s is not in the lab's plan (planned: %s)" % (flow, sorted(planned))
+        mine = [e for e in flows if e["flow"] == flow]
+        assert mine and all(e["verdict"] == "ok" for e in mine), [
+            (e["vantage"], e["address"], e["protocol"], e["port"], e["verdict"], e["detail"]) for e in mine
+            if e["verdict"] != "ok"]
 
 
 def hand_delete(rule):
@@ -419,6 +449,79 @@ def test_23_an_unplanned_port_opened_by_hand_breaks_verify(lab):
     assert "UNPLANNED unplanned zone clients-a -> dc01 (198.18.1.5) tcp/389 from cla01: expected blocked, " \
         "observed open" in out.stdout
     playbook("-i", lab.inventory, os.path.join(ROOT, "playbooks", "perimeter.yml"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Windows path: the lab's Windows-platform hosts probe through win_nap_port_probe
+# ---------------------------------------------------------------------------------------------------------------
+def windows_verify(lab, *extra, **kw):
+    """verify.yml with the real ansible.windows, except win_powershell: the stand-in (tests/fake_windows/overlay.py)."""
+    collections = overlay.build(os.path.join(lab.report_dir, "..", "overlay"))
+    env = ansible_env()
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([collections, env["ANSIBLE_COLLECTIONS_PATH"]])
+    started = time.time()
+    out = sh(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab.inventory, VERIFY,
+             "-e", "nap_report_dir=%s" % lab.report_dir, *extra, env=env, cwd=ROOT)
+    TIMES.setdefault("verify-windows", []).append(round(time.time() - started, 1))
+    if kw.get("check", True):
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    with open(os.path.join(lab.report_dir, "verify.json")) as handle:
+        return out, json.load(handle)
+
+
+
+def test_24_windows_vantages_probe_through_the_sender_green(lab):
+    playbook(LAB_PLAYBOOK, "-e", "nap_lab_state=present", "-e", "nap_lab_windows_vantages=true", *lab.args)
+    with open(lab.inventory) as handle:
+        text = handle.read()
+    assert "nap_lab_windows_vantages: true" in text
+    # DHCP-CLIENT is the one flow a Windows vantage cannot probe (UDP 68): warn, so the green run can show the rest
+    out, report = windows_verify(lab, "-e", "nap_verify_unprobed=warn")
+    summary = report["summary"]
+    entries = report["entries"]
+    assert summary["verdicts"]["broken"] == 0, [e for e in entries if e["verdict"] == "broken"][:5]
+    assert summary["probed_share"] >= 0.95, summary
+    checks = [e for e in entries if e["verdict"] != "unprobeable"]
+    probed = [e for e in checks if e["verdict"] in ("ok", "broken", "unconfirmed")]
+    assert len(probed) >= 0.95 * len(checks), (len(probed), len(checks))
+    # the Windows hosts probed through the sender, the router and its relay through nap_port_probe
+    runners = dict((e["vantage"], e.get("runner")) for e in entries if e["check"] != "listener" and e.get("vantage"))
+    for host in ("cm01", "nps01", "hra01", "dhcp01", "cla01", "clb01", "mgmt01"):
+        assert runners[host] == "win_nap_port_probe", (host, runners.get(host))
+    assert runners["rtr01"] == "nap_port_probe"
+    probes = dict(((e["flow"], e["vantage"], e["address"], e["protocol"], e["port"]), e) for e in entries
+                  if e["check"] != "listener" and e.get("vantage"))
+    # protocol-aware exchanges through the sender, judged by the same classifiers as on Linux
+    assert probes[("AD-CLDAP", "cm01", DC, "udp", 389)]["detail"].startswith("CLDAP rootDSE entry of dc01")
+    assert probes[("DHCP-RADIUS", "dhcp01", NPS, "udp", 1812)]["detail"] == \
+        "RADIUS Access-Accept, authenticated with the shared secret"
+    assert probes[("IPSEC-IKE", "clb01", IPSEC, "udp", 4500)]["verdict"] == "ok"
+    for transport in ("tcp", "udp"):
+        assert probes[("AD-KERBEROS", "nps01", DC, transport, 88)]["detail"].startswith("Kerberos KRB-ERROR")
+    assert probes[("IPSEC-HRA", "cla01", HRA, "tcp", 80)]["verdict"] == "ok"            # unchosen: blocked
+    assert probes[("UNPLANNED", "cla01", DC, "tcp", 389)]["verdict"] == "ok"
+    assert_dependency_flows_ok(entries)
+    # what was not probed is named, with the reason
+    unprobed = [(e["flow"], e["detail"]) for e in entries if e["verdict"] == "not probed"]
+    assert unprobed and set(f for f, _d in unprobed) == {"DHCP-CLIENT"}, unprobed
+    assert all("cannot bind UDP 67/68" in d for _f, d in unprobed)
+    assert "not probed (flows: DHCP-CLIENT)" in out.stdout
+
+
+def test_25_a_rule_deleted_by_hand_is_found_through_the_windows_path(lab):
+    hand_delete("IPSEC-HRA-TCP-FWD")
+    out, report = windows_verify(lab, check=False)
+    assert out.returncode != 0
+    assert "flows: IPSEC-HRA)" in out.stdout
+    assert "IPSEC-HRA 198.18.2.0/24 -> hra01 (198.18.1.30) tcp/443 from cla01: expected open, observed filtered" \
+        in out.stdout
+    broken = sorted((e["flow"], e["vantage"], e["runner"], e["port"]) for e in report["entries"]
+                    if e["verdict"] == "broken")
+    assert broken == [("IPSEC-HRA", "cla01", "win_nap_port_probe", 443), ("IPSEC-HRA", "clb01", "win_nap_port_probe", 443)]
+    # nap_verify_unprobed defaults to fail: the DHCP checks no vantage could make are named too
+    assert "check(s) not probed (flows: DHCP-CLIENT; nap_verify_unprobed: fail)" in out.stdout
+    playbook("-i", lab.inventory, os.path.join(ROOT, "playbooks", "perimeter.yml"))
+    playbook(LAB_PLAYBOOK, "-e", "nap_lab_state=present", *lab.args)      # back to the Linux path
 
 
 def test_30_a_half_built_lab_is_removed_with_every_process(tmp_path):

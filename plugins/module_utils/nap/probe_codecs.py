@@ -29,12 +29,14 @@ import socket
 import struct
 
 # Every kind of probe, and the kinds that probe over UDP (the others: tcp, and auto, which picks one).
-KINDS = ("auto", "tcp", "udp", "dhcp", "dhcp_relay", "radius", "ike", "dns", "cldap", "ntp")
+KINDS = ("auto", "tcp", "udp", "dhcp", "dhcp_relay", "radius", "ike", "dns", "cldap", "ntp", "kerberos")
 UDP_KINDS = ("udp", "dhcp", "dhcp_relay", "radius", "ike", "dns", "cldap", "ntp")
+# Kinds that exchange a request and its answer over either protocol (Kerberos: UDP, or TCP with a length prefix).
+BOTH_KINDS = ("kerberos",)
 # The protocol-aware probe of a well-known UDP port.  DHCP is not in it: its probe binds a privileged
 # port (68, or 67 as a relay) and suits only a vantage on the server's segment or a relay, so the
 # caller decides (kind auto takes dhcp for DHCP_SERVER_PORT, see auto_udp_kind).
-UDP_PORT_KINDS = {53: "dns", 123: "ntp", 389: "cldap", 500: "ike", 4500: "ike",
+UDP_PORT_KINDS = {53: "dns", 88: "kerberos", 123: "ntp", 389: "cldap", 500: "ike", 4500: "ike",
                   1812: "radius", 1813: "radius", 1645: "radius", 1646: "radius"}
 DHCP_SERVER_PORT = 67
 RADIUS_REQUESTS = ("status_server", "access_request")
@@ -740,6 +742,75 @@ def parse_cldap(data):
 
 
 # ===========================================================================
+# Kerberos (RFC 4120): an AS-REQ for krbtgt without pre-authentication; a KDC answers it with a
+# KRB-ERROR (PREAUTH_REQUIRED, C_PRINCIPAL_UNKNOWN, WRONG_REALM, ...) or, rarely, an AS-REP.
+# Over TCP every message is preceded by its length (4 bytes, network order; RFC 4120 section 7.2.2).
+# ===========================================================================
+KRB_ERRORS = {6: "KDC_ERR_C_PRINCIPAL_UNKNOWN", 7: "KDC_ERR_S_PRINCIPAL_UNKNOWN", 14: "KDC_ERR_ETYPE_NOSUPP",
+              18: "KDC_ERR_CLIENT_REVOKED", 24: "KDC_ERR_PREAUTH_FAILED", 25: "KDC_ERR_PREAUTH_REQUIRED",
+              37: "KRB_AP_ERR_SKEW", 52: "KRB_ERR_RESPONSE_TOO_BIG", 60: "KRB_ERR_GENERIC", 68: "KDC_ERR_WRONG_REALM"}
+KERBEROS_USER = "configmgr-nap-probe"
+
+
+def _krb_string(text):
+    return ber_tlv(0x1B, as_bytes(text))             # GeneralString (KerberosString)
+
+
+def _krb_ctx(n, content):
+    return ber_tlv(0xA0 + n, content)
+
+
+def _krb_principal(name_type, *names):
+    return ber_tlv(0x30, _krb_ctx(0, ber_integer(name_type)) + _krb_ctx(1, ber_tlv(0x30, b"".join(
+        _krb_string(n) for n in names))))
+
+
+def build_kerberos_as_req(nonce, realm, user=KERBEROS_USER, tcp=False):
+    """AS-REQ (APPLICATION 10) of ``user``@``realm`` for krbtgt/``realm``: forwardable, renewable, no
+    pre-authentication, etypes AES256, AES128, RC4; with ``tcp`` behind its 4-byte length."""
+    realm = str(realm).upper()
+    body = ber_tlv(0x30, _krb_ctx(0, ber_tlv(0x03, b"\x00\x50\x80\x00\x00")) + _krb_ctx(1, _krb_principal(1, user))
+                   + _krb_ctx(2, _krb_string(realm)) + _krb_ctx(3, _krb_principal(2, "krbtgt", realm))
+                   + _krb_ctx(5, ber_tlv(0x18, b"20370913024805Z")) + _krb_ctx(7, ber_integer(nonce & 0x7FFFFFFF))
+                   + _krb_ctx(8, ber_tlv(0x30, ber_integer(18) + ber_integer(17) + ber_integer(23))))
+    packet = ber_tlv(0x6A, ber_tlv(0x30, _krb_ctx(1, ber_integer(5)) + _krb_ctx(2, ber_integer(10)) + _krb_ctx(4, body)))
+    if tcp:
+        packet = struct.pack("!I", len(packet)) + packet
+    return packet
+
+
+def parse_kerberos(data, tcp=False):
+    """A KDC reply -> {"type": "KRB-ERROR"|"AS-REP"|"AS-REQ"|..., "error_code", "error", "realm", "e_text"}."""
+    if tcp:
+        if len(data) < 4:
+            raise ValueError("a Kerberos TCP message needs its 4-byte length")
+        length = struct.unpack("!I", data[:4])[0]
+        data = data[4:]
+        if length & 0x80000000 or length > len(data):
+            raise ValueError("Kerberos TCP length %d does not match the %d bytes received" % (length, len(data)))
+        data = data[:length]
+    tag, content, _end = ber_read(data)
+    names = {0x6A: "AS-REQ", 0x6B: "AS-REP", 0x6C: "TGS-REQ", 0x6D: "TGS-REP", 0x7E: "KRB-ERROR"}
+    if tag not in names:
+        raise ValueError("not a Kerberos message (tag 0x%02x)" % tag)
+    out = {"type": names[tag]}
+    seq_tag, seq, _end = ber_read(content)
+    if seq_tag != 0x30:
+        raise ValueError("Kerberos message is not a SEQUENCE")
+    fields = dict((t, v) for t, v in ber_sequence_items(seq))
+    if tag == 0x7E:
+        if 0xA6 not in fields:
+            raise ValueError("KRB-ERROR without error-code")
+        code = ber_int_value(ber_read(fields[0xA6])[1])
+        out.update(error_code=code, error=KRB_ERRORS.get(code, "error %d" % code))
+        if 0xA9 in fields:
+            out["realm"] = ber_read(fields[0xA9])[1].decode("utf-8", "replace")
+        if 0xAB in fields:
+            out["e_text"] = ber_read(fields[0xAB])[1].decode("utf-8", "replace")
+    return out
+
+
+# ===========================================================================
 # NTP (RFC 5905): client request, reply must echo our transmit timestamp
 # ===========================================================================
 def build_ntp_request(transmit):
@@ -892,6 +963,24 @@ def classify_cldap(data, message_id):
     if not detail:
         return "unexpected", "an LDAP %s is not a search answer" % ours[0]["op"], {}
     return "open", "CLDAP " + ", ".join(detail), answer
+
+
+def classify_kerberos(data, sent, tcp=False):
+    """Any KRB-ERROR or AS-REP is the KDC answering; our own AS-REQ coming back is an echo."""
+    if data == sent:
+        return "unexpected", "the AS-REQ came back unchanged (an echo, not a KDC)", {}
+    try:
+        reply = parse_kerberos(data, tcp)
+    except ValueError:
+        return None
+    if reply["type"] == "KRB-ERROR":
+        detail = "Kerberos KRB-ERROR %s" % reply["error"]
+        if reply.get("realm"):
+            detail += " (realm %s)" % reply["realm"]
+        return "open", detail, dict((k, reply[k]) for k in ("type", "error", "error_code", "realm") if k in reply)
+    if reply["type"] == "AS-REP":
+        return "open", "Kerberos AS-REP", {"type": "AS-REP"}
+    return "unexpected", "a Kerberos %s is not an answer to an AS-REQ" % reply["type"], {"type": reply["type"]}
 
 
 def classify_ntp(data, transmit):

@@ -36,10 +36,10 @@ import struct
 import time
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs import (
-    DHCP_MESSAGES, IKE_VERSIONS, KINDS, RADIUS_REQUESTS, UDP_KINDS, as_bytes, auto_udp_kind,
-    build_cldap_search, build_dns_query, build_ntp_request, classify_cldap, classify_datagram, classify_dhcp,
-    classify_dns, classify_ike, classify_ntp, classify_radius, dhcp_request, encode_dns_name, ike_requests,
-    parse_mac, radius_request, random_bytes, random_int, random_mac)
+    BOTH_KINDS, DHCP_MESSAGES, IKE_VERSIONS, KINDS, RADIUS_REQUESTS, UDP_KINDS, as_bytes, auto_udp_kind,
+    build_cldap_search, build_dns_query, build_kerberos_as_req, build_ntp_request, classify_cldap, classify_datagram,
+    classify_dhcp, classify_dns, classify_ike, classify_kerberos, classify_ntp, classify_radius, dhcp_request,
+    encode_dns_name, ike_requests, parse_mac, radius_request, random_bytes, random_int, random_mac)
 
 STATES = ("open", "closed", "filtered", "open|filtered", "unexpected", "error")
 BLOCKED_STATES = ("closed", "filtered", "open|filtered")
@@ -48,11 +48,32 @@ PROTOCOLS = ("tcp", "udp")
 
 # Service time allowed on top of the round-trip estimate in ``timeout: auto`` (seconds):
 # the estimate comes from kernel-level answers (TCP handshakes, resets, ICMP), a service
-# needs a little more to build its answer.
+# needs more to build its answer, the more so when every vantage of a verify run asks the
+# same domain controller at once (a KDC looks the principal up before it answers).
 SERVICE_ALLOWANCE = {
-    "tcp": 0.0, "udp": 0.0, "dns": 0.1, "cldap": 0.1, "ike": 0.1, "ntp": 0.05,
-    "radius": 0.25, "dhcp": 0.5, "dhcp_relay": 0.5,
+    "tcp": 0.0, "udp": 0.0, "dns": 0.3, "cldap": 0.3, "ike": 0.3, "ntp": 0.1,
+    "radius": 0.5, "dhcp": 0.5, "dhcp_relay": 0.5, "kerberos": 0.5,
 }
+DEFAULT_KERBEROS_REALM = "NAP-PROBE.INVALID"
+# The argument spec of one target (nap_port_probe and win_nap_port_probe take the same targets).
+TARGET_SPEC = dict(
+    name=dict(type="str"),
+    host=dict(type="str", required=True, aliases=["address"]),
+    port=dict(type="int", required=True),
+    protocol=dict(type="str", choices=["tcp", "udp"]),
+    kind=dict(type="str", choices=list(KINDS), default="auto"),
+    expect=dict(type="str", choices=["open", "closed", "blocked"]),
+    secret=dict(type="str", no_log=True),
+    radius_request=dict(type="str", choices=list(RADIUS_REQUESTS), default="status_server"),
+    user=dict(type="str", default="configmgr-nap-probe"),
+    password=dict(type="str", no_log=True),
+    dhcp_message=dict(type="str", choices=list(DHCP_MESSAGES), default="discover"),
+    mac=dict(type="str"),
+    ike_version=dict(type="str", choices=list(IKE_VERSIONS), default="both"),
+    dns_name=dict(type="str", default="."),
+    kerberos_realm=dict(type="str", default=DEFAULT_KERBEROS_REALM),
+    timeout=dict(type="float"),
+)
 
 DEFAULT_TIMEOUT = "auto"
 DEFAULT_MAX_TIMEOUT = 3.0
@@ -74,7 +95,7 @@ class ProbeError(Exception):
 # Targets
 # ===========================================================================
 _TARGET_KEYS = ("name", "host", "address", "port", "protocol", "kind", "expect", "secret", "timeout",
-                "radius_request", "user", "password", "dhcp_message", "mac", "ike_version", "dns_name")
+                "radius_request", "user", "password", "dhcp_message", "mac", "ike_version", "dns_name", "kerberos_realm")
 
 
 class Target:
@@ -192,6 +213,8 @@ def _normalize_target(index, raw, where, resolver):
         kind = protocol if protocol == "tcp" else auto_udp_kind(port)
         if kind == "radius" and not raw.get("secret"):
             kind = "udp"
+    elif kind in BOTH_KINDS:
+        pass
     elif kind in UDP_KINDS and protocol != "udp":
         raise ProbeError("%s: kind %s probes over UDP, but protocol is %s" % (where, kind, protocol))
     elif kind == "tcp" and protocol != "tcp":
@@ -239,6 +262,12 @@ def _normalize_target(index, raw, where, resolver):
         except (ValueError, UnicodeError) as exc:
             raise ProbeError("%s: dns_name: %s" % (where, exc))
         options["dns_name"] = raw.get("dns_name") or "."
+    if kind == "kerberos":
+        realm = str(raw.get("kerberos_realm") or DEFAULT_KERBEROS_REALM).strip()
+        if not realm or len(realm) > 255 or any(ord(c) < 33 or ord(c) > 126 for c in realm):
+            raise ProbeError("%s: kerberos_realm %r is not a realm name (printable ASCII, no spaces)"
+                             % (where, raw.get("kerberos_realm")))
+        options["kerberos_realm"] = realm
     timeout = parse_timeout(raw.get("timeout"), "%s: timeout" % where, allow_auto=False)
     address = _resolve(host, where, resolver)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -433,6 +462,77 @@ class TcpProbe(_Probe):
 
     def expire(self, now, waited):
         self.finish("filtered", now, "no answer to the SYN within %.0f ms" % (waited * 1000))
+
+
+class TcpExchangeProbe(TcpProbe):
+    """Handshake, then one request and its answer on the stream: ``open`` only for a valid answer.  A
+    handshake without an answer in time is ``unexpected`` (something listens, not the service)."""
+
+    def __init__(self, target, source_address=None):
+        TcpProbe.__init__(self, target, source_address)
+        self.connected = False
+        self.buffer = b""
+        self.request = b""
+
+    def request_bytes(self, local_address):
+        return b""
+
+    def check(self, data):
+        return classify_datagram(data)
+
+    def on_event(self, sock, mask, now):
+        if not self.connected:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err != 0:
+                self._error(err, now)
+                return None
+            self.connected = True
+            try:
+                self.request = self.request_bytes(self.sock.getsockname()[0])
+                self.sock.sendall(self.request)
+            except OSError as exc:
+                self.finish("error", now, "TCP handshake completed, sending the request failed: %s" % exc)
+                return None
+            return selectors.EVENT_READ
+        try:
+            data = self.sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            self.finish("unexpected", now, "TCP handshake completed, then the connection failed: %s" % exc)
+            return None
+        if data:
+            self.buffer += data
+            verdict = self.check(self.buffer)
+            if verdict is not None:
+                self.finish(verdict[0], now, verdict[1], verdict[2])
+            return None
+        verdict = self.check(self.buffer) if self.buffer else None
+        if verdict is None:
+            self.finish("unexpected", now, "TCP handshake completed, the connection closed without a %s answer"
+                        % self.target.kind)
+        else:
+            self.finish(verdict[0], now, verdict[1], verdict[2])
+        return None
+
+    def expire(self, now, waited):
+        if self.connected:
+            self.finish("unexpected", now, "TCP handshake completed, no %s answer within %.0f ms"
+                        % (self.target.kind, waited * 1000))
+        else:
+            TcpProbe.expire(self, now, waited)
+
+
+class KerberosTcpProbe(TcpExchangeProbe):
+    def __init__(self, target, source_address=None):
+        TcpExchangeProbe.__init__(self, target, source_address)
+        self.nonce = random_int(32)
+
+    def request_bytes(self, local_address):
+        return build_kerberos_as_req(self.nonce, self.target.options["kerberos_realm"], tcp=True)
+
+    def check(self, data):
+        return classify_kerberos(data, self.request, tcp=True)
 
 
 class UdpProbe(_Probe):
@@ -653,8 +753,34 @@ class NtpProbe(UdpProbe):
         return classify_ntp(data, self.transmit)
 
 
+class KerberosProbe(UdpProbe):
+    silence = "no Kerberos answer within %.0f ms: no KDC, or a firewall that drops it"
+
+    def __init__(self, target, source_address=None):
+        UdpProbe.__init__(self, target, source_address)
+        self.nonce = random_int(32)
+        self.packet = None
+
+    def requests(self, local_address):
+        self.packet = build_kerberos_as_req(self.nonce, self.target.options["kerberos_realm"])
+        return [self.packet]
+
+    def check(self, data):
+        return classify_kerberos(data, self.packet)
+
+
 PROBES = {"tcp": TcpProbe, "udp": UdpProbe, "dhcp": DhcpProbe, "dhcp_relay": DhcpRelayProbe,
-          "radius": RadiusProbe, "ike": IkeProbe, "dns": DnsProbe, "cldap": CldapProbe, "ntp": NtpProbe}
+          "radius": RadiusProbe, "ike": IkeProbe, "dns": DnsProbe, "cldap": CldapProbe, "ntp": NtpProbe,
+          "kerberos": KerberosProbe}
+# kinds that probe over TCP with a request (the handshake alone is kind tcp)
+TCP_PROBES = {"kerberos": KerberosTcpProbe}
+
+
+def probe_class(target):
+    """The probe class of a validated target."""
+    if target.protocol == "tcp" and target.kind in TCP_PROBES:
+        return TCP_PROBES[target.kind]
+    return PROBES[target.kind]
 
 
 # ===========================================================================
@@ -739,7 +865,7 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
             source_address = str(ipaddress.ip_address(str(source_address).strip()))
         except ValueError:
             raise ProbeError("source_address %r is not an IP address" % (source_address,))
-    probes = [PROBES[t.kind](t, source_address) for t in parsed]
+    probes = [probe_class(t)(t, source_address) for t in parsed]
     if deadline is None:
         deadline = policy.longest(parsed) * (_rounds(probes, concurrency, budget) + 1) + 5.0
     else:
@@ -803,7 +929,9 @@ def run(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_t
                 if id(probe) not in active:
                     continue
                 if probe.result is None:
-                    probe.on_event(key.fileobj, mask, clock())
+                    events = probe.on_event(key.fileobj, mask, clock())
+                    if events and probe.result is None:
+                        sel.modify(key.fileobj, events, probe)
                 if probe.result is not None:
                     held -= _retire(probe, sel, active, policy, busy)
             now = clock()
@@ -899,3 +1027,142 @@ def probe_many(targets, **kwargs):
     summary = summarize(results)
     failures = [describe_failure(r) for r in results if not r["ok"]]
     return results, summary, info, failures
+
+
+# ===========================================================================
+# Remote senders (the PowerShell sender of win_nap_port_probe): the controller builds the exact bytes
+# and judges the replies with the probes above; the sender only connects, sends and reads.
+# ===========================================================================
+# What a remote sender can do: TCP connects, TCP exchanges (one request, the reply read until its
+# framing is complete, the peer closes or the timeout) and UDP exchanges from an ephemeral port.
+# DHCP probes bind UDP 67/68, which the DHCP Client and DHCP Server services hold on Windows.
+REMOTE_UNSUPPORTED = {"dhcp": "a DHCP probe binds UDP 68, which the DHCP Client service holds on Windows",
+                      "dhcp_relay": "a DHCP relay probe binds UDP 67, which the DHCP Server and relay agent hold on "
+                                    "Windows"}
+# sender statuses (the sender's reply format: see remote_results)
+REMOTE_STATUSES = ("open", "refused", "timeout", "unreachable", "replied", "silent", "error")
+# framing of a TCP exchange's reply: none (read until the peer closes or the timeout), u32 (a 4-byte length first)
+REMOTE_FRAMING = {"kerberos": "u32"}
+
+
+def _b64(data):
+    import base64
+    return base64.b64encode(data).decode("ascii")
+
+
+def remote_requests(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, source_address=None,
+                    resolver=socket.getaddrinfo):
+    """Validate ``targets`` and build every probe's bytes for a remote sender.
+
+    -> (probes, wire): the probe objects (kept on the controller for remote_results) and, in the same
+    order, the sender's parameters per probe: Id, Protocol, Address, Port, Mode (connect or exchange),
+    Send (base64 payloads, sent in order), Framing (none or u32) and TimeoutMs.  A timeout of ``auto``
+    is ``max_timeout`` here: the sender does not estimate round trips.  A kind the sender cannot make
+    (DHCP) gets no wire entry (None) and an ``error`` result from remote_results.
+    """
+    parsed = normalize_targets(targets, resolver)
+    policy = TimeoutPolicy(timeout, max_timeout)
+    local = source_address or ("0.0.0.0")
+    probes, wire = [], []
+    for target in parsed:
+        probe = probe_class(target)(target, None)
+        probes.append(probe)
+        if target.kind in REMOTE_UNSUPPORTED:
+            wire.append(None)
+            continue
+        wait = target.timeout if target.timeout is not None else (
+            policy.mode if policy.mode != "auto" else policy.max_timeout)
+        entry = {"Id": target.index, "Protocol": target.protocol, "Address": target.address, "Port": target.port,
+                 "Mode": "connect", "Send": [], "Framing": "none", "TimeoutMs": int(math.ceil(wait * 1000))}
+        if isinstance(probe, TcpExchangeProbe):
+            probe.request = probe.request_bytes(local)
+            entry.update(Mode="exchange", Send=[_b64(probe.request)], Framing=REMOTE_FRAMING.get(target.kind, "none"))
+        elif isinstance(probe, UdpProbe):
+            entry.update(Mode="exchange", Send=[_b64(p) for p in probe.requests(local)])
+        wire.append(entry)
+    return probes, wire
+
+
+def _remote_one(probe, reply, wire):
+    import base64
+    target = probe.target
+    probe.started = 0.0
+    if wire is None:
+        probe.finish("error", 0.0, "%s: the Windows sender cannot make it (a Linux vantage in the zone can)"
+                     % REMOTE_UNSUPPORTED[target.kind])
+        return
+    if not isinstance(reply, dict) or reply.get("Status") not in REMOTE_STATUSES:
+        probe.finish("error", 0.0, "the sender returned no result for this probe (%r)" % (reply,))
+        return
+    status = reply["Status"]
+    elapsed = max(0.0, float(reply.get("TimeMs") or 0) / 1000.0)
+    waited = float(wire["TimeoutMs"]) / 1000.0
+    error = str(reply.get("Error") or "")
+    try:
+        datagrams = [base64.b64decode(str(d)) for d in reply.get("Replies") or []]
+    except (TypeError, ValueError):
+        probe.finish("error", elapsed, "the sender returned replies that are not base64")
+        return
+    if status == "error":
+        probe.finish("error", elapsed, "the sender could not make the probe: %s" % error)
+    elif status == "unreachable":
+        probe.finish("filtered", elapsed, "ICMP host or network unreachable (%s)" % error if error else
+                     "ICMP host or network unreachable")
+    elif target.protocol == "tcp":
+        if status == "refused":
+            probe.finish("closed", elapsed, "connection refused (TCP reset)")
+        elif status == "timeout":
+            probe.timed_out = True
+            probe.expire(elapsed, waited)
+        elif status == "open" and not isinstance(probe, TcpExchangeProbe):
+            probe.finish("open", elapsed, "TCP handshake completed")
+        elif isinstance(probe, TcpExchangeProbe):
+            probe.connected = True
+            data = b"".join(datagrams)
+            verdict = probe.check(data) if data else None
+            if verdict is not None:
+                probe.finish(verdict[0], elapsed, verdict[1], verdict[2])
+            elif data:
+                probe.finish("unexpected", elapsed, "TCP handshake completed, %d byte(s) came back, not a %s answer"
+                             % (len(data), target.kind))
+            else:
+                probe.expire(elapsed, waited)
+        else:
+            probe.finish("error", elapsed, "the sender answered %s to a TCP connect" % status)
+    elif status == "refused":
+        probe.finish("closed", elapsed, "ICMP port unreachable")
+    elif status in ("timeout", "silent"):
+        probe.timed_out = True
+        probe.expire(elapsed, waited)
+    elif status == "replied":
+        for data in datagrams:
+            verdict = probe.check(data)
+            if verdict is not None:
+                probe.finish(verdict[0], elapsed, verdict[1], verdict[2])
+                return
+            probe.ignored += 1
+        probe.expire(elapsed, waited)
+    else:
+        probe.finish("error", elapsed, "the sender answered %s to a UDP exchange" % status)
+    if probe.result is not None:
+        probe.result = (probe.result[0], elapsed, probe.result[2], probe.result[3])
+
+
+def remote_results(probes, wire, replies):
+    """Judge a remote sender's replies with the same classifiers as run(): -> results as run() gives them.
+
+    ``replies``: the sender's list, one mapping per probe it was given: Id, Status (open, refused, timeout,
+    unreachable, replied, silent, error), Replies (base64: the datagrams of a UDP exchange, or the bytes read
+    in a TCP exchange), TimeMs, Error."""
+    by_id = {}
+    for reply in replies or []:
+        if isinstance(reply, dict) and reply.get("Id") is not None:
+            try:
+                by_id[int(reply["Id"])] = reply
+            except (TypeError, ValueError):
+                continue
+    out = []
+    for probe, entry in zip(probes, wire):
+        _remote_one(probe, by_id.get(probe.target.index), entry)
+        out.append(_result(probe))
+    return out

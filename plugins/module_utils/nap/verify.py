@@ -46,7 +46,21 @@ DEFAULT_UNPLANNED = ({"protocol": "tcp", "port": 135}, {"protocol": "tcp", "port
                      {"protocol": "tcp", "port": 3389})
 LISTENER_METHODS = ("auto", "listen_ports_facts", "win_listen_ports_facts", "netstat", "none")
 CAPABLE_PLATFORMS = ("linux", "nftables")
-VERDICTS = ("ok", "broken", "unconfirmed", "not probed")
+# "not probed": a check that could have been made and was not (no vantage, no secret, the vantage was unreachable);
+# "unprobeable": one no probe can make (IP protocols without ports, port ranges, traffic inside IPsec).
+VERDICTS = ("ok", "broken", "unconfirmed", "not probed", "unprobeable")
+UNPROBED_POLICIES = ("fail", "warn")
+# The runner of a vantage: nap_port_probe (Linux, nftables devices, the controller) or the PowerShell sender.
+RUNNER_LINUX = "nap_port_probe"
+RUNNER_WINDOWS = "win_nap_port_probe"
+# ansible.windows.win_powershell needs PowerShell 5.1 ("Requirements" of the module: PowerShell 5.1 or newer), which
+# WMF 5.1 brings to Windows Server 2008 R2 SP1, 2012 and 2012 R2; 2016 and later have it built in
+# ("Windows Management Framework 5.1", https://learn.microsoft.com/en-us/powershell/scripting/windows-powershell/wmf/overview).
+# Windows Server 2008 (SP2) and 2003 cannot get it: their highest PowerShell is 3.0 and 2.0.
+MIN_POWERSHELL = (5, 1)
+WINDOWS_MAX_POWERSHELL = {"2003": "2.0", "2008": "3.0", "xp": "2.0"}
+# kinds whose probe binds a privileged local port the Windows DHCP services hold
+LINUX_ONLY_KINDS = ("dhcp", "dhcp_relay")
 
 
 def _net(text):
@@ -107,6 +121,37 @@ class Inventory:
             return parse_bool(flag, "%s: nap_probe_capable" % name)
         return self.platform(name) in CAPABLE_PLATFORMS
 
+    def windows_vantage(self, name):
+        """(True, None) when ``name`` can probe through the PowerShell sender, else (False, why not)."""
+        if self.platform(name) != "windows":
+            return False, "%s is not a Windows host (nap_platform %s)" % (name, self.platform(name))
+        version = str(self.get(name).get("powershell_version") or "").strip()
+        if not version:
+            windows = str(self.get(name).get("windows_version") or "").lower().replace(" ", "").replace("server", "")
+            for prefix, highest in WINDOWS_MAX_POWERSHELL.items():
+                if windows.startswith(prefix) and not windows.startswith("2008r2"):
+                    version = highest
+        if version:
+            try:
+                parts = tuple(int(x) for x in version.split(".")[:2])
+            except ValueError:
+                raise NapError("%s: nap_powershell_version %r is not a version such as 5.1" % (name, version))
+            if parts < MIN_POWERSHELL:
+                return False, "%s cannot run the probe (PowerShell %s; the Windows sender needs 5.1)" % (name, version)
+        return True, None
+
+    def runner(self, name, controller=None):
+        """How ``name`` probes: RUNNER_LINUX, RUNNER_WINDOWS, or None (with the reason)."""
+        if name == controller or self.capable(name):
+            return RUNNER_LINUX, None
+        ok, why = self.windows_vantage(name)
+        if ok:
+            return RUNNER_WINDOWS, None
+        if self.platform(name) == "windows":
+            return None, why
+        return None, ("%s cannot run the probe (nap_platform %s; set nap_probe_capable on a Linux host)"
+                      % (name, self.platform(name)))
+
     def addresses(self, name):
         entry = (self.plan.get("hosts") or {}).get(name) or (self.plan.get("perimeter") or {}).get(name)
         if entry and entry.get("addresses"):
@@ -122,7 +167,7 @@ class Inventory:
 
 class ProbePlanner:
     def __init__(self, plan, inventory, vantages=None, controller_zones=None, controller="localhost",
-                 radius_secret=None, dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
+                 radius_secret=None, dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED, kerberos_realm=None):
         plan = plandoc.load(plan)
         if "flows" not in plan:
             raise NapError("expected a whole plan (flows.json), got one without flows")
@@ -133,6 +178,8 @@ class ProbePlanner:
         self.controller = controller
         self.radius_secret = radius_secret
         self.dns_name = dns_name or "."
+        realm = kerberos_realm or (self.dns_name.strip(".").upper() if self.dns_name.strip(".") else None)
+        self.kerberos_realm = realm
         self.negatives = negatives
         self.unplanned = []
         for item in _as_list(unplanned_ports):
@@ -166,14 +213,22 @@ class ProbePlanner:
         addrs = self.inv.addresses(vantage)
         return addrs[0] if addrs else None
 
-    def vantage_for(self, flow):
-        """(vantage host, how, None) or (None, None, reason)."""
+    def vantage_for(self, flow, kinds=()):
+        """(vantage host, how, None) or (None, None, reason).  ``kinds``: the probe kinds the flow needs; a
+        Windows vantage cannot make DHCP probes, so a zone's Linux vantage takes those."""
         src = flow.get("src_host")
-        if src and self.inv.capable(src):
-            return src, "source", None
+        linux_only = any(k in LINUX_ONLY_KINDS for k in kinds)
+        reasons = []
+        if src:
+            runner, why = self.inv.runner(src, self.controller)
+            if runner == RUNNER_LINUX or (runner == RUNNER_WINDOWS and not linux_only):
+                return src, "source", None
+            if runner == RUNNER_WINDOWS:
+                reasons.append("a Windows vantage (%s) cannot bind UDP 67/68 while the DHCP services hold them" % src)
+            else:
+                reasons.append(why)
         zones = _zones(flow.get("src_zone"))
         src_nets = [_net(a) for a in flow.get("src_addresses") or []]
-        reasons = []
         for zone in zones:
             vantage = self.vantages.get(zone)
             if not vantage:
@@ -184,16 +239,25 @@ class ProbePlanner:
                 reasons.append("the vantage %s of zone %s (%s) is not in the source networks %s"
                                % (vantage, zone, address, ", ".join(str(n) for n in src_nets)))
                 continue
+            runner, why = self.inv.runner(vantage, self.controller)
+            if runner is None:
+                reasons.append("the vantage %s of zone %s: %s" % (vantage, zone, why))
+                continue
+            if runner == RUNNER_WINDOWS and linux_only:
+                reasons.append("the vantage %s of zone %s is a Windows host, which cannot bind UDP 67/68 while the "
+                               "DHCP services hold them (name a Linux vantage for DHCP)" % (vantage, zone))
+                continue
             return vantage, "zone vantage", None
         for zone in zones:
             if zone in self.controller_zones:
                 return self.controller, "controller", None
-        if reasons:
+        if any(self.vantages.get(z) for z in zones):
             return None, None, "; ".join(reasons)
-        what = ("%s cannot run the probe (nap_platform %s; set nap_probe_capable on a Linux host)"
-                % (src, self.inv.platform(src))) if src else "the source is a network"
-        where = ("zone %s" % "/".join(zones)) if zones else "no zone (nap_zones)"
-        return None, None, "%s and %s has no vantage (nap_probe_vantage)" % (what, where)
+        where = ("zone %s has no vantage (nap_probe_vantage)" % "/".join(zones)) if zones else \
+            "the source is in no zone (nap_zones)"
+        if not src and not reasons:
+            reasons.append("the source is a network")
+        return None, None, "%s and %s" % ("; ".join(reasons), where)
 
     def target_address(self, flow, vantage):
         addrs = [str(_addr(a)) for a in flow.get("dst_addresses") or []
@@ -212,7 +276,7 @@ class ProbePlanner:
     # -- targets ------------------------------------------------------------------------------------
     def kind(self, flow, protocol, port):
         if protocol == "tcp":
-            return "tcp"
+            return "kerberos" if port == 88 else "tcp"
         if catalogue.has_trait(flow.get("id"), "relay_takes_replies") or (port == 67 and 67 in (flow.get("src_ports") or [])):
             return "dhcp_relay"
         if port == 67:
@@ -224,15 +288,40 @@ class ProbePlanner:
         return secret if secret else self.radius_secret
 
     def add(self, vantage, check, target):
-        job = self.jobs.setdefault(vantage, {"vantage": vantage, "targets": [], "checks": []})
+        """One check from ``vantage``.  A probe that this vantage already makes (same address, protocol, port,
+        kind and expectation) is not made twice: the check of the same flow is dropped (the other port set or
+        path is noted on the first), a check of another flow shares the probe's result (``probe_index``)."""
+        runner = self.inv.runner(vantage, self.controller)[0] or RUNNER_LINUX
+        job = self.jobs.setdefault(vantage, {"vantage": vantage, "runner": runner, "targets": [], "checks": []})
+        key = (target["host"], target["protocol"], target["port"], target.get("kind"), target.get("expect"))
+        for index, other in enumerate(job["targets"]):
+            if (other["host"], other["protocol"], other["port"], other.get("kind"), other.get("expect")) != key:
+                continue
+            first = job["checks"][index]
+            if first["flow"] == check["flow"] and first["check"] == check["check"]:
+                if check.get("via") and check.get("via") != first.get("via"):
+                    extra = "the same probe stands for %s via %s" % (check["flow"], check["via"])
+                    first["note"] = "; ".join(n for n in (first.get("note"), extra) if n)
+                return
+            job["checks"].append(dict(check, vantage=vantage, probe=other.get("kind", "tcp"), probe_index=index,
+                                      runner=runner))
+            return
         target = dict(target)
         target["name"] = "%s #%d" % (check["flow"], len(job["targets"]) + 1)
-        check = dict(check, vantage=vantage, probe=target.get("kind", "tcp"))
+        check = dict(check, vantage=vantage, probe=target.get("kind", "tcp"), probe_index=len(job["targets"]),
+                     runner=runner)
         job["targets"].append(target)
         job["checks"].append(check)
 
-    def skip(self, check, reason):
-        self.not_probed.append(dict(check, verdict="not probed", observed=None, detail=reason, vantage=None))
+    def skip(self, check, reason, vantage=None, verdict="not probed"):
+        key = tuple(check.get(k) for k in ("check", "flow", "source", "target", "protocol", "port", "expected"))
+        for other in self.not_probed:
+            if tuple(other.get(k) for k in ("check", "flow", "source", "target", "protocol", "port", "expected")) == key:
+                return      # the same check for another port set or path of the flow (REMEDIATION via CM-MP, CM-DP)
+        self.not_probed.append(dict(check, verdict=verdict, observed=None, detail=reason, vantage=vantage))
+
+    def unprobeable(self, check, reason):
+        self.skip(check, reason, verdict="unprobeable")
 
     def build_target(self, vantage, check, protocol, port, kind, expect):
         target = {"host": check["address"], "port": port, "protocol": protocol, "kind": kind}
@@ -244,6 +333,8 @@ class ProbePlanner:
                 return None, "a RADIUS probe needs the vantage's shared secret (nap_radius_secret)"
         elif kind == "dns":
             target["dns_name"] = self.dns_name
+        elif kind == "kerberos" and self.kerberos_realm:
+            target["kerberos_realm"] = self.kerberos_realm
         return target, None
 
     def flow_checks(self):
@@ -257,18 +348,22 @@ class ProbePlanner:
                 ("address", None), ("protocol", protocol), ("port", None), ("expected", "open"),
                 ("via", flow.get("via")), ("perimeter", list(flow.get("perimeter") or []))])
             if protocol not in ("tcp", "udp"):
-                self.skip(base, "IP protocol %s has no ports to probe" % protocol)
+                self.unprobeable(base, "IP protocol %s has no ports to probe" % protocol)
                 continue
             if catalogue.has_trait(flow.get("id"), "inside_ipsec"):
-                self.skip(base, "carried inside IPsec: a probe in the clear proves nothing about the protected path")
+                self.unprobeable(base, "carried inside IPsec: a probe in the clear proves nothing about the protected "
+                                       "path")
                 continue
             if not flow.get("dst_host"):
-                self.skip(base, "the destination is a network, not one host")
+                self.unprobeable(base, "the destination is a network, not one host")
                 continue
-            vantage, how, reason = self.vantage_for(flow)
             singles, ranges = _port_items(flow.get("dst_ports"))
+            if not singles:
+                self.unprobeable(base, "only port ranges (%s): no listener to probe" % ", ".join(ranges))
+                continue
+            vantage, how, reason = self.vantage_for(flow, [self.kind(flow, protocol, p) for p in singles])
             if vantage is None:
-                for port in singles or [None]:
+                for port in singles:
                     self.skip(dict(base, port=port), reason)
                 continue
             address = self.target_address(flow, vantage)
@@ -288,13 +383,11 @@ class ProbePlanner:
                 check["note"] = "; ".join(note) or None
                 target, why = self.build_target(vantage, check, protocol, port, kind, None if lenient else "open")
                 if target is None:
-                    self.skip(check, why)
+                    self.skip(check, why, vantage=vantage)
                     continue
                 self.add(vantage, check, target)
                 if self.negatives and flow.get("perimeter"):
                     self.unchosen_checks(flow, vantage, how, check)
-            if not singles:
-                self.skip(base, "only port ranges (%s): not probed" % ", ".join(ranges))
 
     # -- negatives ----------------------------------------------------------------------------------
     def allowed(self, source_address, address, protocol, port):
@@ -350,6 +443,18 @@ class ProbePlanner:
             if target is not None and not self._duplicate(vantage, neg):
                 self.add(vantage, neg, target)
 
+    def zones_without_vantage(self):
+        """Source zones of the plan's flows that need a zone vantage and have none (nor the controller)."""
+        out = []
+        for flow in self.plan.get("flows") or []:
+            src = flow.get("src_host")
+            if src and self.inv.runner(src, self.controller)[0]:
+                continue
+            for zone in _zones(flow.get("src_zone")):
+                if zone not in self.vantages and zone not in self.controller_zones and zone not in out:
+                    out.append(zone)
+        return out
+
     def _duplicate(self, vantage, check):
         for other in (self.jobs.get(vantage) or {}).get("checks", []):
             if (other["address"], other["protocol"], other["port"], other["expected"]) == \
@@ -383,7 +488,7 @@ class ProbePlanner:
                     ports = [(e["protocol"], e["port"]) for e in expected] + self.unplanned
                     for protocol, port in ports:
                         kind = "tcp" if protocol == "tcp" else UDP_PORT_KINDS.get(port, "udp")
-                        if kind in ("radius", "udp"):
+                        if kind in ("radius", "udp", "kerberos"):
                             continue   # silence proves nothing: an NPS ignores unknown clients
                         if source_address and self.allowed(source_address, address, protocol, port):
                             continue
@@ -406,7 +511,8 @@ class ProbePlanner:
         self.flow_checks()
         if self.negatives:
             self.unplanned_checks()
-        return {"jobs": list(self.jobs.values()), "not_probed": self.not_probed}
+        return {"jobs": list(self.jobs.values()), "not_probed": self.not_probed,
+                "zones_without_vantage": self.zones_without_vantage()}
 
 
 def with_secret(targets, secret):
@@ -424,10 +530,11 @@ def with_secret(targets, secret):
 
 
 def probe_jobs(plan, inventory, vantages=None, controller_zones=None, controller="localhost", radius_secret=None,
-               dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED):
-    """The probes of a verify run: {"jobs": [{vantage, targets, checks}], "not_probed": [checks]}."""
+               dns_name=".", negatives=True, unplanned_ports=DEFAULT_UNPLANNED, kerberos_realm=None):
+    """The probes of a verify run: {"jobs": [{vantage, runner, targets, checks}], "not_probed": [checks],
+    "zones_without_vantage": [zones]}."""
     return ProbePlanner(plan, inventory, vantages, controller_zones, controller, radius_secret, dns_name, negatives,
-                        unplanned_ports).build()
+                        unplanned_ports, kerberos_realm).build()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -515,7 +622,7 @@ def listener_checks(jobs, observed, when=None):
                 ("target", host), ("address", None), ("protocol", item["protocol"]), ("port", item["port"]),
                 ("probe", job["method"]), ("expected", "listening"), ("time", when)])
             if job["method"] == "none":
-                entry.update(verdict="not probed", observed=None, detail="nap_listener_method is none")
+                entry.update(verdict="unprobeable", observed=None, detail="nap_listener_method is none")
             elif not isinstance(seen, dict):
                 entry.update(verdict="not probed", observed=None,
                              detail=str(seen) if seen else "the listeners of %s could not be read" % host)
@@ -553,12 +660,23 @@ def judge(check, result):
     return "ok" if state == expected else "broken"
 
 
-def probe_entries(jobs, results, when=None):
-    """Join each job's checks with the registered nap_port_probe loop results (same order as jobs)."""
+def _by_vantage(results):
+    """{vantage: registered probe result} from a mapping vantage -> result (the probes ran as a task on each
+    vantage), or from registered loop results whose items are jobs ({vantage, ...})."""
+    if isinstance(results, dict):
+        return dict((k, v if isinstance(v, dict) else {}) for k, v in results.items())
     by_vantage = {}
     for item in results or []:
-        job = item.get("item") or {}
-        by_vantage[job.get("vantage")] = item
+        if isinstance(item, dict):
+            job = item.get("item") or {}
+            by_vantage[job.get("vantage")] = item
+    return by_vantage
+
+
+def probe_entries(jobs, results, when=None):
+    """Join each job's checks with the probe results of its vantage (``results``: see _by_vantage).  Checks of a
+    vantage that was unreachable, or whose probe task did not run, are not probed (and say why)."""
+    by_vantage = _by_vantage(results)
     out = []
     for job in jobs.get("jobs", []) if isinstance(jobs, dict) else jobs:
         reg = by_vantage.get(job["vantage"]) or {}
@@ -566,7 +684,19 @@ def probe_entries(jobs, results, when=None):
         for i, check in enumerate(job["checks"]):
             entry = OrderedDict(check)
             entry["time"] = when
-            if i < len(got) and isinstance(got[i], dict) and got[i].get("state"):
+            i = check.get("probe_index", i)
+            if reg.get("unreachable") or not reg or reg.get("skipped"):
+                entry["observed"] = None
+                entry["verdict"] = "not probed"
+                if reg.get("unreachable"):
+                    reason = "the vantage %s was unreachable: %s" % (job["vantage"], reg.get("msg") or "no connection")
+                elif reg.get("skipped"):
+                    reason = "the probe task of vantage %s was skipped: %s" % (job["vantage"], reg.get("skip_reason", ""))
+                else:
+                    reason = "the probe task did not run on vantage %s (did it fail before?)" % job["vantage"]
+                entry["detail"] = reason
+                entry["time_ms"] = None
+            elif i < len(got) and isinstance(got[i], dict) and got[i].get("state"):
                 result = got[i]
                 entry["observed"] = result["state"]
                 entry["verdict"] = judge(check, result)
@@ -599,8 +729,20 @@ def _line(entry):
         what, where, port, vantage, entry["expected"], entry.get("observed"), entry.get("detail"))
 
 
-def report(jobs, results, listeners=None, when=None):
-    """{"entries", "summary", "broken", "ok", "markdown", "json", "html"} of a verify run."""
+def _unprobed_line(entry):
+    port = "%s/%s" % (entry.get("protocol"), entry.get("port")) if entry.get("port") is not None \
+        else str(entry.get("protocol"))
+    what = entry["flow"] if entry.get("check") in ("flow", None) else "%s %s" % (entry["flow"], entry.get("check"))
+    return "%s %s -> %s %s: %s" % (what, entry.get("source"), entry.get("target"), port, entry.get("detail"))
+
+
+def report(jobs, results, listeners=None, when=None, unprobed="fail"):
+    """{"entries", "summary", "broken", "unprobed", "ok", "markdown", "json", "html"} of a verify run.
+
+    ``unprobed`` (fail or warn): whether checks that were not probed (no vantage, no secret, an unreachable
+    vantage) make the run not ok; unprobeable checks (no probe can make them) never do."""
+    if unprobed not in UNPROBED_POLICIES:
+        raise NapError("nap_verify_unprobed is %r; expected fail or warn" % (unprobed,))
     from ansible_collections.configmgr.nap.plugins.module_utils.nap import verify_html
 
     entries = probe_entries(jobs, results, when)
@@ -613,13 +755,26 @@ def report(jobs, results, listeners=None, when=None):
     for entry in entries:
         counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
     broken = [_line(e) for e in entries if e["verdict"] == "broken"]
+    not_probed = [_unprobed_line(e) for e in entries if e["verdict"] == "not probed"]
     flows = sorted(set(e["flow"] for e in entries if e["verdict"] == "broken" and e.get("check") == "flow"))
+    unprobed_flows = sorted(set(e["flow"] for e in entries if e["verdict"] == "not probed"))
+    ok = not broken and (unprobed == "warn" or not not_probed)
     summary = OrderedDict([("time", when), ("total", len(entries)), ("verdicts", counts),
-                           ("broken_flows", flows), ("ok", not broken)])
+                           ("broken_flows", flows), ("unprobed_flows", unprobed_flows),
+                           ("zones_without_vantage", list((jobs.get("zones_without_vantage") if isinstance(jobs, dict)
+                                                           else None) or [])),
+                           ("probed_share", _probed_share(counts)), ("unprobed_policy", unprobed), ("ok", ok)])
     doc = OrderedDict([("format_version", 1), ("summary", summary), ("entries", entries)])
-    return {"entries": entries, "summary": summary, "broken": broken, "ok": not broken,
+    return {"entries": entries, "summary": summary, "broken": broken, "unprobed": not_probed, "ok": ok,
             "markdown": markdown(summary, entries), "json": json.dumps(doc, indent=1, default=str) + "\n",
             "html": verify_html.render(summary, entries)}
+
+
+def _probed_share(counts):
+    """The share of the checks that could be made that were made (ok, broken, unconfirmed), 0-1."""
+    probeable = sum(n for v, n in counts.items() if v != "unprobeable")
+    made = sum(counts.get(v, 0) for v in ("ok", "broken", "unconfirmed"))
+    return round(float(made) / probeable, 4) if probeable else 1.0
 
 
 def _cell(value):
@@ -633,14 +788,25 @@ def markdown(summary, entries):
     lines = ["# configmgr.nap verify report", "",
              "Run at %s: %d checks, %s." % (summary.get("time") or "-", summary["total"],
                                             ", ".join("%d %s" % (n, v) for v, n in counts.items())), ""]
-    if summary["ok"]:
+    broken = [e for e in entries if e["verdict"] == "broken"]
+    unprobed = [e for e in entries if e["verdict"] == "not probed"]
+    if summary["ok"] and not unprobed:
         lines += ["**Everything as planned.**", ""]
-    else:
+    if broken:
         lines += ["**Broken:** %s" % (", ".join(summary["broken_flows"]) or "see below"), ""]
-        for entry in entries:
-            if entry["verdict"] == "broken":
-                lines.append("- " + _line(entry))
+        for entry in broken:
+            lines.append("- " + _line(entry))
         lines.append("")
+    if unprobed:
+        lines += ["**Not probed** (%s: nap_verify_unprobed is %s): %s" % (
+            "fails the run" if summary.get("unprobed_policy", "fail") == "fail" else "a warning",
+            summary.get("unprobed_policy", "fail"), ", ".join(summary.get("unprobed_flows") or [])), ""]
+        for entry in unprobed:
+            lines.append("- " + _unprobed_line(entry))
+        lines.append("")
+    if summary.get("zones_without_vantage"):
+        lines += ["**Zones without a vantage** (nap_probe_vantage): %s" % ", ".join(summary["zones_without_vantage"]),
+                  ""]
     sections = (("flow", "Planned flows (expect open)"), ("unchosen", "Unchosen side of \"X or Y\" (expect blocked)"),
                 ("unplanned", "Unplanned ports across perimeters (expect blocked)"),
                 ("listener", "Listeners"))
@@ -651,7 +817,7 @@ def markdown(summary, entries):
         lines += ["## " + title, "",
                   "| verdict | flow | source | vantage | target | address | port | probe | expected | observed | "
                   "ms | detail |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        order = dict((v, i) for i, v in enumerate(("broken", "unconfirmed", "not probed", "ok")))
+        order = dict((v, i) for i, v in enumerate(("broken", "unconfirmed", "not probed", "ok", "unprobeable")))
         for e in sorted(rows, key=lambda r: order.get(r["verdict"], 9)):
             port = "%s/%s" % (e.get("protocol"), e.get("port")) if e.get("port") is not None else e.get("protocol")
             ms = ("%.1f" % e["time_ms"]) if isinstance(e.get("time_ms"), (int, float)) else ""

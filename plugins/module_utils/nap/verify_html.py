@@ -23,8 +23,9 @@ import html
 from collections import OrderedDict
 
 # Verdicts in the order a reader needs them: what is broken, what was not checked, what is uncertain.
-ORDER = ("broken", "not probed", "unconfirmed", "ok")
-CLASSES = {"broken": "broken", "not probed": "notprobed", "unconfirmed": "unconfirmed", "ok": "ok"}
+ORDER = ("broken", "not probed", "unconfirmed", "ok", "unprobeable")
+CLASSES = {"broken": "broken", "not probed": "notprobed", "unconfirmed": "unconfirmed", "ok": "ok",
+           "unprobeable": "unprobeable"}
 CHECK_TITLES = {"flow": "planned flow, expect open", "unchosen": "unchosen side of \"X or Y\", expect blocked",
                 "unplanned": "unplanned port across a perimeter, expect blocked",
                 "listener": "listener, expect listening"}
@@ -50,6 +51,7 @@ h2 { font-size: 18px; margin: 24px 0 8px; }
 .status { font-size: 16px; font-weight: bold; padding: 10px 14px; border-radius: 6px; margin: 0; }
 .status.bad { background: #c62828; color: #fff; }
 .status.good { background: #2e7d32; color: #fff; }
+.status.warn { background: #ffe08a; color: #3d3000; }
 .status .also { font-weight: normal; }
 table { border-collapse: collapse; width: 100%; background: #fff; margin: 4px 0 12px; font-size: 13px; }
 th, td { border: 1px solid #d5d9de; padding: 4px 6px; text-align: left; vertical-align: top; }
@@ -60,6 +62,7 @@ td.detail { max-width: 48em; overflow-wrap: anywhere; }
 .v.notprobed { background: #ffe08a; color: #3d3000; }
 .v.unconfirmed { background: #ffc77a; color: #3d2400; }
 .v.ok { background: #c8e6c9; color: #1b5e20; }
+.v.unprobeable { background: #eef1f4; color: #3d4650; }
 tr.broken td { background: #fdecea; }
 td.n { text-align: right; }
 td.n.broken { background: #fdecea; color: #8e1b1b; font-weight: bold; }
@@ -142,6 +145,12 @@ def _table(entries):
 
 def _status(summary, entries):
     broken = [e for e in entries if e.get("verdict") == "broken"]
+    unprobed = [e for e in entries if e.get("verdict") == "not probed"]
+    if not broken and unprobed:
+        text = "%d check%s not probed (flows %s)" % (len(unprobed), "" if len(unprobed) == 1 else "s",
+                                                     ", ".join(summary.get("unprobed_flows") or []))
+        cls = "bad" if summary.get("unprobed_policy", "fail") == "fail" else "warn"
+        return '<p id="status" class="status %s">%s</p>' % (cls, _e(text))
     if not broken:
         return '<p id="status" class="status good">Everything as planned: no broken check.</p>'
     flows = list(summary.get("broken_flows") or [])
@@ -202,7 +211,7 @@ def render(summary, entries):
     """The report page: counts and broken flows first, then the checks needing attention, per flow, per vantage."""
     entries = list(entries or [])
     counts = _counts(entries)
-    attention = [e for e in entries if e.get("verdict") != "ok"]
+    attention = [e for e in entries if e.get("verdict") not in ("ok", "unprobeable")]
     title = "configmgr.nap verify: %s" % ("%d broken" % counts["broken"] if counts["broken"] else "ok")
     parts = [
         "<!DOCTYPE html>",
@@ -222,6 +231,8 @@ def render(summary, entries):
         '<div class="count total" id="count-total"><span class="n">%d</span> checks</div>' % len(entries),
     ]
     for verdict, number in counts.items():
+        if verdict == "unprobeable" and not number:
+            continue
         parts.append('<div class="count %s" id="count-%s"><span class="n">%d</span> %s</div>' % (
             _cls(verdict), _cls(verdict), number, _e(verdict)))
     parts += ["</div>", _status(summary, entries), "</header>", "<main>",

@@ -81,7 +81,11 @@ def switch_port(node):
 class LabTopology:
     """Namespaces, links, addresses and routes of a lab, computed from its definition."""
 
-    def __init__(self, lab, prefix="nap", base_subnet=None):
+    def __init__(self, lab, prefix="nap", base_subnet=None, windows_vantages=False):
+        # windows_vantages: the Windows-platform hosts probe through the Windows path of verify.yml
+        # (win_nap_port_probe and its PowerShell sender; in the lab the stand-in win_powershell of tests/fake_windows
+        # runs the sender's exchanges inside the host's namespace), the Linux hosts and routers keep nap_port_probe.
+        self.windows_vantages = bool(windows_vantages)
         if not _PREFIX_RE.match(prefix or ""):
             raise LabError("prefix %r: expected letters, digits and '-', at most 16 characters" % (prefix,))
         self.prefix = prefix
@@ -236,7 +240,11 @@ class LabTopology:
                 hvars["nap_perimeter_zones"] = [str(z) for z in spec.get("perimeter_zones") or spec["zones"]]
             else:
                 hvars["nap_platform"] = spec.get("platform", "windows")
-            hvars["nap_probe_capable"] = True
+            windows = name not in self.routers and hvars.get("nap_platform") == "windows"
+            hvars["nap_probe_capable"] = not (self.windows_vantages and windows)
+            if self.windows_vantages and windows:
+                # the namespace's listeners are still read with ss (listen_ports_facts), not Get-NetTCPConnection
+                hvars["nap_listener_method"] = "listen_ports_facts"
             if spec.get("listen"):
                 hvars["nap_lab_listen"] = [int(p) for p in spec["listen"]]
             if spec.get("services"):
@@ -249,6 +257,8 @@ class LabTopology:
         allvars = OrderedDict()
         allvars["nap_lab_prefix"] = self.prefix
         allvars["nap_lab_dir"] = lab_dir
+        if self.windows_vantages:
+            allvars["nap_lab_windows_vantages"] = True
         allvars["nap_zones"] = OrderedDict((z, [str(n)]) for z, n in self.zones.items())
         clients = [str(self.zones[z]) for z, spec in self.zone_info.items() if spec.get("clients")]
         if clients:

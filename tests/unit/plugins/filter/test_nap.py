@@ -86,7 +86,7 @@ def test_verify_inventory_takes_what_verify_needs_and_no_secret():
                 "rtr01": {"nap_address": "192.0.2.1", "nap_probe_capable": True}}
     out = nap_verify_inventory(["nps01", "rtr01"], hostvars)
     assert out["nps01"] == {"address": "192.0.2.20", "capable": "", "platform": "windows", "radius_secret": True,
-                            "listener_method": "auto", "windows_version": ""}
+                            "listener_method": "auto", "windows_version": "", "powershell_version": ""}
     assert out["rtr01"]["address"] == "192.0.2.1" and out["rtr01"]["radius_secret"] is False
     assert "S3cret" not in repr(out)
 

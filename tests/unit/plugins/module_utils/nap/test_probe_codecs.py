@@ -394,11 +394,49 @@ def test_ntp_request_and_reply():
 # the kinds: which probe over UDP, what auto picks, and each classifier on its own (no probe object)
 # ---------------------------------------------------------------------------
 def test_udp_kinds_and_auto():
-    assert set(probe_codecs.UDP_KINDS) == set(probe_codecs.KINDS) - {"auto", "tcp"}
-    assert set(probe_codecs.UDP_PORT_KINDS.values()) <= set(probe_codecs.UDP_KINDS)
+    assert set(probe_codecs.UDP_KINDS) == set(probe_codecs.KINDS) - {"auto", "tcp", "kerberos"}
+    assert probe_codecs.BOTH_KINDS == ("kerberos",)
+    assert set(probe_codecs.UDP_PORT_KINDS.values()) <= set(probe_codecs.UDP_KINDS) | set(probe_codecs.BOTH_KINDS)
     assert probe_codecs.DHCP_SERVER_PORT not in probe_codecs.UDP_PORT_KINDS
-    assert [probe_codecs.auto_udp_kind(port) for port in (53, 67, 123, 389, 500, 4500, 1645, 1812, 68, 9)] == [
-        "dns", "dhcp", "ntp", "cldap", "ike", "ike", "radius", "radius", "udp", "udp"]
+    assert [probe_codecs.auto_udp_kind(port) for port in (53, 67, 88, 123, 389, 500, 4500, 1645, 1812, 68, 9)] == [
+        "dns", "dhcp", "kerberos", "ntp", "cldap", "ike", "ike", "radius", "radius", "udp", "udp"]
+
+
+# A KRB-ERROR as Samba's (Heimdal) KDC sends it for an AS-REQ without pre-authentication (DER by hand):
+# pvno 5, msg-type 30, stime, susec, error-code 25 (KDC_ERR_PREAUTH_REQUIRED), realm, sname krbtgt/LAB.NAP.TEST.
+def _krb_error(code=25, realm=b"LAB.NAP.TEST"):
+    tlv = probe_codecs.ber_tlv
+    integer = probe_codecs.ber_integer
+    sname = tlv(0x30, tlv(0xA0, integer(2)) + tlv(0xA1, tlv(0x30, tlv(0x1B, b"krbtgt") + tlv(0x1B, realm))))
+    body = (tlv(0xA0, integer(5)) + tlv(0xA1, integer(30)) + tlv(0xA4, tlv(0x18, b"20261130120000Z"))
+            + tlv(0xA5, integer(1234)) + tlv(0xA6, integer(code)) + tlv(0xA9, tlv(0x1B, realm)) + tlv(0xAA, sname))
+    return tlv(0x7E, tlv(0x30, body))
+
+
+def test_kerberos_as_req_byte_by_byte_and_its_answers():
+    req = probe_codecs.build_kerberos_as_req(0x01020304, "lab.nap.test")
+    # APPLICATION 10 { SEQUENCE { [1] pvno 5, [2] msg-type 10 (AS-REQ), [4] KDC-REQ-BODY } }
+    tag, content, end = probe_codecs.ber_read(req)
+    assert (tag, end) == (0x6A, len(req))
+    seq_tag, seq, _end = probe_codecs.ber_read(content)
+    fields = probe_codecs.ber_sequence_items(seq)
+    assert seq_tag == 0x30 and [t for t, _v in fields] == [0xA1, 0xA2, 0xA4]
+    assert fields[0][1] == b"\x02\x01\x05" and fields[1][1] == b"\x02\x01\x0a"
+    assert b"\x1b\x0cLAB.NAP.TEST" in req and b"\x1b\x06krbtgt" in req and b"\x1b\x13configmgr-nap-probe" in req
+    assert b"\xa7\x06\x02\x04\x01\x02\x03\x04" in req                      # nonce
+    assert probe_codecs.parse_kerberos(req)["type"] == "AS-REQ"
+    tcp = probe_codecs.build_kerberos_as_req(0x01020304, "LAB.NAP.TEST", tcp=True)
+    assert tcp[:4] == struct.pack("!I", len(req)) and tcp[4:] == req         # RFC 4120 7.2.2: 4-byte length first
+    error = _krb_error()
+    state, detail, answer = probe_codecs.classify_kerberos(error, req)
+    assert (state, detail) == ("open", "Kerberos KRB-ERROR KDC_ERR_PREAUTH_REQUIRED (realm LAB.NAP.TEST)")
+    assert answer["error_code"] == 25
+    assert probe_codecs.classify_kerberos(struct.pack("!I", len(error)) + error, tcp, tcp=True)[0] == "open"
+    assert probe_codecs.classify_kerberos(struct.pack("!I", len(error) + 9) + error, tcp, tcp=True) is None  # not all in
+    assert probe_codecs.classify_kerberos(req, req)[0] == "unexpected"            # an echo
+    assert probe_codecs.classify_kerberos(probe_codecs.build_kerberos_as_req(7, "X"), req)[0] == "unexpected"
+    assert probe_codecs.classify_kerberos(b"\x30\x03\x02\x01\x01", req) is None     # not Kerberos: keep waiting
+    assert probe_codecs.classify_kerberos(_krb_error(68), req)[1].startswith("Kerberos KRB-ERROR KDC_ERR_WRONG_REALM")
 
 
 def test_classifiers_without_a_probe():
