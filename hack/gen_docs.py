@@ -82,6 +82,15 @@ VERIFY_OPTIONS = [
     ("nap_verify_fail", "bool", True, "Fail the play when a check is broken (after writing the report)."),
     ("nap_radius_secret", "str", None, "RADIUS shared secret of the vantages (a host variable per vantage, or one "
      "for all); RADIUS flows are not probed without it.", {"no_log": True}),
+    ("nap_verify_unprobed", "str", "fail", "Checks that could have been made and were not (no vantage, no secret, an "
+     "unreachable vantage): fail the run (fail) or only list them (warn). Unprobeable checks (ESP, GRE, port ranges, "
+     "traffic inside IPsec) never fail it.", {"choices": ["fail", "warn"]}),
+    ("nap_probe_kerberos_realm", "str", "", "Realm of the Kerberos AS-REQ probes (TCP/UDP 88); empty: "
+     "nap_probe_dns_name upper-cased (a KDC of another realm still answers, with KDC_ERR_WRONG_REALM)."),
+    ("nap_verify_controller", "str", "localhost", "The inventory name of the controller (probes for "
+     "nap_probe_controller_zones run there)."),
+    ("nap_verify_plan_only", "bool", False, "Only work out and show the probe plan (vantage and runner per check, "
+     "what has no vantage), write nap_report_dir/verify-plan.json, and contact no host."),
 ]
 ROLES = [
     ("plan", "Plan the NAP flows of the whole inventory once per play (controller only)", PLAN_OPTIONS),
