@@ -26,8 +26,15 @@ needs_root_and_tools = [
 
 
 def sh(*args, **kw):
+    """Run a command and capture its output; check=True raises when it fails (default: return the result)."""
+    check = kw.pop("check", False)
     return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          check=False, **kw)
+                          check=check, **kw)
+
+
+def in_netns(netns, *args, **kw):
+    """sh() inside a network namespace (ip netns exec)."""
+    return sh("ip", "netns", "exec", netns, *args, **kw)
 
 
 FAKE_WINDOWS_COLLECTIONS = os.path.join(ROOT, "tests", "fake_windows")
@@ -62,14 +69,18 @@ def changed_count(out):
     return sum(int(n) for n in re.findall(r"changed=(\d+)", out.stdout.split("PLAY RECAP")[-1]))
 
 
+def lab_namespaces(prefix):
+    """Names of the network namespaces whose name starts with prefix-."""
+    names = [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()]
+    return [name for name in names if name.startswith(prefix + "-")]
+
+
 def remove_namespaces(prefix):
     """Safety net: kill the processes of and delete every namespace whose name starts with prefix-."""
-    for line in sh("ip", "netns", "list").stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        if name.startswith(prefix + "-"):
-            for pid in sh("ip", "netns", "pids", name).stdout.split():
-                sh("kill", "-9", pid)
-            sh("ip", "netns", "del", name)
+    for name in lab_namespaces(prefix):
+        for pid in sh("ip", "netns", "pids", name).stdout.split():
+            sh("kill", "-9", pid)
+        sh("ip", "netns", "del", name)
 
 
 def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
@@ -87,12 +98,14 @@ def tcp_connects(netns, address, port, expect_banner=None, timeout=0.5):
 
 # --- additions for the verify lab test (services, probes, isolation) --------------------------------------------
 PROBE_DRIVER = (
-    "import json, sys\n"
+    "import json, sys, time\n"
     "sys.path.insert(0, sys.argv[1])\n"
     "from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine\n"
     "args = json.load(sys.stdin)\n"
+    "t0 = time.monotonic()\n"
     "results, summary, info, failures = probe_engine.probe_many(args.pop('targets'), **args)\n"
-    "json.dump({'results': results, 'summary': summary, 'failures': failures}, sys.stdout)\n")
+    "json.dump({'results': results, 'summary': summary, 'info': info, 'failures': failures,\n"
+    "           'wall': time.monotonic() - t0}, sys.stdout)\n")
 
 
 def collections_root():
@@ -103,18 +116,23 @@ def collections_root():
     return os.path.join(ROOT, "build", "pytest")
 
 
-def probe_from(netns, targets, **kwargs):
-    """Run the nap_port_probe engine inside a namespace; return {results, summary, failures}."""
+def probe_from(netns, targets, python=None, **kwargs):
+    """Run the nap_port_probe engine inside a namespace (with python, default this interpreter; kwargs go to
+    probe_engine.probe_many); return {results, summary, info, failures, wall (seconds)}."""
     import json  # pylint: disable=import-outside-toplevel
     kwargs["targets"] = targets
-    out = sh("ip", "netns", "exec", netns, sys.executable, "-c", PROBE_DRIVER, collections_root(),
-             input=json.dumps(kwargs))
+    out = in_netns(netns, python or sys.executable, "-c", PROBE_DRIVER, collections_root(), input=json.dumps(kwargs))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
 def states_by_name(out):
     return dict((r["name"], r["state"]) for r in out["results"])
+
+
+def probe_states(out):
+    """[(name, state)] of a probe_from() result, in the order of the targets."""
+    return [(r["name"], r["state"]) for r in out["results"]]
 
 
 def host_listeners():
@@ -128,11 +146,9 @@ def host_listeners():
 def namespace_pids(prefix):
     """{pid: namespace} of every process in a namespace whose name starts with prefix-."""
     pids = {}
-    for line in sh("ip", "netns", "list").stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        if name.startswith(prefix + "-"):
-            for pid in sh("ip", "netns", "pids", name).stdout.split():
-                pids[int(pid)] = name
+    for name in lab_namespaces(prefix):
+        for pid in sh("ip", "netns", "pids", name).stdout.split():
+            pids[int(pid)] = name
     return pids
 
 

@@ -35,14 +35,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
 HERE = os.path.abspath(__file__)
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 PREFIX = "npb%d" % (os.getpid() % 1000000)
-NS_A = PREFIX + "a"
-NS_B = PREFIX + "b"
+NS_A = PREFIX + "-a"
+NS_B = PREFIX + "-b"
 VANTAGE = "198.18.250.1"
 OPEN = "198.18.250.2"
 CLOSED = "198.18.250.3"
@@ -177,13 +175,10 @@ if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--responder
     sys.exit(0)
 
 import pytest  # noqa: E402  (the responder mode above runs without pytest)
+from labkit import (ROOT, ansible_env, collections_root, in_netns, lab_namespaces,  # noqa: E402
+                    needs_root_and_tools, probe_from, probe_states, remove_namespaces, sh)
 
-pytestmark = [
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                       reason="lab tests create network namespaces: run them as root"),
-    pytest.mark.skipif(shutil.which("ip") is None, reason="lab tests need ip: apt-get install iproute2"),
-    pytest.mark.skipif(shutil.which("nft") is None, reason="lab tests need nft: apt-get install nftables"),
-]
+pytestmark = needs_root_and_tools
 
 # Every service the responders run on OPEN, and again on DROP (where nft drops it).
 SERVICES = [
@@ -201,30 +196,9 @@ table inet probe_lab {
 """ % (DROP, REJECT)
 
 
-def sh(*args, **kwargs):
-    check = kwargs.pop("check", True)
-    return subprocess.run(list(args), check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, **kwargs)
-
-
-def in_ns(ns, *args, **kwargs):
-    return sh("ip", "netns", "exec", ns, *args, **kwargs)
-
-
-def collections_root():
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
-    path = os.path.abspath(probe_engine.__file__)
-    return path[:path.rindex(os.sep + "ansible_collections" + os.sep)]
-
-
 def read_host_icmp_ratelimit():
     with open("/proc/sys/net/ipv4/icmp_ratelimit") as handle:
         return handle.read().strip()
-
-
-def our_namespaces():
-    listed = sh("ip", "netns", "list").stdout.split()
-    return [name for name in listed if name in (NS_A, NS_B)]
 
 
 class ProbeLab:
@@ -233,27 +207,27 @@ class ProbeLab:
         self.procs = []
 
     def up(self):
-        sh("ip", "netns", "add", NS_A)
-        sh("ip", "netns", "add", NS_B)
+        sh("ip", "netns", "add", NS_A, check=True)
+        sh("ip", "netns", "add", NS_B, check=True)
         # the veth is born inside the two namespaces: no leg in the host's namespace
         sh("ip", "link", "add", "name", PREFIX + "va", "netns", NS_A, "type", "veth",
-           "peer", "name", PREFIX + "vb", "netns", NS_B)
+           "peer", "name", PREFIX + "vb", "netns", NS_B, check=True)
         for ns, ifname, addresses in ((NS_A, PREFIX + "va", [VANTAGE]),
                                       (NS_B, PREFIX + "vb", [OPEN, CLOSED, DROP, REJECT])):
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up", check=True)
             for address in addresses:
-                sh("ip", "-n", ns, "address", "add", address + "/24", "dev", ifname)
-            sh("ip", "-n", ns, "link", "set", ifname, "up")
+                sh("ip", "-n", ns, "address", "add", address + "/24", "dev", ifname, check=True)
+            sh("ip", "-n", ns, "link", "set", ifname, "up", check=True)
         for ns in (NS_A, NS_B):
-            routes = sh("ip", "-n", ns, "route", "show").stdout
+            routes = sh("ip", "-n", ns, "route", "show", check=True).stdout
             assert "default" not in routes, "a lab namespace must have no route out"
-        in_ns(NS_B, "nft", "-f", "-", input=NFT_RULES)
+        in_netns(NS_B, "nft", "-f", "-", input=NFT_RULES, check=True)
         # Linux rate-limits ICMP errors per destination (a burst of 6, then one per second); the
         # target namespace answers every closed port so that "closed" is testable.  The sysctl is
         # per network namespace: the host's own value must not move.
         host_value = read_host_icmp_ratelimit()
-        in_ns(NS_B, "sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0")
-        assert in_ns(NS_B, "cat", "/proc/sys/net/ipv4/icmp_ratelimit").stdout.strip() == "0"
+        in_netns(NS_B, "sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0", check=True)
+        assert in_netns(NS_B, "sysctl", "-n", "net.ipv4.icmp_ratelimit", check=True).stdout.strip() == "0"
         assert read_host_icmp_ratelimit() == host_value, "the host's icmp_ratelimit changed"
         services = [{"kind": kind, "address": address, "port": port}
                     for address in (OPEN, DROP) for kind, port in SERVICES]
@@ -292,8 +266,7 @@ class ProbeLab:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
-        for ns in (NS_B, NS_A):
-            sh("ip", "netns", "del", ns, check=False)
+        remove_namespaces(PREFIX)
 
 
 @pytest.fixture(scope="module")
@@ -306,31 +279,12 @@ def lab():
     finally:
         env.down()
         shutil.rmtree(tmp, ignore_errors=True)
-        assert our_namespaces() == [], "lab namespaces left behind"
-
-
-DRIVER = textwrap.dedent("""
-    import json, sys, time
-    sys.path.insert(0, sys.argv[1])
-    from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
-    args = json.load(sys.stdin)
-    t0 = time.monotonic()
-    results, summary, info, failures = probe_engine.probe_many(args.pop("targets"), **args)
-    json.dump({"results": results, "summary": summary, "info": info, "failures": failures,
-               "wall": time.monotonic() - t0}, sys.stdout)
-""")
+        assert lab_namespaces(PREFIX) == [], "lab namespaces left behind"
 
 
 def probe_from_vantage(targets, python=PYTHON, **kwargs):
-    """Run the probe engine inside the vantage namespace; return its output."""
-    kwargs["targets"] = targets
-    proc = in_ns(NS_A, python, "-c", DRIVER, collections_root(), input=json.dumps(kwargs), check=False)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def states(out):
-    return [(r["name"], r["state"]) for r in out["results"]]
+    """Run the probe engine inside the vantage namespace (labkit.probe_from); return its output."""
+    return probe_from(NS_A, targets, python=python, **kwargs)
 
 
 # ===========================================================================
@@ -343,7 +297,7 @@ def test_tcp_open_closed_filtered(lab):
         {"name": "filtered", "host": DROP, "port": 8080, "expect": "blocked"},
         {"name": "prohibited", "host": REJECT, "port": 8080, "expect": "blocked"},
     ], timeout=0.5)
-    assert states(out) == [("open", "open"), ("closed", "closed"), ("filtered", "filtered"),
+    assert probe_states(out) == [("open", "open"), ("closed", "closed"), ("filtered", "filtered"),
                            ("prohibited", "filtered")], out
     assert out["failures"] == []
     assert "ICMP" in out["results"][3]["detail"]
@@ -381,7 +335,7 @@ def test_udp_protocol_three_outcomes(lab, kind, port, extra):
         target.update(extra)
         targets.append(target)
     out = probe_from_vantage(targets, timeout=0.5)
-    assert states(out) == [("answers", "open"), ("unreachable", "closed"), ("dropped", "open|filtered")], out
+    assert probe_states(out) == [("answers", "open"), ("unreachable", "closed"), ("dropped", "open|filtered")], out
     assert out["failures"] == [], out["failures"]
     first = out["results"][0]
     assert first["kind"] == kind and first["protocol"] == "udp"
@@ -406,7 +360,7 @@ def test_udp_icmp_prohibited_is_filtered_and_silence_is_open_filtered(lab):
         {"name": "prohibited", "host": REJECT, "port": 53, "kind": "dns", "expect": "blocked"},
         {"name": "bound but silent", "host": OPEN, "port": 9998, "protocol": "udp"},
     ], timeout=0.3)
-    assert states(out) == [("prohibited", "filtered"), ("bound but silent", "open|filtered")], out
+    assert probe_states(out) == [("prohibited", "filtered"), ("bound but silent", "open|filtered")], out
 
 
 def test_wrong_answers_are_unexpected_or_silent(lab):
@@ -417,7 +371,7 @@ def test_wrong_answers_are_unexpected_or_silent(lab):
         # the RADIUS responder ignores a wrong secret, as NPS does
         {"name": "wrong secret", "host": OPEN, "port": 1812, "kind": "radius", "secret": "not-it", "expect": "open"},
     ], timeout=0.3)
-    assert states(out) == [("echo as ike", "unexpected"), ("echo as dns", "unexpected"),
+    assert probe_states(out) == [("echo as ike", "unexpected"), ("echo as dns", "unexpected"),
                            ("wrong secret", "open|filtered")], out
     assert len(out["failures"]) == 3
     assert out["failures"][0].startswith("echo as ike (udp 198.18.250.2:7 ike): expected open, got unexpected")
@@ -569,12 +523,8 @@ def test_module_through_ansible_playbook(lab):
     playbook = os.path.join(tmp, "probe.yml")
     with open(playbook, "w") as handle:
         handle.write(PLAYBOOK % {"open": OPEN, "closed": CLOSED, "drop": DROP, "secret": SECRET, "out": result_path})
-    env = dict(os.environ,
-               ANSIBLE_COLLECTIONS_PATH="%s:%s" % (os.path.join(ROOT, "build", "collections"),
-                                                   os.path.join(ROOT, ".cache", "collections")),
-               ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "ansible-local"),
-               ANSIBLE_REMOTE_TEMP=os.path.join(tmp, "ansible-remote"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    env = dict(ansible_env(), ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "ansible-local"),
+               ANSIBLE_REMOTE_TEMP=os.path.join(tmp, "ansible-remote"), ANSIBLE_RETRY_FILES_ENABLED="0")
     proc = sh(playbook_bin, "-i", inventory, playbook, env=env, check=False, cwd=tmp)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(result_path) as handle:
@@ -609,7 +559,7 @@ def dnsmasq(lab):
     if binary is None:
         pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
     address = "198.18.250.6"
-    sh("ip", "-n", NS_B, "address", "add", address + "/24", "dev", PREFIX + "vb")
+    sh("ip", "-n", NS_B, "address", "add", address + "/24", "dev", PREFIX + "vb", check=True)
     state = os.path.join(lab.tmp, "dnsmasq")
     os.makedirs(state)
     LOGS.append(os.path.join(state, "log"))
@@ -621,7 +571,7 @@ def dnsmasq(lab):
         "--log-facility=" + os.path.join(state, "log"), "--log-dhcp",
     ])
     deadline = time.time() + 10
-    while "dnsmasq" not in in_ns(NS_B, "ss", "-ulnp", check=False).stdout:
+    while "dnsmasq" not in in_netns(NS_B, "ss", "-ulnp", check=False).stdout:
         if proc.poll() is not None or time.time() > deadline:
             raise RuntimeError("dnsmasq did not start: %s" % (proc.stdout.read() if proc.poll() is not None else ""))
         time.sleep(0.05)
@@ -656,5 +606,5 @@ def test_real_dnsmasq_dhcp_and_dns(dnsmasq):
 
 def test_nothing_left_listening_in_the_vantage(lab):
     # the probes' sockets are closed: nothing of ours stays bound in the vantage namespace
-    listening = in_ns(NS_A, "ss", "-Htuan", check=False).stdout
+    listening = in_netns(NS_A, "ss", "-Htuan", check=False).stdout
     assert ":67 " not in listening and ":68 " not in listening
