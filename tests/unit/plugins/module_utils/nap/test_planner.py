@@ -868,8 +868,8 @@ def test_dhcp_enforcement_is_ipv4_only():
 
 
 def test_new_flows_cite_microsoft_and_name_their_windows_group():
-    cat = planner.catalogue
-    groups = dict((f.id, f.windows_group) for f in cat.FLOWS)
+    catalogue_module = planner.catalogue
+    groups = dict((f.id, f.windows_group) for f in catalogue_module.FLOWS)
     assert groups["AD-LDAP"] == (("Active Directory Domain Services", "@FirewallAPI.dll,-37601", ("ADDS-LDAP-TCP-In",)),)
     assert groups["AD-KPASSWD"][0][:2] == ("Kerberos Key Distribution Center", "@kdcsvc.dll,-1008")
     assert groups["CLIENT-DNS"][0][:2] == ("DNS Service", "@firewallapi.dll,-53012")
@@ -880,18 +880,18 @@ def test_new_flows_cite_microsoft_and_name_their_windows_group():
     for flow_id in ("IPSEC-HRA-GC", "AD-LDAP", "AD-SMB", "AD-RPC", "AD-KPASSWD", "CLIENT-DNS", "RADIUS-PROXY",
                     "CM-PUSH-ICMP", "VPN-L2TP-1701"):
         assert groups[flow_id], flow_id
-        assert "https://" in cat.FLOWS_BY_ID[flow_id].note or flow_id in ("AD-SMB", "AD-KPASSWD", "CM-PUSH-ICMP"), flow_id
-    for flow in cat.FLOWS + cat.INFRA_FLOWS:       # every flow: a group, a choice of groups, or why there is none
+        assert "https://" in catalogue_module.FLOWS_BY_ID[flow_id].note or flow_id in ("AD-SMB", "AD-KPASSWD", "CM-PUSH-ICMP"), flow_id
+    for flow in catalogue_module.FLOWS + catalogue_module.INFRA_FLOWS:       # every flow: a group, a choice of groups, or why there is none
         assert flow.windows_group or flow.group_choice or flow.no_group, flow.id
     for flow_id in ("VPN-IKEV2", "IPSEC-IKE", "CM-SQL", "MGMT-SSH"):
-        assert not groups[flow_id] and cat.FLOWS_BY_ID[flow_id].no_group
-    entry = [e for e in cat.catalogue_entries() if e["id"] == "INFRA-DC"][0]
+        assert not groups[flow_id] and catalogue_module.FLOWS_BY_ID[flow_id].no_group
+    entry = [e for e in catalogue_module.catalogue_entries() if e["id"] == "INFRA-DC"][0]
     assert entry["windows_group"][0]["resource"] == "@kdcsvc.dll,-1008"
     assert "ADDS-RPCEPMAP-TCP-In" in entry["windows_group"][1]["rules"]
     # flows that need special handling say so through traits, never through their id
-    assert cat.has_trait("IPSEC-IKE", "windows_exempt") and cat.has_trait("VPN-IKEV2", "windows_exempt")
-    assert cat.has_trait("DHCP-CLIENT", "ipv4_only") and cat.has_trait("DHCP-RELAY", "ipv4_only")
-    assert cat.has_trait("IPSEC-PROTECTED", "inside_ipsec")
+    assert catalogue_module.has_trait("IPSEC-IKE", "windows_exempt") and catalogue_module.has_trait("VPN-IKEV2", "windows_exempt")
+    assert catalogue_module.has_trait("DHCP-CLIENT", "ipv4_only") and catalogue_module.has_trait("DHCP-RELAY", "ipv4_only")
+    assert catalogue_module.has_trait("IPSEC-PROTECTED", "inside_ipsec")
 
 
 def test_every_planned_flow_of_the_example_names_its_windows_group_or_why_not():

@@ -47,7 +47,7 @@ def inventories(draw):
             setting = draw(st.sampled_from(sorted(CHOICES)))
             spec = CHOICES[setting]
             hv[setting] = draw(st.sampled_from(list(spec.choices) if spec.kind == "choice" else [True, False]))
-        if "nap_remediation_servers" in [g for g, hs in groups.items() if name in hs]:
+        if "nap_remediation_servers" in [g for g, members in groups.items() if name in members]:
             hv["nap_remediation_roles"] = draw(st.lists(st.sampled_from(sorted(catalogue.REMEDIATION_ROLES)), max_size=3,
                                                         unique=True))
         if draw(st.integers(0, 5)) == 0:
