@@ -235,7 +235,7 @@ ee-check: $(SETUP_DEP)
 		test -s context/Containerfile && echo "==> ee-check: context/Containerfile created"
 
 # Benchmarks (bench/README.md): ours against the per-rule way, side by side in one run; ratios are printed,
-# never asserted. `make bench` is the full run (about an hour); bench-quick (about 1-2 minutes) is in make test.
+# never asserted. `make bench` is the full run (about an hour); bench-quick (under a minute on an idle machine) is in make test.
 bench: $(SETUP_DEP)
 	@echo "==> bench: bench/run.py (full; writes bench/results.md and results.json)"
 	cd "$(ROOT)" && "$(VBIN)/python" bench/run.py

@@ -400,7 +400,7 @@ sys.stderr.write("MODULE_ALONE %.6f\n" % (time.perf_counter() - t0))
 
 
 def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
-    sizes = SIZES.get("nft") or ([100, 300] if quick else [100, 300, 1000])
+    sizes = SIZES.get("nft") or ([300] if quick else [100, 300, 1000])
     router = nss.add("r")
     nss.assert_isolated(router)
     wrapper = env.wrapper(router)
@@ -573,13 +573,14 @@ def windows_rules(n):
 
 
 def counted_reader(fake, counting):
-    """Wrap the fake's read so that every walk adds the store size (every rule visited) to counting."""
-    read = fake._read
+    """Wrap the fake's walk (the read, and the read-back at the end of an apply) so that every walk adds the
+    store size (every rule visited) to counting."""
+    walk = fake._state
 
-    def counted_read(params):
+    def counted_walk(params):
         counting["visited"] += len(fake.store)
-        return read(params)
-    return counted_read
+        return walk(params)
+    return counted_walk
 
 
 class WindowsRunner:
@@ -633,7 +634,7 @@ def case_windows(res, quick, reps):
         for n in (sizes if rep % 2 == 0 else list(reversed(sizes))):
             fake = windows_store(fake_windows, FOREIGN_RULES)
             counting = {"visited": 0}
-            fake._read = counted_reader(fake, counting)
+            fake._state = counted_reader(fake, counting)
             runner = WindowsRunner(fake, action_cls, counting)
             args = dict(rules=windows_rules(n), management_sources=["198.18.9.10"])
             gc.collect()
@@ -670,6 +671,9 @@ def case_windows(res, quick, reps):
             if phase == "noop":
                 tgt_calls, met_calls = "= 1", calls == 1
                 tgt_walks, met_walks = "= 1", walks == 1
+            else:       # the read, and the apply that reads the owned group back in the same call
+                tgt_calls, met_calls = "= 2", calls == 2
+                tgt_walks, met_walks = "= 2", walks == 2
             res.figure("windows", "windows.%s.ours.remote_calls.n%d" % (phase, n), int(calls), "calls",
                        tgt_calls, met_calls)
             res.figure("windows", "windows.%s.ours.store_walks.n%d" % (phase, n), int(walks), "walks",
@@ -945,6 +949,91 @@ def case_planner(res, env, quick, reps):
         with open(path, "w") as handle:
             handle.write(raw["profile_plan_yml"])
         res.note("plan.yml profile (N=%d) written to %s" % (at, os.path.relpath(path, ROOT)))
+
+
+ESTATES = [  # (name, inventory hosts, NAP servers, RADIUS clients); NAP servers 0: the example's nine hosts
+    ("n20000_nap9", 20000, 0, 0),
+    ("n20000_nap2300", 20000, 300, 2000),
+]
+QUICK_ESTATES = [("n2000_nap9", 2000, 0, 0), ("n2000_nap230", 2000, 30, 200)]
+
+
+def gen_estate(total, servers, radius):
+    """(inventory document, NAP hosts): an estate of ``total`` inventory hosts of which only some are in NAP groups.
+
+    servers 0: the nine hosts of examples/inventory.yml; else every fixed server role, two perimeter routers and
+    server roles (RDP hosts, IPsec-protected servers, site systems) up to ``servers``, plus ``radius`` RADIUS
+    clients (802.1X switches and access points). The rest are hosts of other groups (web, db, workstations),
+    with a few variables each, that the plan must not read."""
+    if servers:
+        fixed = sum(c for _g, c, _v in FIXED_ROLES) + 2        # + the two perimeter routers
+        # an estate big enough that its 15 % of RADIUS clients covers ``radius``; then trimmed
+        _groups, _hv, _settings, doc = gen_inventory(fixed + int(radius / 0.15) + 10)
+        children = doc["all"]["children"]
+        del children["nap_clients"]
+        rest = max(servers - fixed, 3)
+        for group, share in (("nap_rdp_hosts", 0.4), ("nap_ipsec_protected", 0.4), ("nap_site_systems", 0.2)):
+            keep = max(1, int(round(rest * share))) if group != "nap_site_systems" else \
+                rest - sum(max(1, int(round(rest * x))) for x in (0.4, 0.4))
+            children[group]["hosts"] = dict(list(children[group]["hosts"].items())[:keep])
+        children["nap_radius_clients"]["hosts"] = dict(list(children["nap_radius_clients"]["hosts"].items())[:radius])
+    else:
+        with open(os.path.join(ROOT, "examples", "inventory.yml")) as handle:
+            doc = yaml.safe_load(handle)
+        children = doc["all"]["children"]
+    nap_hosts = set()
+    for group in children.values():
+        nap_hosts.update((group or {}).get("hosts") or {})
+    others = total - len(nap_hosts)
+    for g, (group, share) in enumerate((("web_servers", 0.2), ("db_servers", 0.1), ("workstations", 0.7))):
+        count = others - sum(int(others * x) for _n, x in (("w", 0.2), ("d", 0.1))) if g == 2 else int(others * share)
+        hosts = {}
+        for i in range(count):
+            hosts["%s%05d" % (group[:3], i + 1)] = {
+                "ansible_host": "%s%05d.corp.example.test" % (group[:3], i + 1),
+                "app_tier": group, "backup_window": "0%d:00" % (i % 6), "owner": "team-%d" % (i % 40)}
+        children[group] = {"hosts": hosts, "vars": {"patch_group": group}}
+    return doc, len(nap_hosts)
+
+
+def case_estate(res, env, quick, reps):
+    """plan.yml against the one-task playbook on large inventories where only some hosts are in NAP groups."""
+    estates = QUICK_ESTATES if quick else ESTATES
+    raw = res.raw.setdefault("estate", {"estates": [e[0] for e in estates], "reps": reps, "runs": [], "nap_hosts": {}})
+    plan_pb = os.path.join(ROOT, "playbooks", "plan.yml")
+    floor_pb = env.write("plan-floor.yml", PLAN_FLOOR)
+    report_dir = os.path.join(env.work, "nap-report-estate")
+    paths = {}
+    for name, total, servers, radius in estates:
+        doc, nap = gen_estate(total, servers, radius)
+        paths[name] = env.write("estate-%s.yml" % name, yaml.safe_dump(doc, default_flow_style=False))
+        raw["nap_hosts"][name] = nap
+    for rep in range(reps):
+        for name, _t, _s, _r in (estates if rep % 2 == 0 else list(reversed(estates))):
+            inv = paths[name]
+            steps = [("plan_yml", lambda inv=inv: expect_ok(env.playbook(plan_pb, inv, ["-e", "nap_report_dir=" + report_dir]),
+                                                            "plan.yml")),
+                     ("inventory_playbook", lambda inv=inv: expect_ok(env.playbook(floor_pb, inv), "one-task playbook"))]
+            if rep % 2:
+                steps.reverse()
+            for kind, step in steps:
+                out = step()
+                raw["runs"].append(dict(kind=kind, estate=name, rep=rep, wall=out["wall"], maxrss_kb=out["maxrss_kb"]))
+                log("estate %-16s %-18s %7.3f s  maxrss %d MiB" % (name, kind, out["wall"], out["maxrss_kb"] // 1024))
+
+    def med(kind, name, key="wall"):
+        return median([r.get(key) for r in raw["runs"] if r["kind"] == kind and r["estate"] == name])
+
+    for name, total, _servers, _radius in estates:
+        plan_t, floor_t = med("plan_yml", name), med("inventory_playbook", name)
+        nap = raw["nap_hosts"][name]
+        res.figure("estate", "estate.%s.plan_yml.time" % name, plan_t, "s",
+                   note="%d inventory hosts, %d in NAP groups" % (total, nap))
+        res.figure("estate", "estate.%s.plan_yml.peak_rss" % name, med("plan_yml", name, "maxrss_kb") / 1024.0, "MiB")
+        res.figure("estate", "estate.%s.inventory_load.one_task_playbook" % name, floor_t, "s")
+        ratio = plan_t / floor_t
+        res.figure("estate", "estate.%s.plan_yml_over_inventory_load" % name, ratio, None,
+                   "<= %g" % TARGETS["plan_vs_inventory"], ratio <= TARGETS["plan_vs_inventory"])
 
 
 def profile_playbook(env, playbook, inventory, extra):
@@ -1246,8 +1335,9 @@ def write_report(res, vers, out_dir, args, duration):
     titles = {"nft": "1. nftables perimeter (nft_nap_policy vs ansible.builtin.iptables loop vs ping floor)",
               "windows": "2. Windows (win_nap_firewall on the fake host vs modelled win_firewall_rule per rule)",
               "planner": "3. Planner (planner.plan, plan.yml, ansible-core's inventory load)",
-              "probe": "4. Probes (nap_port_probe vs wait_for loop vs nmap)"}
-    for case in ("nft", "windows", "planner", "probe"):
+              "probe": "4. Probes (nap_port_probe vs wait_for loop vs nmap)",
+              "estate": "5. Large estates (plan.yml vs the one-task playbook, only some hosts in NAP groups)"}
+    for case in ("nft", "windows", "planner", "probe", "estate"):
         figs = [f for f in res.figures if f["case"] == case]
         if not figs:
             continue
@@ -1266,23 +1356,24 @@ def write_report(res, vers, out_dir, args, duration):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions (CI)")
-    parser.add_argument("--case", action="append", choices=["nft", "windows", "planner", "probe"],
+    parser.add_argument("--case", action="append", choices=["nft", "windows", "planner", "probe", "estate"],
                         help="run only this case (repeatable)")
     parser.add_argument("--reps", type=int, help="repetitions per case (default: 3 full, 1 quick; planner/windows "
-                                                 "in process: 5 full, 3 quick)")
+                                                 "in process: 5 full, 1 quick)")
     parser.add_argument("--waitfor-max", type=int,
                         help="largest probe size the wait_for loop is measured at (beyond: extrapolated from the "
-                             "per-target time; default 50, quick 10)")
+                             "per-target time; default 50, quick 5)")
     parser.add_argument("--anchor-sample", type=int,
                         help="run the iptables loop on this many rules only and extrapolate to N (default: none, "
-                             "quick 20)")
+                             "quick 10)")
     parser.add_argument("--anchor-reps-big", type=int, default=1,
                         help="repetitions of the iptables loop at N >= 300 (default 1: ~0.5 s per rule and run)")
     parser.add_argument("--sizes", action="append", default=[], metavar="CASE=N,N",
                         help="override the sizes of a case, e.g. --sizes nft=100,300 (repeatable)")
     parser.add_argument("--out", default=HERE, help="directory for results.md/results.json (default bench/)")
     args = parser.parse_args()
-    cases = args.case or ["nft", "windows", "planner", "probe"]
+    # the large estates (20,000 inventory hosts) are in the full run; --quick runs them only with --case estate
+    cases = args.case or (["nft", "windows", "planner", "probe"] + ([] if args.quick else ["estate"]))
     for spec in args.sizes:
         case, _sep, numbers = spec.partition("=")
         SIZES[case] = [int(x) for x in numbers.split(",") if x.strip()]
@@ -1296,10 +1387,10 @@ def main():
         sys.exit("bench: the nft case compares with ansible.builtin.iptables: apt-get install iptables")
     reps_ext = args.reps or (1 if args.quick else 3)
     if args.waitfor_max is None:
-        args.waitfor_max = 10 if args.quick else 50
+        args.waitfor_max = 5 if args.quick else 50
     if args.anchor_sample is None and args.quick:
-        args.anchor_sample = 20
-    reps_int = args.reps or (3 if args.quick else 5)
+        args.anchor_sample = 10
+    reps_int = args.reps or (1 if args.quick else 5)
     args.reps_text = "%d (external runs) / %d (in-process)" % (reps_ext, reps_int)
     os.makedirs(args.out, exist_ok=True)
 
@@ -1322,7 +1413,7 @@ def main():
             "quick" if args.quick else "full", PREFIX, work), flush=True)
         shown = ("ansible-core", "python", "configmgr.nap", "nft", "iptables", "nmap")
         print("# " + ", ".join("%s %s" % (k, vers[k]) for k in shown), flush=True)
-        for case in ("nft", "windows", "planner", "probe"):
+        for case in ("nft", "windows", "planner", "probe", "estate"):
             if case not in cases:
                 continue
             log("case %s" % case)
@@ -1335,6 +1426,8 @@ def main():
                 case_windows(res, args.quick, reps_int)
             elif case == "planner":
                 case_planner(res, env, args.quick, reps_ext)
+            elif case == "estate":
+                case_estate(res, env, args.quick, reps_ext)
             elif case == "probe":
                 try:
                     case_probe(res, env, nss, args.quick, reps_ext, args.waitfor_max)

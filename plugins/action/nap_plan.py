@@ -11,6 +11,11 @@ import hashlib
 import json
 import os
 
+try:
+    from collections.abc import Mapping
+except ImportError:  # pragma: no cover
+    Mapping = dict
+
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
@@ -21,23 +26,143 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.plugin_utils._files import write_tree
 
+try:    # how VariableManager.get_vars(host) merges a host's inventory variables (ansible-core 2.15 and later)
+    from ansible.inventory.helpers import get_group_vars, sort_groups
+    from ansible.utils.vars import combine_vars
+    from ansible.vars.plugins import get_vars_from_inventory_sources, get_vars_from_path
+except ImportError:  # pragma: no cover - another ansible-core: every host through hostvars
+    get_group_vars = sort_groups = combine_vars = get_vars_from_inventory_sources = get_vars_from_path = None
+
 SETTING_NAMES = tuple(s.name for s in catalogue.SETTINGS) + ("nap_zones",)
 HOST_VAR_PREFIXES = ("nap_",)
 HOST_VAR_NAMES = planner.CONNECTION_VARS
 
 
+def _wanted(name):
+    return name.startswith(HOST_VAR_PREFIXES) or name in HOST_VAR_NAMES
+
+
+def _plain(value):
+    """True when templating cannot change ``value``: builtin scalars and strings without a template delimiter."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return "{" not in value and not value.startswith("#jinja2:")
+    if isinstance(value, Mapping):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return False        # vaulted values and anything else: through the templating engine
+
+
+def _has(cache, name):
+    """Whether a variable manager cache holds data for host ``name`` (the fact cache's get raises KeyError)."""
+    try:
+        return bool(cache.get(name))
+    except KeyError:
+        return False
+
+
+class _InventoryVars(object):
+    """The merged variables of inventory hosts, as ``hostvars[host]`` gives them, at a fraction of the cost.
+
+    ``hostvars[host][name]`` runs ``VariableManager.get_vars(host)`` (every source, about 0.5 ms a host) and
+    templates each value. The planner needs only the ``nap_*`` and connection variables, so this reads them the
+    way ``get_vars(host)`` merges them: the group part (the ``all`` group and the host's groups, from the
+    inventory and the vars plugins, in C(VARIABLE_PRECEDENCE) order) once per distinct set of groups, then the
+    host's own inventory and vars-plugin variables, then the extra vars. A host that has facts, set_fact or
+    include_vars data, or a selected value that templating could change, goes through ``hostvars`` as before.
+    """
+
+    _ENTRIES = ("all_inventory", "all_plugins_inventory", "all_plugins_play", "groups_inventory",
+                "groups_plugins_inventory", "groups_plugins_play")
+
+    def __init__(self, hostvars):
+        self.hostvars = hostvars
+        self.fast = False
+        if get_vars_from_inventory_sources is None:
+            return
+        try:
+            inventory, manager = hostvars._inventory, hostvars._variable_manager
+            self.caches = (manager._fact_cache, manager._nonpersistent_fact_cache, manager._vars_cache)
+            self.extra_vars = manager._extra_vars
+            self.sources = inventory._sources
+            self.all_group = inventory.groups.get("all")
+            self.basedirs = [manager._loader.get_basedir()] if manager.safe_basedir else []
+            self.loader = manager._loader
+            self.inventory = inventory
+        except AttributeError:
+            return
+        if any(entry not in self._ENTRIES for entry in C.VARIABLE_PRECEDENCE) or self.all_group is None:
+            return
+        self.combine, self.sort_groups, self.get_group_vars = combine_vars, sort_groups, get_group_vars
+        self.from_sources, self.from_path = get_vars_from_inventory_sources, get_vars_from_path
+        self.by_groups = {}
+        self.fast = True
+
+    def _plugins_inventory(self, entities):
+        return self.from_sources(self.loader, self.sources, entities, "task")
+
+    def _plugins_play(self, entities):
+        data = {}
+        for path in self.basedirs:
+            data = self.combine(data, self.from_path(self.loader, path, entities, "task"))
+        return data
+
+    def _group_part(self, host):
+        groups = self.sort_groups([g for g in host.get_groups() if g.name != "all"])
+        key = tuple(g.name for g in groups)
+        data = self.by_groups.get(key)
+        if data is None:
+            parts = {"all_inventory": lambda: self.all_group.get_vars(),
+                     "all_plugins_inventory": lambda: self._plugins_inventory([self.all_group]),
+                     "all_plugins_play": lambda: self._plugins_play([self.all_group]),
+                     "groups_inventory": lambda: self.get_group_vars(groups),
+                     "groups_plugins_inventory": lambda: self._plugins_inventory(groups),
+                     "groups_plugins_play": lambda: self._plugins_play(groups)}
+            data = {}
+            for entry in C.VARIABLE_PRECEDENCE:
+                data = self.combine(data, parts[entry]())
+            data = dict((k, v) for k, v in data.items() if _wanted(k))
+            self.by_groups[key] = data
+        return data
+
+    def _quick(self, name):
+        """The selected variables of ``name`` without templating, or None when they need the full path."""
+        host = self.inventory.get_host(name)
+        if host is None or any(_has(cache, name) for cache in self.caches):
+            return None
+        data = dict(self._group_part(host))
+        for layer in (host.get_vars(), self._plugins_inventory([host]), self._plugins_play([host]), self.extra_vars):
+            if layer:
+                data = self.combine(data, dict((k, v) for k, v in layer.items() if _wanted(k)))
+        if not all(_plain(v) for v in data.values()):
+            return None
+        return data
+
+    def get(self, name):
+        data = None
+        if self.fast:
+            try:
+                data = self._quick(name)
+            except (KeyError, TypeError, AttributeError):
+                self.fast = False       # an inventory this code does not know: the exact path for every host
+                data = None
+        if data is None:
+            hvars = self.hostvars[name]
+            data = dict((k, hvars[k]) for k in list(hvars.keys()) if _wanted(k))
+        return data
+
+
 def inventory_from_task_vars(task_vars):
-    """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* variables."""
+    """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* (and connection) variables."""
     groups = dict((g, list(h)) for g, h in (task_vars.get("groups") or {}).items() if g in catalogue.ROLE_BY_GROUP)
-    all_hostvars = task_vars.get("hostvars") or {}
+    reader = _InventoryVars(task_vars.get("hostvars") or {})
     hostvars = {}
     for hosts in groups.values():
         for host in hosts:
-            if host in hostvars:
-                continue
-            hvars = all_hostvars[host]
-            hostvars[host] = dict((k, hvars[k]) for k in list(hvars.keys())
-                                  if k.startswith(HOST_VAR_PREFIXES) or k in HOST_VAR_NAMES)
+            if host not in hostvars:
+                hostvars[host] = reader.get(host)
     return groups, hostvars
 
 
@@ -72,14 +197,13 @@ class ActionModule(ActionBase):
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result
-        text = json.dumps(plan, indent=1) + "\n"
-        result["summary"] = planner.summary(plan)
+        result["summary"] = bounded_summary(planner.summary(plan))
         result["counts"] = {"hosts": len(plan["hosts"]), "perimeter_devices": len(plan["perimeter"]),
                             "flows": len(plan["flows"]), "warnings": len(plan["warnings"])}
         if plan["warnings"]:
             result["warnings"] = list(plan["warnings"])
         if args.get("return_plan"):
-            result["plan"] = json.loads(text)     # plain dicts and lists: what variable storage supports
+            result["plan"] = json.loads(json.dumps(plan))     # plain dicts and lists: what variable storage supports
         report_dir = args.get("report_dir")
         if report_dir:
             report_dir = os.path.abspath(os.path.expanduser(to_text(report_dir)))
@@ -97,11 +221,28 @@ class ActionModule(ActionBase):
                 result[plandoc.PLAN_FILE_KEY] = os.path.join(report_dir, report.REPORT_FILES["json"])
         if plandoc.PLAN_FILE_KEY not in result:
             try:
-                result[plandoc.PLAN_FILE_KEY] = _private_plan_file(text)
+                # compact: only the collection reads this file (the C encoder; indent would take the pure-Python one)
+                result[plandoc.PLAN_FILE_KEY] = _private_plan_file(json.dumps(plan, separators=(",", ":")) + "\n")
             except (IOError, OSError) as exc:
                 result.update(failed=True, msg="configmgr.nap plan: cannot write the plan file under %s: %s"
                               % (C.DEFAULT_LOCAL_TMP, to_text(exc)))
         return result
+
+
+SUMMARY_HOST_LINES = 40
+
+
+def bounded_summary(lines, limit=SUMMARY_HOST_LINES):
+    """The summary with at most ``limit`` per-host lines (the indented ones): registered and printed, it must not
+    grow with the estate (10,000 hosts: 10,000 lines through the result queue, the callback and set_stats)."""
+    per_host = [i for i, line in enumerate(lines) if line.startswith(" ")]
+    if len(per_host) <= limit:
+        return lines
+    cut = set(per_host[limit:])
+    out = [line for i, line in enumerate(lines) if i not in cut]
+    out.insert(per_host[limit - 1] + 1, "  ... %d more host and device lines: see flows.md, flows.csv, or "
+               "configmgr.nap.nap_plan_host per host" % len(cut))
+    return out
 
 
 def _private_plan_file(text):

@@ -139,7 +139,10 @@ plan:
   returned: when return_plan is true
   type: dict
 summary:
-  description: Lines of text, hosts, flows and rules per host and device, then warnings.
+  description:
+    - Lines of text, hosts, flows and rules per host and device, then warnings.
+    - At most 40 per-host and per-device lines, followed by one line that counts the others, so that the
+      registered result and the printed summary do not grow with the estate; every host is in the report files.
   returned: success
   type: list
   elements: str

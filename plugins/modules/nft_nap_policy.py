@@ -255,14 +255,20 @@ EXAMPLES = r"""
 
 RETURN = r"""
 before:
-  description: The owned table before the run, as C(present), C(table), C(zones), C(management_sources) and
-    C(rules) (canonical rule dicts).
-  returned: state is present or absent
+  description:
+    - The owned table before the run, as C(present), C(table), C(zones), C(management_sources) and
+      C(rules) (canonical rule dicts).
+    - When O(state=present) and nothing changes, returned only in diff mode (C(--diff), or C(diff=true) on the task), so
+      that a no-op run carries no copy of the table; RV(drift) and RV(rule_changes) are always returned.
+  returned: state is absent; state is present and something changed; state is present, nothing changed and diff
+    mode is on
   type: dict
 after:
-  description: The owned table after the run, in the same form as RV(before). In check mode, the predicted
-    table.
-  returned: state is present or absent
+  description:
+    - The owned table after the run, in the same form as RV(before). In check mode, the predicted table.
+    - When O(state=present) and nothing changes, returned only in diff mode, as RV(before).
+  returned: state is absent; state is present and something changed; state is present, nothing changed and diff
+    mode is on
   type: dict
 commands:
   description: The per-rule (and per set or chain) changes in nft syntax, for review. The module applies them
@@ -349,6 +355,7 @@ backup_file:
   type: str
 """
 
+import importlib
 import json
 import os
 import time
@@ -356,7 +363,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.files import create_new, numbered
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
@@ -398,13 +404,20 @@ def argument_spec():
 MUTUALLY_EXCLUSIVE = [("rules", "plan"), ("backup_path", "backup_options")]
 
 
+def _plandoc():
+    """plandoc, imported by name: the action plugin resolves the plan on the controller and sends only the host's
+    share, so the module's payload does not carry plandoc and the catalogue it pulls in (issue 22); direct callers
+    of policy_from_params with a plan (tests, the lab) run where the collection is installed."""
+    return importlib.import_module("ansible_collections.configmgr.nap.plugins.module_utils.nap.plandoc")
+
+
 def policy_from_params(params, environ=None):
     """(Policy, warnings) from the module parameters (plan + host, or rules + zones)."""
     environ = os.environ if environ is None else environ
     warnings = []
     params = dict(params)
     if params.get("plan") is not None:     # the action plugin resolves the plan; this path serves direct callers
-        params = plandoc.nft_arguments(params, params.get("host"))
+        params = _plandoc().nft_arguments(params, params.get("host"))
     rules = params.get("rules")
     management_ports = params.get("management_ports")
     zones = params.get("zones")
@@ -633,14 +646,18 @@ def run_module(module):
         warnings.append("%s has policy drop: a drop in any table is final, so the flows this table accepts must "
                         "be accepted there too (see docs/nftables.md)" % chain)
     change = nftables_compare.compare(policy, have)
-    result["before"] = nftables_compare.describe(have, policy, change.have_rules if have is not None else None)
     result["rule_changes"] = change.rule_diff.commands()
     result["drift"] = change.rule_diff.summary()
     if not change.changed:
-        result["after"] = result["before"]
+        # a no-op returns the table only in diff mode: the whole table in every run's result is most of what
+        # Ansible handles for a no-op (issue 22)
+        if module._diff:
+            result["before"] = nftables_compare.describe(have, policy, change.have_rules if have is not None else None)
+            result["after"] = result["before"]
         if warnings:
             result["warnings"] = warnings
         return result
+    result["before"] = nftables_compare.describe(have, policy, change.have_rules if have is not None else None)
 
     result["changed"] = True
     result["commands"] = change.commands()

@@ -189,7 +189,7 @@ def test_04_zones_the_table_does_not_own_pass(lab):
 
 
 def test_05_routers_in_series_both_enforce(lab):
-    results = lab.converge("--check")[1]
+    results = lab.converge("--check", "--diff")[1]        # a no-op returns before/after in diff mode only
     for router in ("r2", "r3"):
         names = [r["name"] for r in results[router]["after"]["rules"]]
         assert "CM-MP-TCP-FWD" in names, (router, names)

@@ -73,3 +73,178 @@ def test_host_without_address_is_named(tmp_path):
                               "-e", "nap_management_sources=['203.0.113.10']")
     assert result.returncode != 0
     assert "host cm01.example.com (group nap_site_servers) has no usable address" in result.stdout
+
+
+# ---------------------------------------------------------------------------
+# issue 22: the merged variables of the NAP hosts, read without hostvars' per-value templating
+# ---------------------------------------------------------------------------
+INVENTORY_DIR = {
+    "hosts.yml": """
+all:
+  vars:
+    nap_enforcement_methods: [dhcp]
+    nap_management_sources: [203.0.113.10/32]
+    lab_net: 192.0.2
+  children:
+    nap_site_servers:
+      hosts:
+        cm01: {ansible_host: 192.0.2.10}
+    nap_shv_points:
+      hosts:
+        nps01: {ansible_host: 192.0.2.20, nap_platform: windows}
+    nap_domain_controllers:
+      hosts:
+        dc01:
+        dc02:
+          ansible_host: "{{ lab_net }}.6"
+    nap_global_catalogs:
+      hosts:
+        dc01:
+    nap_hras:
+      vars:
+        ansible_port: 5985
+      hosts:
+        hra01: {ansible_host: 192.0.2.30}
+    windows_tier:
+      vars:
+        ansible_group_priority: 10
+        ansible_port: 5986
+      hosts:
+        hra01:
+    web:
+      hosts:
+        web01: {ansible_host: 198.51.100.7, nap_platform: linux}
+""",
+    "group_vars/all.yml": "nap_gc_mode: gc_ssl\n",
+    "group_vars/nap_hras.yml": "nap_hra_transport: https\n",
+    "group_vars/nap_site_servers.yml": "nap_gc_mode: gc\n",
+    "host_vars/dc01.yml": "ansible_host: 192.0.2.5\nnap_rpc_dynamic_range: 50000-50100\n",
+}
+
+
+def _variable_world(tmp_path, extra_vars=None):
+    from ansible import context
+    from ansible.inventory.manager import InventoryManager
+    from ansible.module_utils.common.collections import ImmutableDict
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+
+    for name, text in INVENTORY_DIR.items():
+        path = tmp_path / "inv" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    context.CLIARGS = ImmutableDict(extra_vars=[])
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources=[str(tmp_path / "inv" / "hosts.yml")])
+    manager = VariableManager(loader=loader, inventory=inventory)
+    if extra_vars:
+        manager._extra_vars = extra_vars
+    return inventory, manager, HostVars(inventory, manager, loader)
+
+
+def _through_hostvars(hostvars, host):
+    hvars = hostvars[host]
+    return dict((k, hvars[k]) for k in list(hvars.keys()) if nap_plan._wanted(k))
+
+
+def _nap_plan_action():
+    from ansible_collections.configmgr.nap.plugins.action import nap_plan as module
+    return module
+
+
+nap_plan = _nap_plan_action()
+
+
+def test_inventory_vars_are_those_of_hostvars(tmp_path):
+    inventory, manager, hostvars = _variable_world(tmp_path, extra_vars={"nap_ad_ldap_mode": "ldaps"})
+    # a set_fact (non-persistent fact) and gathered facts take the exact path
+    manager.set_nonpersistent_facts("nps01", {"nap_shv_ports": [1812]})
+    manager.set_host_facts("cm01", {"ansible_system": "Win32NT"})
+    reader = nap_plan._InventoryVars(hostvars)
+    assert reader.fast
+    asked = []
+    real = type(hostvars).__getitem__
+
+    class Counting(type(hostvars)):
+        def __getitem__(self, key):
+            asked.append(key)
+            return real(self, key)
+
+    hostvars.__class__ = Counting
+    names = ["cm01", "nps01", "dc01", "dc02", "hra01", "web01"]
+    got = dict((h, reader.get(h)) for h in names)
+    hostvars.__class__ = Counting.__mro__[1]
+    for host in names:
+        assert got[host] == _through_hostvars(hostvars, host), host
+    # the vars plugins' files, group priority, extra vars, templates and set_fact are all there
+    assert got["dc01"]["ansible_host"] == "192.0.2.5" and got["dc01"]["nap_rpc_dynamic_range"] == "50000-50100"
+    assert got["dc02"]["ansible_host"] == "192.0.2.6"
+    assert got["hra01"]["ansible_port"] == 5986 and got["hra01"]["nap_hra_transport"] == "https"
+    assert got["cm01"]["nap_gc_mode"] == "gc" and got["dc01"]["nap_gc_mode"] == "gc_ssl"
+    assert got["web01"]["nap_ad_ldap_mode"] == "ldaps"
+    assert got["nps01"]["nap_shv_ports"] == [1812]
+    assert "lab_net" not in got["dc02"]
+    # only the host with a template, the one with a set_fact and the one with facts went through hostvars
+    assert sorted(asked) == ["cm01", "dc02", "nps01"]
+
+
+@pytest.mark.parametrize("precedence,fast", [
+    (["groups_plugins_play", "groups_plugins_inventory", "groups_inventory", "all_plugins_play",
+      "all_plugins_inventory", "all_inventory"], True),
+    (["all_inventory", "groups_inventory", "an_entry_of_a_later_ansible"], False),
+])
+def test_inventory_vars_follow_the_configured_precedence(tmp_path, monkeypatch, precedence, fast):
+    from ansible import constants as C
+    _inventory, _manager, hostvars = _variable_world(tmp_path)
+    monkeypatch.setattr(C, "VARIABLE_PRECEDENCE", precedence)
+    reader = nap_plan._InventoryVars(hostvars)
+    assert reader.fast is fast
+    for host in ("cm01", "dc01", "hra01"):
+        assert reader.get(host) == _through_hostvars(hostvars, host), host
+    # reversed: the all group's group_vars file wins over the site servers' one; without the vars plugins'
+    # entries, neither file is read
+    assert reader.get("cm01").get("nap_gc_mode") == ("gc_ssl" if fast else None)
+
+
+README_PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - configmgr.nap.nap_plan:
+      register: nap
+    - ansible.builtin.debug:
+        msg: "{{ nap | configmgr.nap.nap_flows(dst_host='dc01') | map(attribute='id') | list }}"
+      register: flows
+    - ansible.builtin.debug:
+        msg: "{{ nap | configmgr.nap.nap_query(\\"flows[?protocol=='udp'].[id, dst_host]\\") }}"
+      register: udp
+    - ansible.builtin.assert:
+        that:
+          - "'NAP-GC-READ' in flows.msg"
+          - nap.plan_file is string
+          - nap.plan is not defined
+          - udp.msg | length > 0
+"""
+
+
+def test_readme_register_and_nap_flows_keep_working(tmp_path):
+    playbook = tmp_path / "readme.yml"
+    playbook.write_text(README_PLAYBOOK)
+    result = ansible_playbook("-i", EXAMPLE, str(playbook), "-v")
+    assert result.returncode == 0, result.stdout
+    assert "NAP-GC-READ" in result.stdout and "failed=0" in result.stdout
+
+
+def test_summary_does_not_grow_with_the_estate():
+    lines = ["1000 hosts, 2 perimeter devices, 14145 flows (42 catalogue ids)"]
+    lines += ["  host%04d   nap_client   1 inbound   0 outbound" % i for i in range(1000)]
+    lines += ["  rtr01      perimeter nftables   26 forward", "3 warning(s), listed above and in the report"]
+    out = nap_plan.bounded_summary(lines)
+    assert out[0] == lines[0] and out[-1] == lines[-1]
+    assert out[1:41] == lines[1:41]
+    assert out[41].startswith("  ... 961 more host and device lines")
+    assert len(out) == 43
+    small = lines[:5] + lines[-1:]
+    assert nap_plan.bounded_summary(small) == small

@@ -108,8 +108,27 @@ def test_no_change_no_write():
     assert result["changed"] is False
     assert result["commands"] == [] and result["rule_changes"] == []
     assert nft.writes() == []
-    assert result["before"] == result["after"]
+    # a no-op carries no copy of the table outside diff mode (issue 22); drift is still reported
+    assert "before" not in result and "after" not in result
+    assert not any(result["drift"].values())
     assert any("ip filter chain FORWARD" in w for w in result["warnings"])
+
+
+def test_no_change_in_diff_mode_returns_the_table():
+    nft = FakeNft(listing())
+    result = mod.run_module(FakeModule(params(), nft, diff=True))
+    assert result["changed"] is False and nft.writes() == []
+    assert result["before"] == result["after"]
+    assert result["before"]["present"] is True
+    assert sorted(r["name"] for r in result["before"]["rules"]) == sorted(r["name"] for r in spec()["rules"])
+
+
+def test_a_change_returns_before_and_after_without_diff_mode():
+    nft = FakeNft(None)
+    result = mod.run_module(FakeModule(params(), nft))
+    assert result["changed"] is True
+    assert result["before"]["present"] is False
+    assert sorted(r["name"] for r in result["after"]["rules"]) == sorted(r["name"] for r in spec()["rules"])
 
 
 def test_absent_table_is_created_after_validation():
@@ -362,3 +381,32 @@ def test_devices_in_series_own_the_zones_behind_each_other():
         assert policy.management_ports == (22, 5986)     # the routers' SSH and the DC's WinRM, as planned
     policy, _warnings = mod.policy_from_params({"plan": plan, "host": "dc01"})
     assert sorted(policy.zones) == ["a", "b", "c", "x"] and policy.management_ports == (5986,)
+
+
+def test_module_payload_does_not_carry_the_plan_reader():
+    """The action plugin resolves the plan on the controller (issue 22): the module's static imports, which
+    decide what AnsiballZ ships to the host, reach neither plandoc nor the catalogue it pulls in."""
+    import ast
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mod.__file__)))
+    prefix = "ansible_collections.configmgr.nap.plugins."
+
+    def imports(path):
+        with open(path) as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix):
+                yield node.module, [a.name for a in node.names]
+
+    seen, todo = set(), [os.path.join(root, "modules", "nft_nap_policy.py")]
+    while todo:
+        path = todo.pop()
+        for module, names in imports(path):
+            rel = module[len(prefix):].replace(".", os.sep)
+            for candidate in [rel + ".py"] + [os.path.join(rel, n + ".py") for n in names]:
+                full = os.path.join(root, candidate)
+                if os.path.isfile(full) and full not in seen:
+                    seen.add(full)
+                    todo.append(full)
+    reached = sorted(os.path.basename(p) for p in seen)
+    assert "nftables.py" in reached and "model.py" in reached, reached
+    assert "plandoc.py" not in reached and "catalogue.py" not in reached, reached
