@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """configmgr.nap.win_nap_port_probe: probes from a Windows host.
 
-The controller validates the targets and builds every payload with module_utils/nap/probe_engine.py
-(remote_requests, the same probe classes nap_port_probe runs on Linux); ONE ansible.windows.win_powershell
+The controller validates the targets and builds every payload with module_utils/nap/probe_remote.py
+(remote_requests, over the probe classes of probe_engine.py that nap_port_probe runs on Linux); ONE ansible.windows.win_powershell
 call runs the sender (module_utils/nap/powershell/probe_sender.ps1) on the host, which connects, sends those
 bytes and returns what came back; the controller judges the replies with the same classifiers
 (remote_results).  Nothing is sent when the input is bad.
@@ -22,7 +22,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine, probe_remote
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_port_probe import argument_spec
 
 POWERSHELL_MODULE = "ansible.windows.win_powershell"
@@ -78,7 +78,7 @@ class ActionModule(ActionBase):
         try:
             if concurrency < 1:
                 raise probe_engine.ProbeError("concurrency must be at least 1, got %d" % concurrency)
-            probes, wire = probe_engine.remote_requests(args["targets"], timeout=args["timeout"],
+            probes, wire = probe_remote.remote_requests(args["targets"], timeout=args["timeout"],
                                                         max_timeout=args["max_timeout"],
                                                         source_address=args.get("source_address"))
         except probe_engine.ProbeError as exc:
@@ -110,7 +110,7 @@ class ActionModule(ActionBase):
                 return result
             replies = doc.get("results") or []
             extra = {"ps_version": doc.get("ps_version")}
-        results = probe_engine.remote_results(probes, wire, replies)
+        results = probe_remote.remote_results(probes, wire, replies)
         summary = probe_engine.summarize(results)
         failures = [probe_engine.describe_failure(r) for r in results if not r["ok"]]
         elapsed = round(max([r["time_ms"] for r in results] + [0.0]) / 1000.0, 4)

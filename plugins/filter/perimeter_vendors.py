@@ -42,6 +42,12 @@ def to_asa_acl_block(data, running_config, block_acl, device=None, acl_name=None
                  _acl(acl_name), prefix, state)
 
 
+def to_asa_changes(data, device=None, state="present", binding="global", block_acl=None, acl_name=None,
+                   access_group=None, block_config=None, gathered=None, prefix=None):
+    return _call("to_asa_changes", cisco.asa_changes, data, device, state, binding, block_acl, _acl(acl_name),
+                 access_group, block_config, gathered, prefix)
+
+
 def to_ios_acls(data, device=None, acl_name=None):
     return _call("to_ios_acls", cisco.ios_acls_config, data, device, _acl(acl_name))
 
@@ -59,6 +65,7 @@ class FilterModule(object):
             "to_asa_acls": to_asa_acls,
             "to_asa_ogs_stale": to_asa_ogs_stale,
             "to_asa_acl_block": to_asa_acl_block,
+            "to_asa_changes": to_asa_changes,
             "to_ios_acls": to_ios_acls,
             "to_ios_acl_interfaces": to_ios_acl_interfaces,
         }

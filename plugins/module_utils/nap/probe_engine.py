@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The concurrent probe engine: target validation, sockets, one event loop, bounded concurrency and
 sockets, timeouts, the hard deadline, and the results.  The packets and what counts as an answer
-are in probe_codecs.py.
+are in probe_codecs.py, the timeout arguments and the ``timeout: auto`` estimate in probe_timing.py (re-exported
+here), the remote senders of win_nap_port_probe (remote_requests / remote_results) in probe_remote.py.
 
 Pure Python, standard library only, Python 3.8 syntax: this file runs on the vantage host
 inside the ``nap_port_probe`` module.
@@ -28,7 +29,6 @@ __metaclass__ = type
 
 import errno
 import ipaddress
-import math
 import os
 import selectors
 import socket
@@ -40,20 +40,16 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_codecs imp
     build_cldap_search, build_dns_query, build_kerberos_as_req, build_ntp_request, classify_cldap, classify_datagram,
     classify_dhcp, classify_dns, classify_ike, classify_kerberos, classify_ntp, classify_radius, dhcp_request,
     encode_dns_name, ike_requests, parse_mac, radius_request, random_bytes, random_int, random_mac)
+# the timeout part lives in probe_timing.py; its names stay importable from here (tests and callers use them)
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.probe_timing import (  # noqa: F401 pylint: disable=unused-import
+    DEFAULT_MAX_TIMEOUT, DEFAULT_MIN_TIMEOUT, DEFAULT_TIMEOUT, SERVICE_ALLOWANCE, ProbeError, RttEstimator, TimeoutPolicy,
+    parse_timeout)
 
 STATES = ("open", "closed", "filtered", "open|filtered", "unexpected", "error")
 BLOCKED_STATES = ("closed", "filtered", "open|filtered")
 EXPECTS = ("open", "closed", "blocked")
 PROTOCOLS = ("tcp", "udp")
 
-# Service time allowed on top of the round-trip estimate in ``timeout: auto`` (seconds):
-# the estimate comes from kernel-level answers (TCP handshakes, resets, ICMP), a service
-# needs more to build its answer, the more so when every vantage of a verify run asks the
-# same domain controller at once (a KDC looks the principal up before it answers).
-SERVICE_ALLOWANCE = {
-    "tcp": 0.0, "udp": 0.0, "dns": 0.3, "cldap": 0.3, "ike": 0.3, "ntp": 0.1,
-    "radius": 0.5, "dhcp": 0.5, "dhcp_relay": 0.5, "kerberos": 0.5,
-}
 DEFAULT_KERBEROS_REALM = "NAP-PROBE.INVALID"
 # The argument spec of one target (nap_port_probe and win_nap_port_probe take the same targets).
 TARGET_SPEC = dict(
@@ -75,9 +71,6 @@ TARGET_SPEC = dict(
     timeout=dict(type="float"),
 )
 
-DEFAULT_TIMEOUT = "auto"
-DEFAULT_MAX_TIMEOUT = 3.0
-DEFAULT_MIN_TIMEOUT = 0.05
 DEFAULT_CONCURRENCY = 256
 # File descriptors left free under the open-files limit (RLIMIT_NOFILE) besides those the process
 # already holds when the probes start: the selector's own descriptor and whatever the module or a
@@ -85,10 +78,6 @@ DEFAULT_CONCURRENCY = 256
 FD_HEADROOM = 16
 # datagrams a UDP probe reads from one socket before the event loop looks at the other probes again
 DATAGRAMS_PER_EVENT = 64
-
-
-class ProbeError(Exception):
-    """Bad input, raised before anything is sent."""
 
 
 # ===========================================================================
@@ -123,23 +112,6 @@ class Target:
 
 def _hostport(address, port):
     return "[%s]:%d" % (address, port) if ":" in address else "%s:%d" % (address, port)
-
-
-def parse_timeout(value, where="timeout", allow_auto=True):
-    """A positive number of seconds, or "auto" -> float or "auto"."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        if allow_auto:
-            return "auto"
-        raise ProbeError("%s: 'auto' is not allowed here; give seconds, e.g. 0.5" % where)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ProbeError("%s: %r is not a number of seconds%s" % (where, value, " or 'auto'" if allow_auto else ""))
-    if math.isnan(seconds) or seconds <= 0 or seconds > 3600:
-        raise ProbeError("%s: %r must be more than 0 and at most 3600 seconds" % (where, value))
-    return seconds
 
 
 def _resolve(host, where, resolver):
@@ -288,72 +260,6 @@ def judge(expect, state):
     if expect == "closed":
         return state == "closed"
     return state in BLOCKED_STATES
-
-
-# ===========================================================================
-# Round-trip estimation for timeout: auto (RFC 6298 smoothing, as nmap does)
-# ===========================================================================
-class RttEstimator:
-    def __init__(self):
-        self.srtt = None
-        self.rttvar = None
-        self.samples = 0
-
-    def add(self, rtt):
-        rtt = max(rtt, 0.0)
-        if self.srtt is None:
-            self.srtt = rtt
-            self.rttvar = rtt / 2.0
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.samples += 1
-
-    def timeout(self, floor, ceiling):
-        if self.srtt is None:
-            return ceiling
-        return min(max(self.srtt + 4.0 * self.rttvar, floor), ceiling)
-
-    def as_dict(self):
-        if self.srtt is None:
-            return {"samples": 0}
-        return {"samples": self.samples, "srtt_ms": round(self.srtt * 1000.0, 3),
-                "rttvar_ms": round(self.rttvar * 1000.0, 3)}
-
-
-class TimeoutPolicy:
-    """How long a probe waits for an answer: fixed, or derived from measured round trips."""
-
-    def __init__(self, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, min_timeout=DEFAULT_MIN_TIMEOUT):
-        self.mode = parse_timeout(timeout) or DEFAULT_TIMEOUT
-        self.max_timeout = parse_timeout(max_timeout, "max_timeout", allow_auto=False) or DEFAULT_MAX_TIMEOUT
-        self.min_timeout = parse_timeout(min_timeout, "min_timeout", allow_auto=False) or DEFAULT_MIN_TIMEOUT
-        if self.min_timeout > self.max_timeout:
-            raise ProbeError("min_timeout (%s) is above max_timeout (%s)" % (self.min_timeout, self.max_timeout))
-        self.overall = RttEstimator()
-        self.per_address = {}
-
-    def sample(self, address, rtt):
-        self.overall.add(rtt)
-        self.per_address.setdefault(address, RttEstimator()).add(rtt)
-
-    def wait_for(self, target):
-        if target.timeout is not None:
-            return target.timeout
-        if self.mode != "auto":
-            return self.mode
-        est = self.per_address.get(target.address)
-        if est is None or est.samples == 0:
-            est = self.overall
-        if est.samples == 0:
-            return self.max_timeout
-        base = est.timeout(self.min_timeout, self.max_timeout)
-        return min(base + SERVICE_ALLOWANCE.get(target.kind, 0.0), self.max_timeout)
-
-    def longest(self, targets):
-        fixed = [t.timeout for t in targets if t.timeout is not None]
-        base = self.max_timeout if self.mode == "auto" else self.mode
-        return max([base] + fixed)
 
 
 # ===========================================================================
@@ -1027,142 +933,3 @@ def probe_many(targets, **kwargs):
     summary = summarize(results)
     failures = [describe_failure(r) for r in results if not r["ok"]]
     return results, summary, info, failures
-
-
-# ===========================================================================
-# Remote senders (the PowerShell sender of win_nap_port_probe): the controller builds the exact bytes
-# and judges the replies with the probes above; the sender only connects, sends and reads.
-# ===========================================================================
-# What a remote sender can do: TCP connects, TCP exchanges (one request, the reply read until its
-# framing is complete, the peer closes or the timeout) and UDP exchanges from an ephemeral port.
-# DHCP probes bind UDP 67/68, which the DHCP Client and DHCP Server services hold on Windows.
-REMOTE_UNSUPPORTED = {"dhcp": "a DHCP probe binds UDP 68, which the DHCP Client service holds on Windows",
-                      "dhcp_relay": "a DHCP relay probe binds UDP 67, which the DHCP Server and relay agent hold on "
-                                    "Windows"}
-# sender statuses (the sender's reply format: see remote_results)
-REMOTE_STATUSES = ("open", "refused", "timeout", "unreachable", "replied", "silent", "error")
-# framing of a TCP exchange's reply: none (read until the peer closes or the timeout), u32 (a 4-byte length first)
-REMOTE_FRAMING = {"kerberos": "u32"}
-
-
-def _b64(data):
-    import base64
-    return base64.b64encode(data).decode("ascii")
-
-
-def remote_requests(targets, timeout=DEFAULT_TIMEOUT, max_timeout=DEFAULT_MAX_TIMEOUT, source_address=None,
-                    resolver=socket.getaddrinfo):
-    """Validate ``targets`` and build every probe's bytes for a remote sender.
-
-    -> (probes, wire): the probe objects (kept on the controller for remote_results) and, in the same
-    order, the sender's parameters per probe: Id, Protocol, Address, Port, Mode (connect or exchange),
-    Send (base64 payloads, sent in order), Framing (none or u32) and TimeoutMs.  A timeout of ``auto``
-    is ``max_timeout`` here: the sender does not estimate round trips.  A kind the sender cannot make
-    (DHCP) gets no wire entry (None) and an ``error`` result from remote_results.
-    """
-    parsed = normalize_targets(targets, resolver)
-    policy = TimeoutPolicy(timeout, max_timeout)
-    local = source_address or ("0.0.0.0")
-    probes, wire = [], []
-    for target in parsed:
-        probe = probe_class(target)(target, None)
-        probes.append(probe)
-        if target.kind in REMOTE_UNSUPPORTED:
-            wire.append(None)
-            continue
-        wait = target.timeout if target.timeout is not None else (
-            policy.mode if policy.mode != "auto" else policy.max_timeout)
-        entry = {"Id": target.index, "Protocol": target.protocol, "Address": target.address, "Port": target.port,
-                 "Mode": "connect", "Send": [], "Framing": "none", "TimeoutMs": int(math.ceil(wait * 1000))}
-        if isinstance(probe, TcpExchangeProbe):
-            probe.request = probe.request_bytes(local)
-            entry.update(Mode="exchange", Send=[_b64(probe.request)], Framing=REMOTE_FRAMING.get(target.kind, "none"))
-        elif isinstance(probe, UdpProbe):
-            entry.update(Mode="exchange", Send=[_b64(p) for p in probe.requests(local)])
-        wire.append(entry)
-    return probes, wire
-
-
-def _remote_one(probe, reply, wire):
-    import base64
-    target = probe.target
-    probe.started = 0.0
-    if wire is None:
-        probe.finish("error", 0.0, "%s: the Windows sender cannot make it (a Linux vantage in the zone can)"
-                     % REMOTE_UNSUPPORTED[target.kind])
-        return
-    if not isinstance(reply, dict) or reply.get("Status") not in REMOTE_STATUSES:
-        probe.finish("error", 0.0, "the sender returned no result for this probe (%r)" % (reply,))
-        return
-    status = reply["Status"]
-    elapsed = max(0.0, float(reply.get("TimeMs") or 0) / 1000.0)
-    waited = float(wire["TimeoutMs"]) / 1000.0
-    error = str(reply.get("Error") or "")
-    try:
-        datagrams = [base64.b64decode(str(d)) for d in reply.get("Replies") or []]
-    except (TypeError, ValueError):
-        probe.finish("error", elapsed, "the sender returned replies that are not base64")
-        return
-    if status == "error":
-        probe.finish("error", elapsed, "the sender could not make the probe: %s" % error)
-    elif status == "unreachable":
-        probe.finish("filtered", elapsed, "ICMP host or network unreachable (%s)" % error if error else
-                     "ICMP host or network unreachable")
-    elif target.protocol == "tcp":
-        if status == "refused":
-            probe.finish("closed", elapsed, "connection refused (TCP reset)")
-        elif status == "timeout":
-            probe.timed_out = True
-            probe.expire(elapsed, waited)
-        elif status == "open" and not isinstance(probe, TcpExchangeProbe):
-            probe.finish("open", elapsed, "TCP handshake completed")
-        elif isinstance(probe, TcpExchangeProbe):
-            probe.connected = True
-            data = b"".join(datagrams)
-            verdict = probe.check(data) if data else None
-            if verdict is not None:
-                probe.finish(verdict[0], elapsed, verdict[1], verdict[2])
-            elif data:
-                probe.finish("unexpected", elapsed, "TCP handshake completed, %d byte(s) came back, not a %s answer"
-                             % (len(data), target.kind))
-            else:
-                probe.expire(elapsed, waited)
-        else:
-            probe.finish("error", elapsed, "the sender answered %s to a TCP connect" % status)
-    elif status == "refused":
-        probe.finish("closed", elapsed, "ICMP port unreachable")
-    elif status in ("timeout", "silent"):
-        probe.timed_out = True
-        probe.expire(elapsed, waited)
-    elif status == "replied":
-        for data in datagrams:
-            verdict = probe.check(data)
-            if verdict is not None:
-                probe.finish(verdict[0], elapsed, verdict[1], verdict[2])
-                return
-            probe.ignored += 1
-        probe.expire(elapsed, waited)
-    else:
-        probe.finish("error", elapsed, "the sender answered %s to a UDP exchange" % status)
-    if probe.result is not None:
-        probe.result = (probe.result[0], elapsed, probe.result[2], probe.result[3])
-
-
-def remote_results(probes, wire, replies):
-    """Judge a remote sender's replies with the same classifiers as run(): -> results as run() gives them.
-
-    ``replies``: the sender's list, one mapping per probe it was given: Id, Status (open, refused, timeout,
-    unreachable, replied, silent, error), Replies (base64: the datagrams of a UDP exchange, or the bytes read
-    in a TCP exchange), TimeMs, Error."""
-    by_id = {}
-    for reply in replies or []:
-        if isinstance(reply, dict) and reply.get("Id") is not None:
-            try:
-                by_id[int(reply["Id"])] = reply
-            except (TypeError, ValueError):
-                continue
-    out = []
-    for probe, entry in zip(probes, wire):
-        _remote_one(probe, by_id.get(probe.target.index), entry)
-        out.append(_result(probe))
-    return out

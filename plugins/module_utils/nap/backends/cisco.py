@@ -22,6 +22,7 @@ ASA (``cisco.asa``)
     block and nothing else.
   * ``asa_stale_ogs()``: owned object groups (by prefix) that the wanted config no longer uses,
     for ``state: deleted`` after the ACL was replaced.
+  * ``asa_changes()``: all of the above decided for one run of the perimeter role (filter to_asa_changes).
 
 IOS (``cisco.ios``)
   * ``ios_acls_config()``: one extended named ACL (plus an IPv6 ACL of the same name when
@@ -660,6 +661,45 @@ def asa_block_commands(data, running_config, block_acl, device=None, acl_name=DE
     return commands
 
 
+_GLOBAL_RE = re.compile(r"^access-group \S+ global$")
+
+
+def asa_changes(data, device, state="present", binding="global", block_acl=None, acl_name=DEFAULT_ACL_NAME,
+                access_group_show="", block_show="", gathered=None, prefix=None):
+    """What the perimeter role sends to one ASA, in order: ``ogs_replaced`` (asa_ogs replaced), ``pre_lines``
+    (asa_config; absent: unbind, block removal), ``acls`` (asa_acls ``{state, config}`` or None), ``post_lines``
+    (asa_config: the global binding when not bound yet, or the block) and ``ogs_deleted`` (asa_ogs deleted; never
+    called with []).  The shows: ``show running-config access-group`` / ``access-list <block_acl or acl_name>``."""
+    if state not in ("present", "absent") or binding not in ("global", "block", "none"):
+        raise NapError("%s: state %r / nap_perimeter_asa_binding %r; expected present or absent / global, block or "
+                       "none" % (device, state, binding))
+    ogs, acls = asa_model(data, device, acl_name, prefix)[1:]
+    if binding == "block" and not block_acl:
+        raise NapError("%s: nap_perimeter_asa_binding is block, so nap_perimeter_asa_block_acl must name the "
+                       "interface ACL to hold the block" % device)
+    ours = "access-group %s global" % acl_name
+    bound = [t for t in (_norm(x) for x in str(access_group_show or "").splitlines()) if _GLOBAL_RE.match(t)]
+    block = []
+    if binding == "block":
+        block = asa_block_commands(data, block_show, block_acl, device, acl_name, prefix, state)
+    out = {"ogs_replaced": [], "pre_lines": [], "acls": None, "post_lines": [], "ogs_deleted": []}
+    if state == "absent":
+        out["pre_lines"] = (["no " + ours] if ours in bound else []) + block
+        out["acls"] = {"state": "deleted", "config": {"acls": [{"name": acl_name}]}}
+        out["ogs_deleted"] = asa_owned_ogs(gathered, acl_name, prefix)
+        return out
+    if binding == "global" and bound and bound != [ours]:
+        raise NapError("%s binds another global ACL (%s); an ASA has one global access-group. Set "
+                       "nap_perimeter_asa_binding: block with nap_perimeter_asa_block_acl naming that ACL."
+                       % (device, ", ".join(bound)))
+    out["ogs_replaced"] = ogs
+    if binding != "block" and acls["acls"]:
+        out["acls"] = {"state": "replaced", "config": acls}
+    out["post_lines"] = block if binding == "block" else [ours] if binding == "global" and not bound else []
+    out["ogs_deleted"] = asa_stale_ogs(ogs, gathered, acl_name, prefix)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # IOS
 # ---------------------------------------------------------------------------
@@ -955,6 +995,6 @@ def ios_acl_interfaces_config(data, device=None, interfaces=None, acl_name=DEFAU
 __all__ = [
     "DEFAULT_ACL_NAME", "ASA_PORTS", "IOS_PORTS", "port_number", "device_entry", "check_device",
     "asa_ogs_config", "asa_acls_config", "asa_stale_ogs", "asa_owned_ogs", "asa_rules_from_parsed",
-    "asa_block_commands", "asa_block_lines", "ios_acls_config", "ios_rules_from_parsed",
+    "asa_block_commands", "asa_block_lines", "asa_changes", "ios_acls_config", "ios_rules_from_parsed",
     "ios_acl_interfaces_config",
 ]

@@ -6,8 +6,8 @@ param (
     [string]$MinPsVersion = '5.1'
 )
 # configmgr.nap probe sender v1 (configmgr.nap.win_nap_port_probe). READ ONLY: opens client sockets, changes nothing.
-# The controller builds every payload and judges every reply (module_utils/nap/probe_engine.py, remote_requests and
-# remote_results, the same code nap_port_probe runs on Linux); this script only connects, sends the given bytes and
+# The controller builds every payload and judges every reply (module_utils/nap/probe_remote.py: remote_requests and
+# remote_results over probe_engine.py's probe classes, the same code nap_port_probe runs on Linux); this script only connects, sends the given bytes and
 # returns what came back, for all probes of the vantage in one call, at most $Concurrency at once, each with its own
 # timeout, on non-blocking sockets polled in one loop.
 # $ProbesJson: a JSON array of {Id, Protocol (tcp|udp), Address, Port, Mode (connect|exchange), Send (base64 payloads),

@@ -19,7 +19,7 @@ import struct
 import pytest
 
 from ansible_collections.configmgr.nap.plugins.action import win_nap_port_probe as action
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_codecs, probe_engine
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_codecs, probe_engine, probe_remote
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))))
@@ -58,7 +58,7 @@ def test_the_sender_is_the_collections_file_and_carries_its_marker():
 
 
 def test_parameters_match_the_param_block():
-    probes, wire = probe_engine.remote_requests(targets(), timeout=1)
+    probes, wire = probe_remote.remote_requests(targets(), timeout=1)
     params = action.sender_parameters(wire, 16, 9.5)
     assert param_block(script()) == list(params) == ["ProbesJson", "Concurrency", "DeadlineMs", "MinPsVersion"]
     assert params["DeadlineMs"] == 9500 and params["Concurrency"] == 16 and params["MinPsVersion"] == "5.1"
@@ -68,7 +68,7 @@ def test_parameters_match_the_param_block():
 
 
 def test_every_probe_field_the_sender_reads_is_built_and_used():
-    _probes, wire = probe_engine.remote_requests(targets(), timeout=1)
+    _probes, wire = probe_remote.remote_requests(targets(), timeout=1)
     read = set(re.findall(r"\$(?:Spec|State\.Spec|state\.Spec)\.(\w+)", script()))
     built = set(k for w in wire if w for k in w)
     assert read == built == {"Id", "Protocol", "Address", "Port", "Mode", "Send", "Framing", "TimeoutMs"}
@@ -80,11 +80,11 @@ def test_reply_fields_and_statuses_are_what_the_controller_judges():
     assert re.findall(r"(\w+) = ", fields) == ["Id", "Status", "Replies", "TimeMs", "Error"]
     emitted = set(re.findall(r"-Status '(\w+)'", text)) | set(re.findall(r"return '(\w+)'", text)) \
         | set(re.findall(r"\{ '(\w+)' \} else \{ '(\w+)' \}", text)[0])
-    assert emitted == set(probe_engine.REMOTE_STATUSES)
+    assert emitted == set(probe_remote.REMOTE_STATUSES)
     with open(STAND_IN) as handle:
         stand_in = handle.read()
     assert set(re.findall(r'done\("(\w+)"', stand_in)) | set(re.findall(r'return "(\w+)"', stand_in)) \
-        | {"replied", "silent"} == set(probe_engine.REMOTE_STATUSES)
+        | {"replied", "silent"} == set(probe_remote.REMOTE_STATUSES)
 
 
 def _krb_error():
@@ -98,7 +98,7 @@ def b64(data):
 
 
 def test_replies_are_judged_like_nap_port_probe_does():
-    probes, wire = probe_engine.remote_requests(targets(), timeout=1, max_timeout=2)
+    probes, wire = probe_remote.remote_requests(targets(), timeout=1, max_timeout=2)
     by_name = dict((p.target.name, (i, p, w)) for i, (p, w) in enumerate(zip(probes, wire)))
     dns_query = base64.b64decode(by_name["dns"][2]["Send"][0])
     dns_reply = bytearray(dns_query)
@@ -115,7 +115,7 @@ def test_replies_are_judged_like_nap_port_probe_does():
         {"Id": by_name["radius"][0], "Status": "replied", "Replies": [b64(radius_reply)], "TimeMs": 4},
         {"Id": by_name["silent"][0], "Status": "timeout", "Replies": [], "TimeMs": 200},
     ]
-    results = dict((r["name"], r) for r in probe_engine.remote_results(probes, wire, replies))
+    results = dict((r["name"], r) for r in probe_remote.remote_results(probes, wire, replies))
     assert (results["tcp"]["state"], results["tcp"]["detail"], results["tcp"]["time_ms"]) == (
         "open", "TCP handshake completed", 1.25)
     assert results["krb-tcp"]["state"] == "open" and results["krb-tcp"]["kind"] == "kerberos"
@@ -133,26 +133,26 @@ def test_replies_are_judged_like_nap_port_probe_does():
     ("tcp", "error", "error"), ("udp", "bogus", "error"),
 ])
 def test_statuses_map_to_the_engines_states(protocol, status, state):
-    probes, wire = probe_engine.remote_requests([{"host": "198.18.1.5", "port": 53, "protocol": protocol}], timeout=1)
-    (result,) = probe_engine.remote_results(probes, wire, [{"Id": 0, "Status": status, "TimeMs": 5, "Error": "x"}])
+    probes, wire = probe_remote.remote_requests([{"host": "198.18.1.5", "port": 53, "protocol": protocol}], timeout=1)
+    (result,) = probe_remote.remote_results(probes, wire, [{"Id": 0, "Status": status, "TimeMs": 5, "Error": "x"}])
     assert result["state"] == state
 
 
 def test_a_kerberos_tcp_handshake_without_an_answer_is_unexpected_and_a_missing_reply_an_error():
-    probes, wire = probe_engine.remote_requests([
+    probes, wire = probe_remote.remote_requests([
         {"host": "198.18.1.5", "port": 88, "protocol": "tcp", "kind": "kerberos"},
         {"host": "198.18.1.5", "port": 445}], timeout=1)
-    results = probe_engine.remote_results(probes, wire, [{"Id": 0, "Status": "silent", "TimeMs": 1000}])
+    results = probe_remote.remote_results(probes, wire, [{"Id": 0, "Status": "silent", "TimeMs": 1000}])
     assert results[0]["state"] == "unexpected" and "no kerberos answer within 1000 ms" in results[0]["detail"]
     assert results[1]["state"] == "error" and "returned no result" in results[1]["detail"]
 
 
 def test_bad_targets_are_refused_before_anything_is_sent():
     with pytest.raises(probe_engine.ProbeError, match="kerberos_realm"):
-        probe_engine.remote_requests([{"host": "198.18.1.5", "port": 88, "kind": "kerberos",
+        probe_remote.remote_requests([{"host": "198.18.1.5", "port": 88, "kind": "kerberos",
                                        "kerberos_realm": "has space"}])
     with pytest.raises(probe_engine.ProbeError, match="port 0 is out of range"):
-        probe_engine.remote_requests([{"host": "198.18.1.5", "port": 0}])
+        probe_remote.remote_requests([{"host": "198.18.1.5", "port": 0}])
 
 
 def test_the_stand_in_refuses_an_old_powershell_as_the_sender_does(monkeypatch):

@@ -214,6 +214,116 @@ def test_block_damaged_markers_fail():
         cisco.asa_block_commands(example_plan("cisco_asa"), running, "OUTSIDE-IN", "rtr01")
 
 
+# -- ASA: every change of the perimeter role (asa_changes / to_asa_changes) ------------
+BLOCK_ACL = "OUTSIDE-IN"
+GLOBAL_SHOW = "access-group OUTSIDE-IN in interface outside\n"
+OWNED_OGS = [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}, {"name": "INSIDE"}]},
+             {"object_type": "service", "object_groups": [{"name": "WEB"}]}]
+
+
+def _changes(state="present", binding="global", access_group=GLOBAL_SHOW, block_show=USER_ACL, **kwargs):
+    return cisco.asa_changes(vendor_plan(), "fw01", state, binding, kwargs.pop("block_acl", BLOCK_ACL),
+                             "CONFIGMGR-NAP", access_group, block_show, kwargs.pop("gathered", OWNED_OGS), **kwargs)
+
+
+def test_changes_present_global_binds_once():
+    plan = vendor_plan()
+    changes = _changes()
+    assert changes["ogs_replaced"] == cisco.asa_ogs_config(plan, "fw01")
+    assert changes["pre_lines"] == []
+    assert changes["acls"] == {"state": "replaced", "config": cisco.asa_acls_config(plan, "fw01")}
+    assert changes["post_lines"] == ["access-group CONFIGMGR-NAP global"]
+    assert changes["ogs_deleted"] == [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}]}]
+    bound = _changes(access_group=GLOBAL_SHOW + "  access-group   CONFIGMGR-NAP global \n")
+    assert bound["post_lines"] == []
+    assert bound["acls"] == changes["acls"]
+
+
+def test_changes_present_global_refuses_a_foreign_global_access_group():
+    with pytest.raises(NapError) as err:
+        _changes(access_group="access-group USER-GLOBAL global\naccess-group CONFIGMGR-NAP global\n")
+    assert str(err.value) == (
+        "fw01 binds another global ACL (access-group USER-GLOBAL global, access-group CONFIGMGR-NAP global); an ASA "
+        "has one global access-group. Set nap_perimeter_asa_binding: block with nap_perimeter_asa_block_acl naming "
+        "that ACL.")
+    with pytest.raises(AnsibleFilterError, match=r"^configmgr.nap.to_asa_changes: fw01 binds another global ACL "
+                                                 r"\(access-group USER-GLOBAL global\)"):
+        filters.to_asa_changes(vendor_plan(), "fw01", access_group="access-group USER-GLOBAL global",
+                               block_config="", gathered=[])
+    # another global ACL does not matter when our entries go elsewhere, nor on removal
+    assert _changes(binding="none", access_group="access-group USER-GLOBAL global")["post_lines"] == []
+    assert _changes("absent", access_group="access-group USER-GLOBAL global")["pre_lines"] == []
+
+
+def test_changes_present_block_rewrites_the_block_only():
+    plan = vendor_plan()
+    changes = _changes(binding="block", access_group="access-group CONFIGMGR-NAP global\n")
+    block = cisco.asa_block_commands(plan, USER_ACL, BLOCK_ACL, "fw01")
+    assert changes["post_lines"] == block
+    assert block[0] == "access-list OUTSIDE-IN line 1 remark " + cisco.BLOCK_BEGIN % "CONFIGMGR-NAP"
+    assert len(block) == len(plan["perimeter"]["fw01"]["forward"]) + 2
+    assert changes["acls"] is None and changes["pre_lines"] == []
+    assert changes["ogs_replaced"] == cisco.asa_ogs_config(plan, "fw01")
+    done = _apply(USER_ACL, block, BLOCK_ACL)
+    assert _changes(binding="block", block_show=done)["post_lines"] == []
+
+
+def test_changes_present_none_only_replaces_acl_and_groups():
+    changes = _changes(binding="none", access_group="")
+    assert changes["post_lines"] == [] and changes["pre_lines"] == []
+    assert changes["acls"]["state"] == "replaced"
+    assert changes["ogs_deleted"] == [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}]}]
+
+
+def test_changes_present_without_rules_has_no_acl_step():
+    plan = with_device(vendor_plan(), "fw01", forward=[])
+    changes = cisco.asa_changes(plan, "fw01", "present", "global", None, "CONFIGMGR-NAP", "", "", OWNED_OGS)
+    assert changes == {"ogs_replaced": [], "pre_lines": [], "acls": None,
+                       "post_lines": ["access-group CONFIGMGR-NAP global"],
+                       "ogs_deleted": [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}]}]}
+
+
+def test_changes_absent_global_unbinds_and_deletes_by_name():
+    changes = _changes("absent", access_group=GLOBAL_SHOW + "access-group CONFIGMGR-NAP global\n")
+    assert changes == {"ogs_replaced": [], "pre_lines": ["no access-group CONFIGMGR-NAP global"],
+                       "acls": {"state": "deleted", "config": {"acls": [{"name": "CONFIGMGR-NAP"}]}},
+                       "post_lines": [],
+                       "ogs_deleted": [{"object_type": "network", "object_groups": [{"name": "CONFIGMGR-NAP-NET-OLD"}]}]}
+    # not bound (a longer name is not ours): nothing to unbind; no owned group: nothing to delete
+    other = _changes("absent", access_group="access-group CONFIGMGR-NAP-OLD global\n", gathered=[])
+    assert other["pre_lines"] == [] and other["ogs_deleted"] == []
+    assert other["acls"] == changes["acls"]
+
+
+def test_changes_absent_block_removes_the_block():
+    plan = vendor_plan()
+    running = _apply(USER_ACL, cisco.asa_block_commands(plan, USER_ACL, BLOCK_ACL, "fw01"), BLOCK_ACL)
+    changes = _changes("absent", "block", access_group="access-group CONFIGMGR-NAP global\n", block_show=running)
+    removal = cisco.asa_block_commands(plan, running, BLOCK_ACL, "fw01", state="absent")
+    assert changes["pre_lines"] == ["no access-group CONFIGMGR-NAP global"] + removal
+    assert all(line.startswith("no access-list OUTSIDE-IN ") for line in removal)
+    assert _apply(running, removal, BLOCK_ACL) == "\n".join(USER_ACL.splitlines()[:2]) + "\n"
+    assert changes["acls"]["state"] == "deleted" and changes["post_lines"] == []
+    assert _changes("absent", "block", access_group="")["pre_lines"] == []
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("block_acl", [None, ""])
+def test_changes_block_needs_the_block_acl(state, block_acl):
+    with pytest.raises(NapError) as err:
+        _changes(state, "block", block_acl=block_acl)
+    assert str(err.value) == ("fw01: nap_perimeter_asa_binding is block, so nap_perimeter_asa_block_acl must name "
+                              "the interface ACL to hold the block")
+
+
+def test_changes_damaged_block_and_bad_choice_fail():
+    damaged = USER_ACL + "access-list OUTSIDE-IN remark " + cisco.BLOCK_BEGIN % "CONFIGMGR-NAP" + "\n"
+    with pytest.raises(NapError, match="ACL OUTSIDE-IN: the configmgr.nap block markers are damaged"):
+        _changes(binding="block", block_show=damaged)
+    with pytest.raises(NapError, match="fw01: state 'present' / nap_perimeter_asa_binding 'interface'; expected"):
+        _changes(binding="interface")
+
+
 # -- IOS -----------------------------------------------------------------------------
 def test_ios_binding_keeps_other_bindings():
     current = [{"name": "Gi0/0", "access_groups": [{"afi": "ipv4", "acls": [{"name": "USER-OUT", "direction": "out"}]}]},
