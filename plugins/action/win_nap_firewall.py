@@ -90,6 +90,9 @@ def op_line(op):
     """One op as a reviewable netsh-style line (the module applies it through the COM API)."""
     if op["op"] == "add":
         return windows_render.op_command({"op": "add", "name": op["name"], "rule": dict(op["set"])})
+    if op["op"] in ("disable", "enable"):
+        return 'set rule name="%s" (group %s) new enable=%s' % (op["name"], op["grouping"] or "(none)",
+                                                                 "no" if op["op"] == "disable" else "yes")
     if op["op"] == "update":
         copies = " (%d copies)" % len(op["temp"]) if op.get("temp") else ""
         values = " ".join("%s=%s" % (k, "*" if v in (None, "") else v) for k, v in op["set"])
@@ -277,9 +280,13 @@ class ActionModule(ActionBase):
                 raise _Fail("win_nap_firewall: " + windows.unsupported_message(host, os_version, ps_version))
 
         sources, ports = self._management(args, plan, task_vars, warnings, host)
+        mode = args["predefined"]
+        groups = windows.predefined_groups(rules, plan, host) if mode != "ignore" else []
+        scope = windows.predefined_scope(groups)
 
-        # ---- read: one remote call, one pass over the rule store
-        doc = self._powershell(windows.READ_PS1, windows.read_parameters(group, prefix, ports), task_vars, "read", host)
+        # ---- read: one remote call, one pass over the rule store (the predefined groups in the same pass)
+        doc = self._powershell(windows.READ_PS1, windows.read_parameters(group, prefix, ports, scope), task_vars, "read",
+                               host)
         result["host_info"] = dict((k, doc.get(k)) for k in (
             "os_version", "ps_version", "local_policy_modify_state", "current_profile_types", "rule_count"))
         if not doc.get("supported"):
@@ -300,13 +307,20 @@ class ActionModule(ActionBase):
                         if str(fw.get("Profiles") or "").isdigit())
             result["gathered_options"] = dict(group=group, name_prefix=prefix,
                                               profiles=windows.profiles_names(masks.pop() if len(masks) == 1 else mask))
+            if mode != "ignore":
+                result["gathered_predefined"] = windows.wider_predefined(doc, windows.full_rules(rules, prefix), groups)
             return
 
         rdiff, ops = windows.plan_changes(target, host_state)
+        predefined = self._predefined(result, warnings, host, group, prefix, mode, state, doc, host_state, target,
+                                      groups)
+        ops = predefined["before"] + ops + predefined["after"]
         result["before"] = [windows.to_model(r, prefix) for r in host_state.owned]
         result["after"] = [windows.to_model(r, prefix) for r in target]
         result["rule_changes"] = [dict(c, name=windows.model_name(c["name"], prefix)) for c in rdiff.commands()]
         result["drift"] = dict((k, [windows.model_name(n, prefix) for n in v]) for k, v in rdiff.summary().items())
+        if predefined["wider"]:
+            result["drift"]["predefined"] = [w["name"] for w in predefined["wider"]]
         result["commands"] = [op_line(op) for op in ops]
         if host_state.adopted_fw:
             adopted = sorted(str(fw.get("Name")) for fw in host_state.adopted_fw)
@@ -352,14 +366,45 @@ class ActionModule(ActionBase):
             return
 
         if args["backup"]:
-            result["backup_path"] = self._backup(args, task_vars, host, group, prefix, host_state)
+            result["backup_path"] = self._backup(args, task_vars, host, group, prefix, host_state,
+                                                 result.get("predefined"))
 
         # ---- apply: one remote call with every change, the owned group read back in the same call
-        reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops, prefix, ports), task_vars,
-                                 "apply", host)
+        reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops, prefix, ports, scope),
+                                 task_vars, "apply", host)
         outcome = windows.apply_outcome(reply, ops, target, host_state, sources, ports,
                                         check_lockout=not args["allow_lockout"])
         self._report(result, outcome, ops, host, prefix, sources)
+
+    @staticmethod
+    def _predefined(result, warnings, host, group, prefix, mode, state, doc, host_state, target, groups):
+        """The predefined rules of the run: {wider, before: ops first, after: ops last}; fills result["predefined"].
+
+        present: the wider rules (report: a warning; disable: the marker, then one disable op each, after the owned
+        rules' ops); absent (whatever the mode): re-enable what the marker records (before the removals: it only
+        widens), then remove the marker (last)."""
+        out = {"wider": [], "before": [], "after": []}
+        if state == "absent":           # whatever the mode: the marker is the collection's record
+            ops, enabled = windows.restore_ops(host_state)
+            out["before"], out["after"] = ops[:-1], ops[-1:]
+            result["predefined"] = {"enabled": enabled}
+            return out
+        if mode == "ignore":
+            return out
+        wider = windows.wider_predefined(doc, target, groups)
+        out["wider"] = wider
+        try:
+            ops, disabled, recorded = windows.predefined_ops(host_state, wider, mode, group, prefix)
+        except NapError as exc:
+            raise _Fail("win_nap_firewall: host %s: %s (%s)" % (host, to_text(exc), NOTHING_CHANGED), predefined={
+                "wider": wider})
+        out["after"] = ops
+        result["predefined"] = {"wider": wider, "disabled": disabled, "recorded": recorded}
+        if wider and mode == "report":
+            warnings.append("host %s: %d enabled predefined rule(s) admit more than the plan (predefined: disable turns "
+                            "them off): %s" % (host, len(wider), "; ".join(
+                                "%s (%s): %s" % (w["name"], w["group"], w["why"]) for w in wider)))
+        return out
 
     @staticmethod
     def _report(result, outcome, ops, host, prefix, sources):
@@ -382,7 +427,7 @@ class ActionModule(ActionBase):
                         "WinRM/PSRP from the management sources (%s): %s" % (
                             host, ", ".join(sources), "; ".join(outcome["lockout"])))
 
-    def _backup(self, args, task_vars, host, group, prefix, host_state):
+    def _backup(self, args, task_vars, host, group, prefix, host_state, predefined=None):
         options = backup_options(args)
         directory = options.get("dir_path") or os.path.join(task_vars.get("playbook_dir") or os.getcwd(), "backup")
         directory = os.path.abspath(os.path.expanduser(to_text(directory)))
@@ -395,6 +440,9 @@ class ActionModule(ActionBase):
             "os_version": host_state.doc.get("os_version"),
             "rules": host_state.owned_fw,
             "model": [windows.to_model(r, prefix) for r in host_state.owned],
+            # predefined: disable - the marker rule as read ([] recorded before) and what this run disables / enables
+            "predefined_marker": getattr(host_state, "marker_fw", None),
+            "predefined": predefined or {},
         }
         # the host name is inventory input: only a sanitised form of it names the file (never a path); a
         # filename of the task's own must be a plain file name (checked before the read, and again by write_new)

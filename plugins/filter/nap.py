@@ -46,7 +46,20 @@ def nap_drift_report(play_hosts, hostvars):
         out.append("%s: missing %s; extra %s; changed %s" % (
             host, ", ".join(drift.get("missing") or []) or "-", ", ".join(drift.get("extra") or []) or "-",
             ", ".join(drift.get("changed") or []) or "-"))
+    out.extend(_predefined_lines(play_hosts, hostvars))
     return out or ["no drift on %d host(s)" % len(play_hosts or [])]
+
+
+def _predefined_lines(play_hosts, hostvars):
+    """One line per host whose enabled Windows predefined rules admit more than the plan (win_nap_firewall's
+    drift.predefined, with predefined: report), whether or not its owned rules drifted."""
+    out = []
+    for host in play_hosts or []:
+        hvars = hostvars[host] if host in hostvars else {}
+        names = (hvars.get("__nap_drift") or {}).get("predefined") or []
+        if names:
+            out.append("%s: predefined rules wider than the plan %s" % (host, ", ".join(names)))
+    return out
 
 
 class FilterModule(object):

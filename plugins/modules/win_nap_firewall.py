@@ -136,6 +136,28 @@ options:
     type: str
     choices: [fail, warn]
     default: fail
+  predefined:
+    description:
+      - What to do with the Windows predefined rules (e.g. C(NPS-NPSSvc-In-UDP-1812), installed and enabled from any
+        address by the Network Policy Server role) of the groups the catalogue names for the host's planned inbound
+        flows, when they admit more than the plan for the same port (remote address Any where the plan has sources,
+        or a wider port set). Groups are matched by their resource string (C(@FirewallAPI.dll,-28502)), the groups
+        without one (Network Policy Server, the IIS groups) by their rules' names; the read is the same single pass.
+      - C(ignore) does not read them (O(state=absent) still re-enables what an earlier C(disable) recorded).
+      - C(report) returns them (RV(predefined), RV(gathered_predefined) with O(state=gathered)), lists their names in
+        RV(drift) (C(predefined)) and warns; nothing is changed for them.
+      - C(disable) turns them off AFTER the owned rules are in place, in the same apply call and covered by the
+        anti-lockout check of every step (turning off the Windows Remote Management rule that admits the controller
+        is refused like any other step that would cut it). What it disabled is returned (RV(predefined)), kept in the
+        backup, and recorded on the host in a disabled marker rule of the owned group (C(<name_prefix>predefined-disabled),
+        its description lists the rules); the predefined rules themselves are not edited otherwise. O(state=absent)
+        re-enables exactly the rules the marker lists and removes it. Rules already disabled stay so when the option
+        changes back to C(report).
+      - C(disable) is refused, naming the group and nothing changed, for the groups that serve the whole domain on a
+        domain controller (Active Directory Domain Services, DNS Service, Kerberos Key Distribution Center).
+    type: str
+    choices: [ignore, report, disable]
+    default: report
   backup:
     description:
       - Before a change, save the owned rules as read from the host (Windows properties and canonical model)
@@ -256,6 +278,11 @@ EXAMPLES = r"""
 - name: Remove every rule the collection owns
   configmgr.nap.win_nap_firewall:
     state: absent
+
+- name: NPS host - the plan's scoped RADIUS rules only; turn off the NPS rules that admit RADIUS from any address
+  configmgr.nap.win_nap_firewall:
+    plan: "{{ nap_plan_result }}"
+    predefined: disable
 """
 
 RETURN = r"""
@@ -287,7 +314,9 @@ rule_changes:
   type: list
   elements: dict
 drift:
-  description: Rule names C(missing), C(extra) and C(changed) in the owned group compared to the wanted rules.
+  description:
+    - Rule names C(missing), C(extra) and C(changed) in the owned group compared to the wanted rules.
+    - C(predefined) lists the enabled predefined rules wider than the plan (O(predefined=report)).
   returned: state is present or absent
   type: dict
 gathered:
@@ -369,6 +398,37 @@ left:
       C(changed) rule names; only the non-empty lists). An empty dict when the host holds the wanted rules.
   returned: when changes were applied
   type: dict
+predefined:
+  description:
+    - The enabled predefined inbound rules wider than the plan (O(predefined=report) or C(disable)); with
+      O(predefined=disable), C(disabled) the rules turned off by this run and C(recorded) every rule the marker
+      lists; with O(state=absent), C(enabled) the rules re-enabled.
+  returned: state is present and predefined is not ignore, or state is absent
+  type: dict
+  contains:
+    wider:
+      description:
+        - One dict per rule - C(name), C(grouping) (as Windows holds it), C(group) (the English group name),
+          C(resource), C(protocol), C(local_ports), C(remote_addresses), C(why) (what it admits beyond the plan).
+      type: list
+      elements: dict
+    disabled:
+      description: C([name, grouping]) of each rule this run disabled.
+      type: list
+      elements: list
+    recorded:
+      description: C([name, grouping]) of every rule the marker lists after the run.
+      type: list
+      elements: list
+    enabled:
+      description: C([name, grouping]) of each rule O(state=absent) re-enabled.
+      type: list
+      elements: list
+gathered_predefined:
+  description: The enabled predefined inbound rules wider than the planned rules (as RV(predefined) C(wider)).
+  returned: state is gathered and predefined is not ignore
+  type: list
+  elements: dict
 backup_path:
   description: The backup file written on the controller (a new file, mode C(0600)).
   returned: backup is true and the owned rules changed
@@ -391,6 +451,7 @@ def argument_spec():
         management_sources=dict(type="list", elements="str"),
         allow_lockout=dict(type="bool", default=False),
         local_policy_override=dict(type="str", default="fail", choices=["fail", "warn"]),
+        predefined=dict(type="str", default="report", choices=["ignore", "report", "disable"]),
         backup=dict(type="bool", default=False),
         backup_options=dict(type="dict", options=dict(
             dir_path=dict(type="path"),

@@ -391,6 +391,8 @@ TRAITS = {
     "ipv4_only": "IPv4 only (DHCPv4): an IPv6 client network gets a warning, not a rule",
     "radius_via_proxy": "sent to the RADIUS proxies (nap_radius_proxies) when the inventory has any, else to the SHV "
                         "points",
+    "management_channel": "carries the management connection (Ansible's WinRM/PSRP or SSH): its rules are applied "
+                          "before the others and never cut",
 }
 
 
@@ -722,11 +724,11 @@ FLOWS = (
     # --- management channel -------------------------------------------------
     FlowDef("MGMT-WINRM", "Ansible manages Windows hosts (WinRM / PSRP)", "configmgr.nap",
             "management_sources", "windows_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
-            doc_from="nap_management_sources", doc_to="every managed Windows host", traits=("host_endpoints_only",)),
+            doc_from="nap_management_sources", doc_to="every managed Windows host", traits=("host_endpoints_only", "management_channel")),
     FlowDef("MGMT-SSH", "Ansible manages Linux hosts and perimeter devices (SSH)", "configmgr.nap",
             "management_sources", "ssh_hosts", (Service("tcp", MANAGEMENT_PORT),), "management",
             doc_from="nap_management_sources", doc_to="every managed Linux host and perimeter device",
-            traits=("host_endpoints_only",)),
+            traits=("host_endpoints_only", "management_channel")),
 ) + CM_FLOWS + INFRA_FLOWS
 
 FLOWS_BY_ID = dict((f.id, f) for f in FLOWS)

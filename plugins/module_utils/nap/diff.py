@@ -17,8 +17,12 @@ from collections import OrderedDict
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
+# icmp_type is compared: a backend that uses DEFAULT_COMPARE must read it back (Windows: IcmpTypesAndCodes).  The
+# nftables backend compares with its own COMPARE and checks the ICMP type itself (nftables.py); the Cisco backend and
+# the Aerleon export render icmp_type but use no rule diff.  A rule without icmp_type has no such key in to_dict():
+# changed_fields takes a missing field as None.
 DEFAULT_COMPARE = ("direction", "action", "protocol", "src_addresses", "dst_addresses", "src_ports", "dst_ports",
-                   "description")
+                   "description", "icmp_type")
 
 
 class RuleDiff:
@@ -68,7 +72,7 @@ class RuleDiff:
 
 def changed_fields(old, new, compare=DEFAULT_COMPARE):
     a, b = old.to_dict(), new.to_dict()
-    return [f for f in compare if a[f] != b[f]]
+    return [f for f in compare if a.get(f) != b.get(f)]
 
 
 def check_unique(rules, where="rules"):

@@ -40,6 +40,12 @@ Facts used (Microsoft documentation):
   https://learn.microsoft.com/en-us/windows/win32/api/icftypes/ne-icftypes-net_fw_modify_state
 * NET_FW_PROFILE2_ALL = 0x7FFFFFFF, DOMAIN 1, PRIVATE 2, PUBLIC 4; NET_FW_RULE_DIR_IN 1, OUT 2;
   NET_FW_ACTION_BLOCK 0, ALLOW 1; protocol 256 = any (icftypes.h).
+* INetFwRule::IcmpTypesAndCodes: "a list of ICMP types and codes separated by semicolon. "*" indicates all ICMP
+  types and codes." (https://learn.microsoft.com/en-us/windows/win32/api/netfw/nf-netfw-inetfwrule-get_icmptypesandcodes);
+  an ICMP rule is protocol 1 (ICMPv4) or 58 (ICMPv6), so IPv6 addresses need a rule of their own.
+* INetFwRule::Grouping of a predefined rule is its resource string (``@FirewallAPI.dll,-28502``), the same on
+  every language of Windows (INetFwRule::get_Grouping,
+  https://learn.microsoft.com/en-us/windows/win32/api/netfw/nf-netfw-inetfwrule-get_grouping).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -57,7 +63,7 @@ from collections import OrderedDict
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, names, plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import check_unique, diff_rules
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
-    PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
+    ICMP_TYPES, PORT_KEYWORDS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, NapError, Rule, normalize_addresses, normalize_ports,
     port_in,
 )
 
@@ -69,6 +75,11 @@ PROTOCOL_ANY = 256
 DIR_IN, DIR_OUT = 1, 2
 ACTION_BLOCK, ACTION_ALLOW = 0, 1
 PROTOCOL_NAMES = dict((v, k) for k, v in PROTOCOL_NUMBERS.items())
+PROTOCOL_ICMPV6 = 58
+PROTOCOL_NAMES[PROTOCOL_ICMPV6] = "icmp"        # read back: ICMPv6 is the model's icmp on IPv6 addresses
+# icmp_type as IcmpTypesAndCodes: (ICMPv4 value, ICMPv6 value) for each type the model knows (model.ICMP_TYPES)
+ICMP_TYPE_CODES = dict((name, ("%d:*" % v4, "%d:*" % v6)) for name, (v4, v6, _code) in ICMP_TYPES.items())
+ICMPV6_SUFFIX = "-ICMPV6"
 MODIFY_STATE = {0: "OK", 1: "GP_OVERRIDE", 2: "INBOUND_BLOCKED"}
 MANAGEMENT_PORTS = (5985, 5986)
 MIN_OS_VERSION = "6.1.7601"     # Windows Server 2008 R2 SP1
@@ -316,12 +327,46 @@ def rule_from_input(data, where="rule"):
     return rule
 
 
+def _family(addresses, version):
+    return tuple(a for a in addresses if ipaddress.ip_network(a, strict=False).version == version)
+
+
+def split_icmp_families(rules):
+    """An ICMP rule with IPv4 and IPv6 addresses becomes two: ``name`` (ICMPv4, protocol 1) and ``name-ICMPV6``
+    (ICMPv6, protocol 58), as a Windows rule has one protocol.  A rule with IPv6 addresses only stays one rule
+    (ICMPv6); a rule without addresses stays one ICMPv4 rule (docs/windows.md)."""
+    out = []
+    for rule in rules:
+        addresses = rule.src_addresses + rule.dst_addresses
+        if rule.protocol != "icmp" or not addresses:
+            out.append(rule)
+            continue
+        versions = set(ipaddress.ip_network(a, strict=False).version for a in addresses)
+        if versions != set((4, 6)):
+            out.append(rule)
+            continue
+        data = rule.to_dict()
+        v4 = dict(data, src_addresses=_family(rule.src_addresses, 4), dst_addresses=_family(rule.dst_addresses, 4))
+        v6 = dict(data, name=rule.name + ICMPV6_SUFFIX, src_addresses=_family(rule.src_addresses, 6),
+                  dst_addresses=_family(rule.dst_addresses, 6))
+        out.extend((Rule(**v4), Rule(**v6)))
+    return out
+
+
+def icmp_protocol(rule):
+    """1 (ICMPv4) or 58 (ICMPv6, a rule whose addresses are all IPv6)."""
+    addresses = rule.src_addresses + rule.dst_addresses
+    if addresses and all(ipaddress.ip_network(a, strict=False).version == 6 for a in addresses):
+        return PROTOCOL_ICMPV6
+    return PROTOCOL_NUMBERS["icmp"]
+
+
 def rules_from_input(items, where="rules"):
     if items is None:
         return []
     if not isinstance(items, (list, tuple)):
         raise NapError("%s: expected a list of rules, got %r" % (where, items))
-    rules = [rule_from_input(item, "%s[%d]" % (where, i)) for i, item in enumerate(items)]
+    rules = split_icmp_families([rule_from_input(item, "%s[%d]" % (where, i)) for i, item in enumerate(items)])
     check_unique(rules, where)
     lowered = {}
     for rule in rules:
@@ -394,7 +439,9 @@ def rule_to_fw(rule, group, prefix, mask=PROFILES_ALL, named=False):
     fw["Grouping"] = group
     fw["Direction"] = direction
     fw["Action"] = ACTION_ALLOW
-    fw["Protocol"] = PROTOCOL_NUMBERS[rule.protocol]
+    fw["Protocol"] = icmp_protocol(rule) if rule.protocol == "icmp" else PROTOCOL_NUMBERS[rule.protocol]
+    if rule.protocol == "icmp" and rule.icmp_type:
+        fw["IcmpTypesAndCodes"] = ICMP_TYPE_CODES[rule.icmp_type][0 if fw["Protocol"] == 1 else 1]
     fw["LocalPorts"] = format_ports(local_ports, "com") if rule.protocol in PORT_PROTOCOLS else None
     fw["RemotePorts"] = format_ports(remote_ports, "com") if rule.protocol in PORT_PROTOCOLS else None
     fw["LocalAddresses"] = format_addresses(local_addr)
@@ -444,8 +491,11 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL, group=None):
             problems.append("Profiles=%s" % ",".join(profiles_names(fw.get("Profiles"))))
     except (TypeError, ValueError):
         problems.append("Profiles=%s" % fw.get("Profiles"))
+    icmp_type, icmp_problem = read_icmp_type(proto_num, fw.get("IcmpTypesAndCodes"))
+    if icmp_problem:
+        problems.append(icmp_problem)
     for field, ok in (("InterfaceTypes", ("All",)), ("ApplicationName", ()), ("ServiceName", ()),
-                      ("IcmpTypesAndCodes", ("*",)), ("Interfaces", ())):
+                      ("Interfaces", ())):
         if not _is_blank(fw.get(field), ok):
             problems.append("%s=%s" % (field, fw.get(field)))
     if fw.get("EdgeTraversal"):
@@ -470,7 +520,22 @@ def fw_to_rule(fw, prefix, mask=PROFILES_ALL, group=None):
         src_ports, dst_ports = (), ()
     return Rule(name=name, flow_id=flow_id or model_name(name, prefix), direction=direction, protocol=protocol,
                 src_addresses=src_addr, dst_addresses=dst_addr, src_ports=src_ports, dst_ports=dst_ports,
-                description=description, source=source)
+                description=description, source=source, icmp_type=icmp_type)
+
+
+def read_icmp_type(protocol, text):
+    """(icmp_type or None, problem or None) of an IcmpTypesAndCodes value read back on a rule of ``protocol``."""
+    if _is_blank(text, ("*",)):
+        return None, None
+    try:
+        column = {1: 0, PROTOCOL_ICMPV6: 1}[int(protocol)]
+    except (KeyError, TypeError, ValueError):
+        return None, "IcmpTypesAndCodes=%s" % text
+    value = str(text).strip().replace(" ", "")
+    for name, codes in ICMP_TYPE_CODES.items():
+        if value == codes[column]:
+            return name, None
+    return None, "IcmpTypesAndCodes=%s" % text
 
 
 # ---------------------------------------------------------------------------
@@ -504,20 +569,34 @@ def _load_or_none(name):
         return None     # imported inside a module payload: AnsiballZ ships the .py files of module_utils only
 
 
-READ_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "MinOsVersion", "MinPsVersion")
-APPLY_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "OpsJson")
+READ_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "MinOsVersion", "MinPsVersion", "PredefinedGroups",
+                   "PredefinedNames")
+APPLY_PARAMETERS = ("Group", "NamePrefix", "ManagementPorts", "OpsJson", "PredefinedGroups", "PredefinedNames")
 READ_PS1 = _load_or_none("read")
 APPLY_PS1 = _load_or_none("apply")
 
 
-def read_parameters(group, prefix, ports=MANAGEMENT_PORTS):
-    return OrderedDict((("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
-                        ("MinOsVersion", MIN_OS_VERSION), ("MinPsVersion", MIN_PS_VERSION)))
+def _scope_parameters(out, scope):
+    """PredefinedGroups / PredefinedNames (the predefined groups to read, by resource string and rule name), only when
+    there are any (the read of predefined: ignore sends neither)."""
+    resources, rule_names = scope or ((), ())
+    if resources:
+        out["PredefinedGroups"] = list(resources)
+    if rule_names:
+        out["PredefinedNames"] = list(rule_names)
+    return out
 
 
-def apply_parameters(group, ops, prefix=DEFAULT_PREFIX, ports=MANAGEMENT_PORTS):
-    return OrderedDict((("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
-                        ("OpsJson", json.dumps(ops, sort_keys=True))))
+def read_parameters(group, prefix, ports=MANAGEMENT_PORTS, scope=None):
+    return _scope_parameters(OrderedDict((
+        ("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
+        ("MinOsVersion", MIN_OS_VERSION), ("MinPsVersion", MIN_PS_VERSION))), scope)
+
+
+def apply_parameters(group, ops, prefix=DEFAULT_PREFIX, ports=MANAGEMENT_PORTS, scope=None):
+    return _scope_parameters(OrderedDict((
+        ("Group", group), ("NamePrefix", prefix), ("ManagementPorts", [int(p) for p in ports]),
+        ("OpsJson", json.dumps(ops, sort_keys=True)))), scope)
 
 
 # ---------------------------------------------------------------------------
@@ -642,9 +721,8 @@ def check_windows_values(rules, host, group, prefix, mask=PROFILES_ALL):
 
 
 def is_management(rule):
-    """Whether a rule carries a management-channel flow (the catalogue's category, not its name)."""
-    flow = catalogue.FLOWS_BY_ID.get(rule.flow_id) or catalogue.VIA_BY_ID.get(rule.flow_id)
-    return flow is not None and flow.category == "management"
+    """Whether a rule carries the management connection (the catalogue trait ``management_channel``)."""
+    return catalogue.has_trait(rule.flow_id, "management_channel")
 
 
 # ---------------------------------------------------------------------------
@@ -839,9 +917,13 @@ class HostState:
         self.owned_fw = []
         self.adopted_fw = []
         self.outside_fw = []       # prefix-named rules outside the group
+        self.marker_fw = None      # the owned marker of predefined: disable (not a planned rule)
+        marker = marker_name(prefix).lower()
         for fw in doc.get("rules") or []:
             grouping = str(fw.get("Grouping") or "")
-            if grouping.lower() == group.lower():
+            if grouping.lower() == group.lower() and str(fw.get("Name") or "").lower() == marker:
+                self.marker_fw = self.marker_fw or fw
+            elif grouping.lower() == group.lower():
                 self.owned_fw.append(fw)
             elif grouping == "" and str(fw.get("Name") or "") in adopt:
                 self.owned_fw.append(fw)
@@ -892,7 +974,9 @@ def _same_value(field, have, want):
     if field == "InterfaceTypes":
         return _is_blank(have, ("All", "all"))
     if field == "IcmpTypesAndCodes":
-        return _is_blank(have, ("*",))
+        if _is_blank(want, ("*",)):
+            return _is_blank(have, ("*",))
+        return str(have or "").strip().replace(" ", "") == str(want).strip()
     if field == "SecureFlags":
         return have is None or not int(have)
     if field in ("EdgeTraversal", "Enabled"):
@@ -915,9 +999,9 @@ def update_set(have, want):
     out = []
     proto_change = not _same_value("Protocol", have.get("Protocol"), full["Protocol"])
     if proto_change:
-        for field in ("LocalPorts", "RemotePorts"):
+        for field in ("LocalPorts", "RemotePorts", "IcmpTypesAndCodes"):
             if not _is_blank(have.get(field), ("*",)):
-                out.append([field, "*"])
+                out.append([field, "" if field == "IcmpTypesAndCodes" else "*"])
     for field in UPDATE_ORDER:
         value = full.get(field)
         if field in ("LocalPorts", "RemotePorts"):
@@ -940,9 +1024,11 @@ def update_set(have, want):
 def add_set(fw):
     """[[property, value]] that build a new rule (Protocol before the ports; '*' left at the default)."""
     out = []
-    for field in ("Name", "Description", "Grouping", "Direction", "Protocol", "LocalPorts", "RemotePorts",
-                  "LocalAddresses", "RemoteAddresses", "Profiles", "Action", "Enabled"):
+    for field in ("Name", "Description", "Grouping", "Direction", "Protocol", "IcmpTypesAndCodes", "LocalPorts",
+                  "RemotePorts", "LocalAddresses", "RemoteAddresses", "Profiles", "Action", "Enabled"):
         value = fw.get(field)
+        if field == "IcmpTypesAndCodes" and not value:
+            continue
         if field in ("LocalPorts", "RemotePorts", "LocalAddresses", "RemoteAddresses") and value in (None, "", "*"):
             continue
         out.append([field, value])
@@ -1055,7 +1141,7 @@ def simulate(ops, state, ports):
     owned = OrderedDict()
     for i, fw in enumerate(state.owned_fw):
         owned[i] = dict(fw)
-    foreign = foreign_rules(state.doc, state.group)
+    foreign = [dict(fw) for fw in foreign_rules(state.doc, state.group)]
     index_by_name = {}
     for key, fw in owned.items():
         index_by_name.setdefault(str(fw.get("Name")).lower(), []).append(key)
@@ -1101,6 +1187,15 @@ def simulate(ops, state, ports):
                 fw = owned.pop(key)
                 if _relevant(fw, ports):
                     yield index, "remove %s" % op["name"], rules()
+        elif op["op"] == "disable":
+            # a predefined rule turned off: it may be the one that admits the controller (the WinRM group)
+            for fw in foreign:
+                if (str(fw.get("Name") or "").lower() == op["name"].lower()
+                        and str(fw.get("Grouping") or "") == op["grouping"]):
+                    before = _relevant(fw, ports)
+                    fw["Enabled"] = False
+                    if before:
+                        yield index, "disable %s" % op["name"], rules()
 
 
 def apply_lockout_problems(sources, ports, state, ops):
@@ -1145,3 +1240,272 @@ def apply_outcome(reply, ops, want, state, sources, ports, check_lockout=True):
             lockout = admission_problems(sources, ports, doc, foreign_rules(doc, state.group) + after_state.owned_fw)
     return {"results": results, "failed": failed, "skipped": skipped, "after_state": after_state, "left": left,
             "lockout": lockout}
+
+
+# ---------------------------------------------------------------------------
+# Windows predefined rule groups (issue #17): the wider predefined rules beside the owned ones
+# ---------------------------------------------------------------------------
+# Installing a role enables its predefined inbound rules from any address: "NPS and Firewalls" / Configure Firewalls
+# for RADIUS Traffic (https://learn.microsoft.com/en-us/windows-server/networking/technologies/nps/nps-firewalls-configure)
+# says the NPS exceptions are configured automatically during installation; the same holds for DHCP Server, Routing
+# and Remote Access and IIS (docs/windows.md, assumptions).  The read returns the inbound rules of the groups the
+# catalogue names for the host's planned flows (by resource string, else by rule name); the controller decides which
+# of the enabled ones admit more than the plan.
+PREDEFINED_MODES = ("ignore", "report", "disable")
+# The groups that serve the whole domain on a domain controller: predefined: disable is refused for them.
+DOMAIN_GROUPS = (catalogue.GROUP_ADDS, catalogue.GROUP_DNS, catalogue.GROUP_KDC)
+MARKER_NAME = "predefined-disabled"     # model name of the owned marker rule (disabled) that records what was disabled
+MARKER_TEXT = "configmgr.nap disabled these predefined rules; state: absent re-enables them: "
+
+
+def predefined_groups(rules, plan=None, host=None):
+    """[{name, resource, rules}] of the predefined groups that cover the host's planned inbound flows: the plan's
+    ``windows_group`` of every flow whose destination is the host, else the catalogue's groups of each inbound rule's
+    flow (every choice of a GroupChoice)."""
+    found = []
+    if plan is not None:
+        for flow in plan.get("flows") or []:
+            if host and flow.get("dst_host") == host:
+                found.extend(flow.get("windows_group") or [])
+    else:
+        for rule in rules:
+            flow = catalogue.FLOWS_BY_ID.get(rule.flow_id) or catalogue.VIA_BY_ID.get(rule.flow_id)
+            if rule.direction == "in" and flow is not None:
+                found.extend(catalogue.group_data(flow.groups()))
+    merged = OrderedDict()
+    for group in found:
+        key = (group.get("name"), group.get("resource"))
+        entry = merged.setdefault(key, {"name": group.get("name"), "resource": group.get("resource"), "rules": []})
+        entry["rules"].extend(r for r in group.get("rules") or [] if r not in entry["rules"])
+    return list(merged.values())
+
+
+def predefined_scope(groups):
+    """(resource strings, rule names) the read script matches: a group by its resource string, its listed rules by
+    Name (the only way for the groups without a known resource string: NPS, IIS)."""
+    resources, rule_names = [], []
+    for group in groups:
+        if group.get("resource") and group["resource"] not in resources:
+            resources.append(group["resource"])
+        rule_names.extend(r for r in group.get("rules") or [] if r not in rule_names)
+    return resources, rule_names
+
+
+def _group_of(fw, groups):
+    """The catalogue group (dict) a predefined rule belongs to: by resource string, else by a listed rule name."""
+    grouping = str(fw.get("Grouping") or "").lower()
+    name = str(fw.get("Name") or "")
+    for group in groups:
+        if group.get("resource") and group["resource"].lower() == grouping:
+            return group
+    for group in groups:
+        if name in (group.get("rules") or []):
+            return group
+    return None
+
+
+def _port_items(text):
+    """LocalPorts items of a predefined rule (None for any)."""
+    if text is None or str(text).strip() in ("", "*"):
+        return None
+    out = []
+    for item in str(text).split(","):
+        low = item.strip().lower()
+        if low:
+            out.append(KEYWORD_READ.get(low, low))
+    return out
+
+
+def _item_range(item):
+    if item in PORT_KEYWORDS:
+        return None
+    low, _dash, high = str(item).partition("-")
+    return int(low), int(high or low)
+
+
+def _item_covered(item, planned_ports):
+    """Whether one port item (a port, a range or an RPC keyword) lies within the planned ports."""
+    if item in PORT_KEYWORDS:
+        return item in planned_ports
+    low, high = _item_range(item)
+    for port in planned_ports:
+        if port in PORT_KEYWORDS:
+            continue
+        plow, phigh = _item_range(str(port))
+        if plow <= low and high <= phigh:
+            return True
+    return False
+
+
+def _item_overlaps(item, planned_ports):
+    if item in PORT_KEYWORDS:
+        return item in planned_ports
+    low, high = _item_range(item)
+    for port in planned_ports:
+        if port in PORT_KEYWORDS:
+            continue
+        plow, phigh = _item_range(str(port))
+        if plow <= high and low <= phigh:
+            return True
+    return False
+
+
+def _planned_protocol(rule):
+    if rule.protocol == "icmp":
+        return icmp_protocol(rule)
+    return PROTOCOL_NUMBERS[rule.protocol]
+
+
+def _covered_networks(nets, allowed):
+    remaining = list(nets)
+    for net in allowed:
+        remaining = _subtract(remaining, net)
+    return not remaining
+
+
+def wider_predefined(doc, want, groups):
+    """The enabled predefined inbound allow rules of the read (``predefined_rules``) that admit more than the plan.
+
+    A rule counts when the catalogue lists it by name for a planned flow, or when it overlaps a planned inbound port
+    of its protocol (matched by its group's resource string); it is wider when it admits a port the plan does not open
+    (or every port), or remote addresses beyond the planned sources of those ports (Any where the plan has sources).
+    Returns [{name, grouping, group, resource, protocol, local_ports, remote_addresses, why}].
+    """
+    inbound = [r for r in want if r.direction == "in"]
+    out = []
+    for fw in doc.get("predefined_rules") or []:
+        if not fw.get("Enabled") or int(fw.get("Direction") or 0) != DIR_IN or fw.get("Action") != ACTION_ALLOW:
+            continue
+        group = _group_of(fw, groups)
+        if group is None:
+            continue
+        try:
+            protocol = int(fw.get("Protocol"))
+        except (TypeError, ValueError):
+            continue
+        listed = str(fw.get("Name") or "") in (group.get("rules") or [])
+        same = [r for r in inbound if protocol == PROTOCOL_ANY or _planned_protocol(r) == protocol]
+        why = []
+        relevant = same
+        if protocol in (6, 17):
+            items = _port_items(fw.get("LocalPorts"))
+            planned_ports = [p for r in same for p in (r.dst_ports or ())]
+            any_port = [r for r in same if not r.dst_ports]
+            if items is None:
+                if not any_port:
+                    why.append("every %s port" % PROTOCOL_NAMES[protocol].upper())
+            else:
+                if not any_port:
+                    extra = [i for i in items if not _item_covered(i, planned_ports)]
+                    if extra:
+                        why.append("%s %s that the plan does not open" % (PROTOCOL_NAMES[protocol].upper(),
+                                                                         ",".join(str(i) for i in extra)))
+                    relevant = [r for r in same if not r.dst_ports or any(
+                        _item_overlaps(i, list(r.dst_ports)) for i in items)]
+                if not listed and not relevant:
+                    continue            # a rule of the group on ports no planned flow uses
+        elif protocol == PROTOCOL_ANY:
+            why.append("every protocol")
+        elif not same and not listed:
+            continue
+        if not relevant and not why:
+            why.append("%s that the plan does not open" % PROTOCOL_NAMES.get(protocol, "protocol %s" % protocol))
+        nets, unknown = address_networks(fw.get("RemoteAddresses"))
+        sources = []
+        any_source = any(not r.src_addresses for r in relevant)
+        for rule in relevant:
+            sources.extend(ipaddress.ip_network(a, strict=False) for a in rule.src_addresses)
+        if relevant and not any_source and (unknown or not _covered_networks(nets, sources)):
+            remote = str(fw.get("RemoteAddresses") or "*")
+            what = "remote address Any" if remote.strip() in ("", "*") else "remote addresses %s" % remote
+            why.append("%s where the plan admits %s" % (what, ", ".join(sorted(set(str(s) for s in sources)))))
+        if why:
+            out.append(OrderedDict((
+                ("name", str(fw.get("Name") or "")), ("grouping", str(fw.get("Grouping") or "")),
+                ("group", group.get("name")), ("resource", group.get("resource")),
+                ("protocol", PROTOCOL_NAMES.get(protocol, str(protocol))),
+                ("local_ports", str(fw.get("LocalPorts") or "*")),
+                ("remote_addresses", str(fw.get("RemoteAddresses") or "*")), ("why", "; ".join(why)))))
+    return out
+
+
+def domain_group_of(entry):
+    """The English name of the domain-wide group (AD DS, DNS, Kerberos KDC) a wider predefined rule belongs to, or
+    None."""
+    for name, resource in DOMAIN_GROUPS:
+        if (resource and entry.get("grouping", "").lower() == resource.lower()) or entry.get("group") == name:
+            return name
+    return None
+
+
+def marker_name(prefix):
+    return win_name(MARKER_NAME, prefix)
+
+
+def marker_fw(group, prefix, disabled):
+    """The owned marker rule: disabled, admitting nothing that matters (UDP 9 from 127.0.0.1), its Description the
+    predefined rules the module disabled as JSON [[Name, Grouping], ...] ('|' is refused there, JSON has none)."""
+    fw = OrderedDict()
+    fw["Name"] = marker_name(prefix)
+    fw["Description"] = MARKER_TEXT + json.dumps([list(x) for x in disabled], separators=(",", ":"))
+    fw["Grouping"] = group
+    fw["Direction"] = DIR_IN
+    fw["Action"] = ACTION_ALLOW
+    fw["Protocol"] = 17
+    fw["LocalPorts"] = "9"
+    fw["RemotePorts"] = None
+    fw["LocalAddresses"] = "*"
+    fw["RemoteAddresses"] = "127.0.0.1/32"
+    fw["Profiles"] = PROFILES_ALL
+    fw["Enabled"] = False
+    return fw
+
+
+def marker_disabled(fw):
+    """[[Name, Grouping]] recorded in a marker rule ([] when it cannot be read)."""
+    text = str((fw or {}).get("Description") or "")
+    if not text.startswith(MARKER_TEXT):
+        return []
+    try:
+        data = json.loads(text[len(MARKER_TEXT):])
+    except ValueError:
+        return []
+    return [[str(x[0]), str(x[1])] for x in data if isinstance(x, list) and len(x) == 2]
+
+
+def predefined_ops(state, wider, mode, group, prefix):
+    """(ops, disabled now, recorded) for ``predefined: disable``: the marker first (recording every rule disabled so
+    far), then one ``disable`` op per wider rule; NapError naming the group for the domain-wide groups."""
+    if mode != "disable" or not wider:
+        return [], [], marker_disabled(state.marker_fw)
+    refused = sorted(set(g for g in (domain_group_of(w) for w in wider) if g))
+    if refused:
+        raise NapError("predefined: disable is refused for the group(s) %s: they serve the whole domain on a domain "
+                       "controller (rules: %s); use predefined: report, or scope those rules by Group Policy" % (
+                           ", ".join(refused), ", ".join(w["name"] for w in wider if domain_group_of(w))))
+    recorded = marker_disabled(state.marker_fw)
+    now = []
+    for entry in wider:
+        pair = [entry["name"], entry["grouping"]]
+        now.append(pair)
+        if pair not in recorded:
+            recorded.append(pair)
+    fw = marker_fw(group, prefix, recorded)
+    if state.marker_fw is None:
+        ops = [{"op": "add", "name": fw["Name"], "set": add_set(fw)}]
+    else:
+        ops = [{"op": "update", "name": str(state.marker_fw.get("Name")),
+                "set": update_set(state.marker_fw, fw)}]
+    ops += [{"op": "disable", "name": n, "grouping": g, "set": [["Enabled", False]]} for n, g in now]
+    return ops, now, recorded
+
+
+def restore_ops(state):
+    """``state: absent``: re-enable exactly the predefined rules the marker records, then remove the marker."""
+    recorded = marker_disabled(state.marker_fw)
+    if state.marker_fw is None:
+        return [], []
+    ops = [{"op": "enable", "name": n, "grouping": g, "set": [["Enabled", True]]} for n, g in recorded]
+    name = str(state.marker_fw.get("Name"))
+    ops.append({"op": "remove", "name": name, "temp": [temp_name(state.prefix.strip() or "nap", _token(), 0)]})
+    return ops, recorded

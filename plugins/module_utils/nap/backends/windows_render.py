@@ -190,11 +190,12 @@ def _ps_data(rules, group, prefix, mask, management_sources, management_port):
     ]
     for rule in rules:
         fw = rule_to_fw(rule, group, prefix, mask)
+        icmp = " -IcmpTypesAndCodes %s" % ps_text(fw["IcmpTypesAndCodes"]) if fw.get("IcmpTypesAndCodes") else ""
         lines.append("Add-NapRule -Name %s -Description %s -Direction %d -Protocol %d -LocalPorts %s "
-                     "-RemotePorts %s -LocalAddresses %s -RemoteAddresses %s -Profiles %d" % (
+                     "-RemotePorts %s -LocalAddresses %s -RemoteAddresses %s -Profiles %d%s" % (
                          ps_text(fw["Name"]), ps_text(fw["Description"]), fw["Direction"], fw["Protocol"],
                          ps_text(fw["LocalPorts"] or "*"), ps_text(fw["RemotePorts"] or "*"),
-                         ps_text(fw["LocalAddresses"]), ps_text(fw["RemoteAddresses"]), fw["Profiles"]))
+                         ps_text(fw["LocalAddresses"]), ps_text(fw["RemoteAddresses"]), fw["Profiles"], icmp))
     lines.append("# ---- steps")
     return lines
 
@@ -269,10 +270,16 @@ def _netsh_args(fw, strict=True, update=False):
     Firewall Commands, https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/
     windows-server-2008-R2-and-2008/dd734783(v=ws.10))."""
     proto = PROTOCOL_NAMES.get(fw["Protocol"], str(fw["Protocol"]))
+    netsh_proto = _NETSH_PROTOCOL.get(proto, proto)
+    if int(fw["Protocol"]) == 58:
+        netsh_proto = "icmpv6"
+    if fw.get("IcmpTypesAndCodes"):
+        # netsh advfirewall firewall add rule /?: protocol=icmpv4|icmpv6[:type,code] ("any" for every code)
+        netsh_proto += ":%s,any" % str(fw["IcmpTypesAndCodes"]).split(":")[0]
     args = ["name=%s" % _cmd_quote(fw["Name"], "rule name", strict)]
     args += ["dir=%s" % ("in" if fw["Direction"] == DIR_IN else "out"),
              "action=allow",
-             "protocol=%s" % _NETSH_PROTOCOL.get(proto, proto)]
+             "protocol=%s" % netsh_proto]
     any_value = "any" if update else None
     ported = proto in ("tcp", "udp")
     for key, field in (("localport", "LocalPorts"), ("remoteport", "RemotePorts"),

@@ -29,6 +29,13 @@ number, 1-based) injects a COM error:
     below; on a rule in the store it changes the store);
     ``rules_add(rule)`` (``INetFwRules::Add``); ``item(name)`` (``INetFwRules::Item``: raises ComError when
     no rule has the name; a lookup, not a step); ``remove(name)`` (``INetFwRules::Remove``).
+The read and the apply's read-back also return ``predefined_rules``: the inbound rules whose Grouping is one of the
+``PredefinedGroups`` or whose Name is one of the ``PredefinedNames`` (case-insensitive), enabled or not; the apply
+takes ``disable`` / ``enable`` ops (a set of ``Enabled`` on the rule ``item(name)`` returns, refused when its
+Grouping is not the op's).  ``role_rules(*roles)`` / ``role_host(roles, rules, **kw)`` build a store holding the
+predefined rules each role installs (``ROLE_RULES``: nps, dhcp_server, rras, iis, adds, dns, winrm,
+file_and_printer_sharing; sources at ROLE_RULES).  ``IcmpTypesAndCodes`` is validated as Windows documents it
+(:func:`check_icmp`).
 By hand (the console; no step, no validation): ``add(**props)``, ``edit(name, **props)``, ``delete(name)``,
 ``find(name)``; state: ``store`` (FakeRule list), ``owned(group)`` (records), ``admits()`` (is the
 controller admitted now), ``unreachable``, ``calls`` ([(kind, params)]), ``walks`` (full passes over the
@@ -173,6 +180,26 @@ def check_ports(value, protocol, direction, field):
     return str(value)
 
 
+def check_icmp(value, protocol):
+    """IcmpTypesAndCodes as Windows takes it: "type:code" items separated by ';' ("*" for every code), "*" for all,
+    only on an ICMPv4 (1) or ICMPv6 (58) rule (INetFwRule::IcmpTypesAndCodes, "a list of ICMP types and codes
+    separated by semicolon. "*" indicates all ICMP types and codes.",
+    https://learn.microsoft.com/en-us/windows/win32/api/netfw/nf-netfw-inetfwrule-get_icmptypesandcodes); else
+    ComError(E_INVALIDARG) (the protocol condition is an assumption, docs/windows.md)."""
+    if value is None or str(value).strip() == "":
+        return ""
+    text = str(value).strip()
+    if text == "*":
+        return text
+    if int(protocol) not in (1, 58):
+        raise ComError(E_INVALIDARG)
+    for item in text.split(";"):
+        match = re.match(r"^([0-9]{1,3}):(\*|[0-9]{1,3})$", item.strip())
+        if not match or int(match.group(1)) > 255 or (match.group(2) != "*" and int(match.group(2)) > 255):
+            raise ComError(E_INVALIDARG)
+    return text
+
+
 class FakeRule:
     """An INetFwRule: property sets are checked as the COM object checks them."""
 
@@ -211,6 +238,8 @@ class FakeRule:
             if value not in (1, 2):
                 raise ComError(E_INVALIDARG)
             check_ports(props["LocalPorts"], props["Protocol"], value, "LocalPorts")
+        elif key == "IcmpTypesAndCodes":
+            value = check_icmp(value, props["Protocol"])
         elif key in ("Action", "Profiles"):
             value = int(value)
         elif key in ("Enabled", "EdgeTraversal"):
@@ -457,22 +486,27 @@ class FakeWindowsHost:
         """Get-FirewallState of common.ps1: one pass over the store."""
         group, prefix = params["Group"], params["NamePrefix"]
         ports = params.get("ManagementPorts") or [5986]
-        owned, management = [], []
+        groups = [g.lower() for g in params.get("PredefinedGroups") or []]
+        names = [n.lower() for n in params.get("PredefinedNames") or []]
+        owned, management, predefined = [], [], []
         self.walks += 1
         for rule in self.store:
             if rule.Grouping.lower() == group.lower() or rule.Name.lower().startswith(prefix.lower()):
                 owned.append(rule.record())
-            elif (rule.Enabled and rule.Direction == 1 and rule.Protocol in (6, 256)
-                  and any(_port_matches(rule.LocalPorts, int(p)) for p in ports)):
+                continue
+            if (rule.Enabled and rule.Direction == 1 and rule.Protocol in (6, 256)
+                    and any(_port_matches(rule.LocalPorts, int(p)) for p in ports)):
                 management.append(rule.record())
+            if rule.Direction == 1 and (rule.Grouping.lower() in groups or rule.Name.lower() in names):
+                predefined.append(rule.record())
         return {"walks": 1, "local_policy_modify_state": self.local_policy_modify_state,
                 "current_profile_types": self.current_profile_types, "profiles": copy.deepcopy(self.profiles),
                 "group_policy": copy.deepcopy(self.group_policy), "rule_count": len(self.store), "rules": owned,
-                "management_rules": management}
+                "management_rules": management, "predefined_rules": predefined}
 
     def _read(self, params):
         out = {"format": 2, "os_version": self.os_version, "ps_version": self.ps_version, "supported": False,
-               "walks": 0, "rule_count": 0, "rules": [], "management_rules": [], "profiles": {}}
+               "walks": 0, "rule_count": 0, "rules": [], "management_rules": [], "predefined_rules": [], "profiles": {}}
         if not windows.version_ok(self.os_version, self.ps_version):
             return False, out
         out["supported"] = True
@@ -538,6 +572,22 @@ class FakeWindowsHost:
                         self.remove(temp)
                         rec["removed"] += 1
                     rec["ok"] = True
+                elif op["op"] in ("disable", "enable"):
+                    try:
+                        target = self.item(op["name"])
+                    except ComError:
+                        target = None
+                    if target is not None and target.Grouping != op["grouping"]:
+                        raise ComError("the rule named '%s' that Windows returned is in the group '%s', not '%s'; it "
+                                       "was not touched" % (op["name"], target.Grouping, op["grouping"]))
+                    if target is None:
+                        if op["op"] == "disable":
+                            raise ComError("no rule named '%s' was found" % op["name"])
+                        rec["missing"] = True
+                    else:
+                        self.set_property(target, "Enabled", op["op"] == "enable")
+                        rec["set"].append("Enabled")
+                    rec["ok"] = True
                 else:
                     raise ComError("unknown op '%s'" % op["op"])
             except ComError as exc:
@@ -555,3 +605,71 @@ class FakeWindowsHost:
 def _param_names(script):
     block = script.split("param (", 1)[1].split("\n)\n", 1)[0]
     return re.findall(r"\]\$(\w+)", block)
+
+
+# ---------------------------------------------------------------------------
+# The predefined rules each role's installation puts in the store (issue #17 item 4)
+# ---------------------------------------------------------------------------
+# SYNTHETIC, from the sources the catalogue cites (plugins/module_utils/nap/catalogue.py, the comment above GROUP_ADDS):
+# the Grouping resource strings and rule Names of catalogue.FLOW_GROUPS, the ports of each rule's service (NPS Ports,
+# https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2008-r2-and-2008/dd197605(v=ws.10):
+# "NPS listens for RADIUS traffic on ports 1812, 1813, 1645, and 1646"; Configure Firewalls for RADIUS Traffic / NPS and
+# Firewalls, https://learn.microsoft.com/en-us/windows-server/networking/technologies/nps/nps-firewalls-configure: the
+# NPS exceptions are configured automatically during installation), remote address Any and every profile, enabled as the
+# role installs them.  What no source gave is an assumption (docs/windows.md): the Grouping of the NPS and IIS rules
+# (their English group name: no resource string was found), the Names of the DHCP Server and SSTP rules, the
+# ServiceName of the NPS rules (ias), and that DHCP, RRAS and IIS enable their rules on installation as NPS does.
+def _pre(name, grouping, protocol, local_ports="*", direction=1, enabled=True, remote="*", profiles=None, icmp="",
+         service=""):
+    return {"Name": name, "Grouping": grouping, "Direction": direction, "Action": 1, "Protocol": protocol,
+            "LocalPorts": local_ports, "RemotePorts": "*", "LocalAddresses": "*", "RemoteAddresses": remote,
+            "Profiles": profiles or windows.PROFILES_ALL, "Enabled": enabled, "IcmpTypesAndCodes": icmp,
+            "ServiceName": service, "Description": ""}
+
+
+_ADDS, _KDC, _DNS = "@FirewallAPI.dll,-37601", "@kdcsvc.dll,-1008", "@firewallapi.dll,-53012"
+_FPS, _RRAS, _DHCP = "@FirewallAPI.dll,-28502", "@FirewallAPI.dll,-33752", "@FirewallAPI.dll,-50209"
+_WINRM, _SSTP = "@FirewallAPI.dll,-30267", "@sstpsvc.dll,-35001"
+ROLE_RULES = {
+    "nps": [_pre("NPS-NPSSvc-In-UDP-%d" % p, "Network Policy Server", 17, str(p), service="ias")
+            for p in (1812, 1813, 1645, 1646)]
+    + [_pre("NPS-NPSSvc-Out-UDP-%d" % p, "Network Policy Server", 17, str(p), direction=2, service="ias")
+       for p in (1812, 1813, 1645, 1646)],
+    "dhcp_server": [_pre("Microsoft-Windows-DHCP-ServerV4-UDP-In", _DHCP, 17, "67"),
+                    _pre("Microsoft-Windows-DHCP-ServerV6-UDP-In", _DHCP, 17, "547"),
+                    _pre("Microsoft-Windows-DHCP-Failover-TCP-In", _DHCP, 6, "647"),
+                    _pre("Microsoft-Windows-DHCP-RPCSS-TCP-In", _DHCP, 6, "RPC-EPMap"),
+                    _pre("Microsoft-Windows-DHCP-RPC-TCP-In", _DHCP, 6, "RPC")],
+    "rras": [_pre("RRAS-PPTP-In-TCP", _RRAS, 6, "1723"), _pre("RRAS-GRE-In", _RRAS, 47),
+             _pre("RRAS-L2TP-In-UDP", _RRAS, 17, "1701"), _pre("SSTP-IN-TCP", _SSTP, 6, "443")],
+    "iis": [_pre("IIS-WebServerRole-HTTP-In-TCP", "World Wide Web Services (HTTP)", 6, "80"),
+            _pre("IIS-WebServerRole-HTTPS-In-TCP", "Secure World Wide Web Services (HTTPS)", 6, "443")],
+    "adds": [_pre("ADDS-LDAP-TCP-In", _ADDS, 6, "389"), _pre("ADDS-LDAP-UDP-In", _ADDS, 17, "389"),
+             _pre("ADDS-LDAPSEC-TCP-In", _ADDS, 6, "636"), _pre("ADDS-LDAPGC-TCP-In", _ADDS, 6, "3268"),
+             _pre("ADDS-LDAPGCSEC-TCP-In", _ADDS, 6, "3269"), _pre("ADDS-NP-TCP-In", _ADDS, 6, "445"),
+             _pre("ADDS-RPCEPMAP-TCP-In", _ADDS, 6, "RPC-EPMap"), _pre("ADDS-RPC-TCP-In", _ADDS, 6, "RPC"),
+             _pre("W32Time-NTP-UDP-In", _ADDS, 17, "123"),
+             _pre("ADDS-Kerberos-TCP-In", _KDC, 6, "88"), _pre("ADDS-Kerberos-UDP-In", _KDC, 17, "88"),
+             _pre("ADDS-Kerberos-Password-TCP-In", _KDC, 6, "464"),
+             _pre("ADDS-Kerberos-Password-UDP-In", _KDC, 17, "464")],
+    "dns": [_pre("DNSSrv-DNS-UDP-In", _DNS, 17, "53"), _pre("DNSSrv-DNS-TCP-In", _DNS, 6, "53")],
+    # Windows Remote Management: the domain/private rule from any address, the public one from the local subnet
+    "winrm": [_pre("WINRM-HTTP-In-TCP", _WINRM, 6, "5985", profiles=3),
+              _pre("WINRM-HTTP-In-TCP-PUBLIC", _WINRM, 6, "5985", profiles=4, remote="LocalSubnet")],
+    "file_and_printer_sharing": [_pre("FPS-SMB-In-TCP", _FPS, 6, "445"), _pre("FPS-NB_Name-In-UDP", _FPS, 17, "137"),
+                                 _pre("FPS-ICMP4-ERQ-In", _FPS, 1, icmp="8:*"),
+                                 _pre("FPS-ICMP6-ERQ-In", _FPS, 58, icmp="128:*")],
+}
+
+
+def role_rules(*roles):
+    """The predefined rules of these roles (ROLE_RULES keys) as a fresh list of INetFwRule-shaped dicts."""
+    out = []
+    for role in roles:
+        out.extend(copy.deepcopy(ROLE_RULES[role]))
+    return out
+
+
+def role_host(roles, rules=(), **kwargs):
+    """A FakeWindowsHost whose store holds the predefined rules of ``roles`` as installed, then ``rules``."""
+    return FakeWindowsHost(rules=role_rules(*roles) + list(rules), **kwargs)

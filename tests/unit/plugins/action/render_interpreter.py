@@ -151,6 +151,8 @@ def fresh_rule(spec, group):
     rule.Grouping = group
     rule.Direction = spec["Direction"]
     rule.Protocol = spec["Protocol"]
+    if spec.get("IcmpTypesAndCodes"):
+        rule.IcmpTypesAndCodes = spec["IcmpTypesAndCodes"]
     for key in ("LocalPorts", "RemotePorts", "LocalAddresses", "RemoteAddresses"):
         if spec[key] != "*":
             setattr(rule, key, spec[key])
@@ -338,7 +340,7 @@ def _cmd_value(text):
     return text
 
 
-_NETSH_PROTOCOLS = {"tcp": 6, "udp": 17, "icmpv4": 1}
+_NETSH_PROTOCOLS = {"tcp": 6, "udp": 17, "icmpv4": 1, "icmpv6": 58}
 _NETSH_FIELDS = (("localport", "LocalPorts"), ("remoteport", "RemotePorts"), ("localip", "LocalAddresses"),
                  ("remoteip", "RemoteAddresses"))
 
@@ -349,11 +351,13 @@ def _netsh_apply(rule, args):
         rule.Description = args["description"]
     rule.Direction = {"in": 1, "out": 2}[args["dir"]]
     if "protocol" in args:
-        proto = _NETSH_PROTOCOLS.get(args["protocol"]) or int(args["protocol"])
+        name, _colon, icmp = args["protocol"].partition(":")      # icmpv4:8,any (type, code)
+        proto = _NETSH_PROTOCOLS.get(name) or int(name)
         if int(rule.Protocol) in (6, 17) and proto not in (6, 17):
             rule.LocalPorts = "*"
             rule.RemotePorts = "*"
         rule.Protocol = proto
+        rule.IcmpTypesAndCodes = "%s:*" % icmp.split(",")[0] if icmp else ""
     for key, prop in _NETSH_FIELDS:
         if key in args:
             setattr(rule, prop, "*" if args[key] == "any" else args[key])

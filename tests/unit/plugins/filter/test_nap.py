@@ -98,3 +98,19 @@ def test_a_2003_host_is_described_as_not_applicable():
             "perimeter": {}, "flows": []}
     described = plandoc.describe(plan, "cm03")
     assert described["platform"] == "not_applicable" and "2003" in described["note"]
+
+
+def test_drift_report_lists_wider_predefined_rules_host_by_host():
+    """Issue 17 item 2: a Windows host whose predefined rules admit more than the plan is listed, even when its owned
+    rules did not drift (win_nap_firewall's drift.predefined)."""
+    from ansible_collections.configmgr.nap.plugins.filter.nap import nap_drift_report
+    hostvars = {"nps01": {"__nap_drifted": False, "__nap_drift": {"predefined": ["NPS-NPSSvc-In-UDP-1812",
+                                                                                "NPS-NPSSvc-In-UDP-1645"]}},
+                "dc01": {"__nap_drifted": True, "__nap_drift": {"changed": ["AD-LDAP-TCP-IN"],
+                                                                "predefined": ["ADDS-LDAP-TCP-In"]}},
+                "cm01": {"__nap_drifted": False, "__nap_drift": {"predefined": []}}}
+    assert nap_drift_report(["nps01", "dc01", "cm01"], hostvars) == [
+        "dc01: missing -; extra -; changed AD-LDAP-TCP-IN",
+        "nps01: predefined rules wider than the plan NPS-NPSSvc-In-UDP-1812, NPS-NPSSvc-In-UDP-1645",
+        "dc01: predefined rules wider than the plan ADDS-LDAP-TCP-In"]
+    assert nap_drift_report(["cm01"], hostvars) == ["no drift on 1 host(s)"]

@@ -3,7 +3,9 @@ param (
     [Parameter(Mandatory = $true)][string]$Group,
     [Parameter(Mandatory = $true)][string]$NamePrefix,
     [int[]]$ManagementPorts = @(5986),
-    [Parameter(Mandatory = $true)][string]$OpsJson
+    [Parameter(Mandatory = $true)][string]$OpsJson,
+    [string[]]$PredefinedGroups = @(),
+    [string[]]$PredefinedNames = @()
 )
 # configmgr.nap win_nap_firewall: APPLY an op list in one call, then read the owned group back.
 # The backend orders the ops: additions and in-place updates (management rules first), removals last.
@@ -13,6 +15,8 @@ param (
 #           of a duplicated name is first renamed to a unique temporary name; the first copy is updated.
 #   remove: the rule (only in the owned group) is renamed to a unique temporary name and removed by that
 #           name, so that INetFwRules::Remove can never hit another rule of the same name.
+#   disable / enable: a predefined rule (found by name, only with the Grouping given) gets Enabled false / true
+#           (predefined: disable, then state: absent); enabling a rule that is gone is reported, not an error.
 # The first failing op stops the run: nothing after it runs (no removal after a failed addition). Every op
 # reports ok/error and the properties it set; the read-back (one more pass over the rules) is returned.
 $ErrorActionPreference = 'Stop'
@@ -36,6 +40,15 @@ function Get-OwnedRule {
     $grouping = [string]$found.Grouping
     if ($grouping -ne $Group -and -not ($Adopt -and $grouping -eq '')) {
         throw "the rule named '$Name' that Windows returned is in the group '$grouping', not '$Group'; it was not touched"
+    }
+    $found
+}
+
+function Get-PredefinedRule {
+    param ([string]$Name, [string]$Grouping)
+    try { $found = $rules.Item($Name) } catch { return $null }
+    if ([string]$found.Grouping -ne $Grouping) {
+        throw "the rule named '$Name' that Windows returned is in the group '$([string]$found.Grouping)', not '$Grouping'; it was not touched"
     }
     $found
 }
@@ -104,6 +117,18 @@ foreach ($op in $ops) {
             }
             $record.ok = $true
         }
+        elseif ($op.op -eq 'disable' -or $op.op -eq 'enable') {
+            $target = Get-PredefinedRule -Name $name -Grouping ([string]$op.grouping)
+            if ($null -eq $target) {
+                if ($op.op -eq 'disable') { throw "no rule named '$name' was found" }
+                $record.missing = $true
+            }
+            else {
+                $target.Enabled = ($op.op -eq 'enable')
+                [void]$done.Add('Enabled')
+            }
+            $record.ok = $true
+        }
         else {
             throw "unknown op '$($op.op)'"
         }
@@ -117,5 +142,6 @@ foreach ($op in $ops) {
     [void]$results.Add($record)
 }
 $Ansible.Changed = ($applied -gt 0)
-$readback = Get-FirewallState -Policy $policy -Group $Group -NamePrefix $NamePrefix -ManagementPorts $ManagementPorts
+$readback = Get-FirewallState -Policy $policy -Group $Group -NamePrefix $NamePrefix -ManagementPorts $ManagementPorts `
+    -PredefinedGroups $PredefinedGroups -PredefinedNames $PredefinedNames
 $Ansible.Result = ConvertTo-Json -InputObject @{ results = $results.ToArray(); applied = $applied; failed = $failed; readback = $readback } -Depth 6 -Compress

@@ -77,8 +77,11 @@ function Get-PolicyRegistry {
 
 function Get-FirewallState {
     # ONE pass over the rule collection: the owned group (or prefix-named rules), the enabled inbound TCP
-    # rules of other groups on a management port, the profile state and the Group Policy registry.
-    param ($Policy, [string]$Group, [string]$NamePrefix, [int[]]$ManagementPorts)
+    # rules of other groups on a management port, the inbound rules of the predefined groups named (by their
+    # Grouping resource string, e.g. '@FirewallAPI.dll,-28502', or by rule Name), the profile state and the
+    # Group Policy registry.
+    param ($Policy, [string]$Group, [string]$NamePrefix, [int[]]$ManagementPorts, [string[]]$PredefinedGroups = @(),
+        [string[]]$PredefinedNames = @())
     $out = @{
         walks = 1
         local_policy_modify_state = [int]$Policy.LocalPolicyModifyState
@@ -95,6 +98,7 @@ function Get-FirewallState {
     }
     $owned = New-Object -TypeName System.Collections.ArrayList
     $management = New-Object -TypeName System.Collections.ArrayList
+    $predefined = New-Object -TypeName System.Collections.ArrayList
     $count = 0
     foreach ($rule in $Policy.Rules) {
         $count++
@@ -102,13 +106,20 @@ function Get-FirewallState {
         if ([string]$rule.Grouping -eq $Group -or $name.StartsWith($NamePrefix, [StringComparison]::OrdinalIgnoreCase)) {
             [void]$owned.Add((ConvertTo-RuleRecord -Rule $rule))
         }
-        elseif ($rule.Enabled -and [int]$rule.Direction -eq 1 -and ([int]$rule.Protocol -eq 6 -or [int]$rule.Protocol -eq 256) -and
-            (Test-PortAdmitted -Ports ([string]$rule.LocalPorts) -Wanted $ManagementPorts)) {
-            [void]$management.Add((ConvertTo-RuleRecord -Rule $rule))
+        else {
+            if ($rule.Enabled -and [int]$rule.Direction -eq 1 -and ([int]$rule.Protocol -eq 6 -or [int]$rule.Protocol -eq 256) -and
+                (Test-PortAdmitted -Ports ([string]$rule.LocalPorts) -Wanted $ManagementPorts)) {
+                [void]$management.Add((ConvertTo-RuleRecord -Rule $rule))
+            }
+            # -contains compares strings without regard to case
+            if ([int]$rule.Direction -eq 1 -and (($PredefinedGroups -contains [string]$rule.Grouping) -or ($PredefinedNames -contains $name))) {
+                [void]$predefined.Add((ConvertTo-RuleRecord -Rule $rule))
+            }
         }
     }
     $out.rule_count = $count
     $out.rules = $owned.ToArray()
     $out.management_rules = $management.ToArray()
+    $out.predefined_rules = $predefined.ToArray()
     $out
 }

@@ -13,10 +13,11 @@ $wanted = New-Object -TypeName System.Collections.ArrayList
 
 function Add-NapRule {
     param ([string]$Name, [string]$Description, [int]$Direction, [int]$Protocol, [string]$LocalPorts,
-        [string]$RemotePorts, [string]$LocalAddresses, [string]$RemoteAddresses, [int]$Profiles)
+        [string]$RemotePorts, [string]$LocalAddresses, [string]$RemoteAddresses, [int]$Profiles,
+        [string]$IcmpTypesAndCodes = '')
     [void]$wanted.Add(@{ Name = $Name; Description = $Description; Direction = $Direction; Protocol = $Protocol;
         LocalPorts = $LocalPorts; RemotePorts = $RemotePorts; LocalAddresses = $LocalAddresses;
-        RemoteAddresses = $RemoteAddresses; Profiles = $Profiles })
+        RemoteAddresses = $RemoteAddresses; Profiles = $Profiles; IcmpTypesAndCodes = $IcmpTypesAndCodes })
 }
 
 # A rule as the COM API holds it, not added to the store: what an owned rule is compared with (Windows
@@ -31,6 +32,8 @@ function New-NapComRule {
     $rule.Grouping = $group
     $rule.Direction = $Spec.Direction
     $rule.Protocol = $Spec.Protocol
+    # "type:code" list, '*' for all (INetFwRule::IcmpTypesAndCodes); only on an ICMPv4 (1) or ICMPv6 (58) rule
+    if ($Spec.IcmpTypesAndCodes) { $rule.IcmpTypesAndCodes = $Spec.IcmpTypesAndCodes }
     if ($Spec.LocalPorts -ne '*') { $rule.LocalPorts = $Spec.LocalPorts }
     if ($Spec.RemotePorts -ne '*') { $rule.RemotePorts = $Spec.RemotePorts }
     if ($Spec.LocalAddresses -ne '*') { $rule.LocalAddresses = $Spec.LocalAddresses }

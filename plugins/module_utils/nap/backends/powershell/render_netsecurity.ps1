@@ -21,14 +21,18 @@ function Get-NapParameters {
     param ($Spec)
     $parameters = @{ Description = $Spec.Description; Action = 'Allow'; Enabled = 'True' }
     if ($Spec.Direction -eq 1) { $parameters.Direction = 'Inbound' } else { $parameters.Direction = 'Outbound' }
-    $protocols = @{ 6 = 'TCP'; 17 = 'UDP'; 1 = 'ICMPv4' }
+    $protocols = @{ 6 = 'TCP'; 17 = 'UDP'; 1 = 'ICMPv4'; 58 = 'ICMPv6' }
     if ($protocols.ContainsKey($Spec.Protocol)) { $parameters.Protocol = $protocols[$Spec.Protocol] }
     else { $parameters.Protocol = [string]$Spec.Protocol }
     if ($Spec.Protocol -eq 6 -or $Spec.Protocol -eq 17) {
         $parameters.LocalPort = ConvertTo-NapList -Text $Spec.LocalPorts -Ports
         $parameters.RemotePort = ConvertTo-NapList -Text $Spec.RemotePorts -Ports
     }
-    if ($Spec.Protocol -eq 1) { $parameters.IcmpType = 'Any' }
+    if ($Spec.Protocol -eq 1 -or $Spec.Protocol -eq 58) {
+        # New-NetFirewallRule -IcmpType: the type (8 echo request on ICMPv4, 128 on ICMPv6), or Any
+        if ($Spec.IcmpTypesAndCodes) { $parameters.IcmpType = $Spec.IcmpTypesAndCodes.Split(':')[0] }
+        else { $parameters.IcmpType = 'Any' }
+    }
     $parameters.LocalAddress = ConvertTo-NapList -Text $Spec.LocalAddresses
     $parameters.RemoteAddress = ConvertTo-NapList -Text $Spec.RemoteAddresses
     $mask = $Spec.Profiles -band 7

@@ -43,3 +43,17 @@ def test_duplicate_present_rule_is_removed():
 def test_duplicate_wanted_rule_is_an_error():
     with pytest.raises(NapError, match="duplicate rule name 'A'"):
         diff_rules([r("A", 445), r("A", 135)], [])
+
+
+def test_icmp_type_is_compared_and_a_missing_field_is_none():
+    """icmp_type is in DEFAULT_COMPARE; to_dict() leaves it out when unset, and changed_fields takes that as None."""
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap.diff import DEFAULT_COMPARE, changed_fields
+    any_type = Rule(name="PING", flow_id="PING", direction="in", protocol="icmp", src_addresses=("192.0.2.10",))
+    echo = Rule(name="PING", flow_id="PING", direction="in", protocol="icmp", src_addresses=("192.0.2.10",),
+                icmp_type="echo-request")
+    assert "icmp_type" in DEFAULT_COMPARE and "icmp_type" not in any_type.to_dict()
+    assert changed_fields(any_type, echo) == ["icmp_type"]
+    assert changed_fields(any_type, any_type) == []
+    rdiff = diff_rules([echo], [any_type])
+    assert [(old.icmp_type, new.icmp_type) for old, new in rdiff.update] == [(None, "echo-request")]
+    assert diff_rules([echo], [echo]).changed is False

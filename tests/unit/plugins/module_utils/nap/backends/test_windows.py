@@ -543,3 +543,41 @@ def test_check_ps1_rejects_powershell_3_syntax_only_in_scripts_meant_for_2():
                      (7, "-notin")]
     assert check.meant_for_ps2(text) and not check.meant_for_ps2(windows.READ_PS1)
     assert not check.meant_for_ps2(windows.APPLY_PS1)      # the managed path targets 5.1
+
+
+def test_management_rules_are_those_of_the_management_channel_trait():
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
+    assert catalogue.has_trait("MGMT-WINRM", "management_channel") and catalogue.has_trait("MGMT-SSH", "management_channel")
+    assert not catalogue.has_trait("NAP-SHV-INSTALL", "management_channel")
+    mgmt = Rule(name="X", flow_id="MGMT-WINRM", direction="in", protocol="tcp", dst_ports=(5986,))
+    other = Rule(name="MGMT-WINRM-TCP-IN", flow_id="NAP-SHV-INSTALL", direction="in", protocol="tcp", dst_ports=(445,))
+    assert windows.is_management(mgmt) and not windows.is_management(other)
+
+
+@pytest.mark.parametrize("addresses, protocol, codes", [
+    (("192.0.2.0/24",), 1, "8:*"),
+    (("2001:db8::/64",), 58, "128:*"),
+    ((), 1, "8:*"),
+])
+def test_icmp_echo_request_as_windows_holds_it(addresses, protocol, codes):
+    rule = Rule(name="PING", flow_id="PING", direction="in", protocol="icmp", src_addresses=addresses,
+                icmp_type="echo-request")
+    fw = windows.rule_to_fw(rule, windows.DEFAULT_GROUP, windows.DEFAULT_PREFIX)
+    assert (fw["Protocol"], fw["IcmpTypesAndCodes"]) == (protocol, codes)
+    back = windows.fw_to_rule(fw, windows.DEFAULT_PREFIX, group=windows.DEFAULT_GROUP)
+    assert back.icmp_type == "echo-request" and back.protocol == "icmp" and not back.description.startswith("edited")
+    netsh = " ".join(windows_render._netsh_args(fw))
+    assert ("protocol=icmpv4:8,any" if protocol == 1 else "protocol=icmpv6:128,any") in netsh
+    other = dict(fw, IcmpTypesAndCodes="0:*")
+    assert windows.fw_to_rule(other, windows.DEFAULT_PREFIX).description.startswith(windows.TAMPERED)
+
+
+def test_icmp_rule_of_both_families_is_split_and_netsecurity_gets_the_type():
+    rules = windows.rules_from_input([{"name": "PING", "direction": "in", "protocol": "icmp", "icmp_type": "echo-request",
+                                       "src_addresses": ["192.0.2.10", "2001:db8::10"]}])
+    assert [(r.name, r.src_addresses) for r in rules] == [("PING", ("192.0.2.10/32",)),
+                                                          ("PING-ICMPV6", ("2001:db8::10/128",))]
+    text = windows_render.render_netsecurity(rules, host="h")
+    assert "-Protocol 58 -LocalPorts '*' -RemotePorts '*' -LocalAddresses '*' -RemoteAddresses '2001:db8::10/128' " \
+           "-Profiles 2147483647 -IcmpTypesAndCodes '128:*'" in text
+    assert "$parameters.IcmpType = $Spec.IcmpTypesAndCodes.Split(':')[0]" in text

@@ -456,3 +456,29 @@ def _managed_for(fake, host):
                           shared_loader_obj=MagicMock())
     action._execute_module = lambda **kw: fake.execute_module(check_mode=False, **kw)
     return action.run(task_vars={"inventory_hostname": host})
+
+
+ICMP_RULES = windows.rules_from_input([
+    {"name": "MGMT-WINRM-TCP-IN", "flow_id": "MGMT-WINRM", "protocol": "tcp", "src_addresses": ["203.0.113.10"],
+     "dst_ports": [5986]},
+    {"name": "PING-IN", "flow_id": "CM-PUSH-ICMP", "protocol": "icmp", "icmp_type": "echo-request",
+     "src_addresses": ["192.0.2.10", "2001:db8::10"]},
+])
+
+
+@pytest.mark.parametrize("form", ["com", "netsecurity", "netsh"])
+def test_rendered_icmp_echo_request_converges_to_what_the_module_writes(form):
+    """Every rendered form writes ICMP echo request as the COM apply does (ICMPv4 8:* and an ICMPv6 128:* rule)."""
+    fake = fake_windows.FakeWindowsHost()
+    text = render(form, ICMP_RULES, management_sources=["203.0.113.10/32"], management_port=5986)
+    result = interp.run_netsh(fake, text) if form == "netsh" else interp.run_powershell(fake, text)
+    assert result.exit_code == 0, result.output
+    icmp = dict((r.Name, (r.Protocol, r.IcmpTypesAndCodes)) for r in fake.store if r.Protocol in (1, 58))
+    assert icmp == {PREFIX + "PING-IN": (1, "8:*"), PREFIX + "PING-IN-ICMPV6": (58, "128:*")}
+    state = windows.HostState({"rules": [r.record() for r in fake.store]}, GROUP, PREFIX,
+                              adopt=[PREFIX + r.name for r in ICMP_RULES])
+    rdiff, _ops = windows.plan_changes(windows.full_rules(ICMP_RULES, PREFIX), state)
+    if form == "netsh":       # netsh cannot set the group: the rules differ in Grouping only, adopted on the next run
+        assert all("Grouping=(none)" in old.description for old, _new in rdiff.update) and not rdiff.add
+    else:
+        assert not rdiff.changed, rdiff.summary()
