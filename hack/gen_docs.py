@@ -33,6 +33,10 @@ FIREWALL_OPTIONS = [
      "backups go with the job's container; each backup's path is published with set_stats (nap_backups)."),
     ("nap_windows_rule_group", "str", "ConfigMgr NAP", "Windows Firewall rule group the collection owns."),
     ("nap_windows_rule_prefix", "str", "configmgr.nap ", "Prefix of the names of the rules the collection owns."),
+    ("nap_windows_predefined", "str", "report", "Windows: the predefined rules (NPS, DHCP Server, RRAS, IIS ...) that "
+     "admit more than the plan: ignore, report (returned and in the drift report) or disable (turned off after the "
+     "owned rules are in place and only when the controller stays admitted; state absent re-enables exactly those; "
+     "refused for Active Directory Domain Services, DNS and Kerberos).", {"choices": ["ignore", "report", "disable"]}),
     ("nap_nft_table", "str", "configmgr_nap", "nftables table (family inet) the collection owns."),
 ]
 PLAN_OPTIONS = [
