@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -37,19 +38,58 @@ def in_netns(netns, *args, **kw):
     return sh("ip", "netns", "exec", netns, *args, **kw)
 
 
-FAKE_WINDOWS_COLLECTIONS = os.path.join(ROOT, "tests", "fake_windows")
+FAKE_WINDOWS_DIR = os.path.join(ROOT, "tests", "fake_windows")
 FAKE_WINDOWS_CODE = os.path.join(ROOT, "tests", "unit", "plugins", "action")
+# The real ansible.windows (links) with only win_powershell replaced by the stand-in: tests/fake_windows/overlay.py.
+# Never tests/fake_windows itself first on the path: it would hide win_listen_ports_facts and the rest.
+FAKE_WINDOWS_OVERLAY = os.path.join(ROOT, "build", "fake-windows")
+
+
+def _overlay_complete(dest):
+    modules = os.path.join(dest, "ansible_collections", "ansible", "windows", "plugins", "modules")
+    stand_in = os.path.join(FAKE_WINDOWS_DIR, "ansible_collections", "ansible", "windows", "plugins", "modules",
+                            "win_powershell.py")
+    return (os.path.realpath(os.path.join(modules, "win_powershell.py")) == os.path.realpath(stand_in)
+            and os.path.exists(os.path.join(modules, "win_listen_ports_facts.ps1")))
+
+
+def fake_windows_collections(dest=FAKE_WINDOWS_OVERLAY):
+    """A collections path (build/fake-windows) with the real ansible.windows and the stand-in win_powershell.
+
+    Built once with tests/fake_windows/overlay.py: into a fresh directory beside dest, then renamed into place,
+    so that test runs started at the same time never see (or make) a half-built overlay."""
+    if _overlay_complete(dest):
+        return dest
+    if FAKE_WINDOWS_DIR not in sys.path:
+        sys.path.insert(0, FAKE_WINDOWS_DIR)
+    import overlay  # noqa: E402  pylint: disable=import-outside-toplevel,import-error
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    fresh = tempfile.mkdtemp(prefix=".fake-windows-", dir=parent)
+    try:
+        overlay.build(fresh)
+        if os.path.isdir(dest) and not _overlay_complete(dest):
+            shutil.rmtree(dest, ignore_errors=True)   # an overlay of an older layout
+        try:
+            os.rename(fresh, dest)
+        except OSError:
+            if not _overlay_complete(dest):           # another run put a complete one there first: use it
+                raise
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    return dest
 
 
 def ansible_env(fake_windows_dir=None):
     """Environment for ansible-playbook; with fake_windows_dir, Windows hosts answer through the fake
-    Windows host of tests/fake_windows, one rule store per lab namespace in that directory."""
+    Windows host of tests/fake_windows (ansible.windows.win_powershell replaced, the rest of the real
+    ansible.windows kept: fake_windows_collections()), one rule store per lab namespace in that directory."""
     paths = [os.path.join(ROOT, "build", "pytest")] + [p for p in [os.environ.get("ANSIBLE_COLLECTIONS_PATH")] if p]
     paths.append(os.path.join(ROOT, ".cache", "collections"))
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="0",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     if fake_windows_dir:
-        paths.insert(0, FAKE_WINDOWS_COLLECTIONS)
+        paths.insert(0, fake_windows_collections())
         env["FAKE_WINDOWS_STATE_DIR"] = fake_windows_dir
         env["PYTHONPATH"] = os.pathsep.join([FAKE_WINDOWS_CODE] + [p for p in [env.get("PYTHONPATH")] if p])
     env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(paths)
