@@ -150,16 +150,16 @@ demo: venv collections
 
 # Sub-makes keep the order even under `make -j`.
 test: setup
-	@$(MAKE) unit SETUP_DEP=
-	@$(MAKE) ps1-check SETUP_DEP=
-	@$(MAKE) lab-test SETUP_DEP=
-	@$(MAKE) molecule SETUP_DEP=
-	@$(MAKE) sanity SETUP_DEP=
-	@$(MAKE) lint SETUP_DEP=
-	@$(MAKE) build-check SETUP_DEP=
-	@$(MAKE) docs-check SETUP_DEP=
-	@$(MAKE) ee-check SETUP_DEP=
-	@$(MAKE) bench-quick SETUP_DEP=
+	@start=$$(date +%s); $(MAKE) unit SETUP_DEP=; echo "==> test: unit took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) ps1-check SETUP_DEP=; echo "==> test: ps1-check took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) lab-test SETUP_DEP=; echo "==> test: lab-test took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) molecule SETUP_DEP=; echo "==> test: molecule took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) sanity SETUP_DEP=; echo "==> test: sanity took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) lint SETUP_DEP=; echo "==> test: lint took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) build-check SETUP_DEP=; echo "==> test: build-check took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) docs-check SETUP_DEP=; echo "==> test: docs-check took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) ee-check SETUP_DEP=; echo "==> test: ee-check took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) bench-quick SETUP_DEP=; echo "==> test: bench-quick took $$(( $$(date +%s) - start )) s"
 	@echo "==> test: all checks passed"
 
 # pytest exit code 5 (no tests collected) is a failure on purpose.
@@ -168,18 +168,19 @@ test: setup
 unit: $(SETUP_DEP)
 	@echo "==> unit: pytest tests/unit"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
-		"$(VBIN)/python" -m pytest "$(ROOT)/tests/unit" -q -p no:cacheprovider $(PYTEST_ARGS)
+		"$(VBIN)/python" -m pytest "$(ROOT)/tests/unit" -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 # PowerShell cannot be installed here: its syntax is checked with a tree-sitter grammar from PyPI.
 ps1-check: $(SETUP_DEP)
 	@echo "==> ps1-check: hack/check_ps1.py"
 	cd "$(ROOT)" && "$(VBIN)/python" "$(ROOT)/hack/check_ps1.py"
 
-# Real packets: tests that build their own network namespaces (root, nft, ip) and remove them.
+# Real packets: tests that build their own network namespaces (root, nft, ip) and remove them. Two workers, one
+# test file each (--dist loadfile): every file's lab has its own namespace prefix, so they never meet.
 lab-test: $(SETUP_DEP)
 	@echo "==> lab-test: pytest tests/lab (network namespaces, root)"
 	cd "$(ROOT)" && PYTHONPATH="$(OWN_COLLECTIONS):$(DEP_COLLECTIONS)" \
-		"$(VBIN)/python" -m pytest "$(ROOT)/tests/lab" -q -p no:cacheprovider $(PYTEST_ARGS)
+		"$(VBIN)/python" -m pytest "$(ROOT)/tests/lab" -q -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Molecule: one scenario per role (+ drift) under extensions/molecule, each on a lab of its own (its
 # own namespace prefix), two at a time. One scenario: make molecule SCENARIOS=perimeter
