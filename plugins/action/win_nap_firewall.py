@@ -24,6 +24,9 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_changes
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_lockout
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_predefined
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_firewall import MUTUALLY_EXCLUSIVE, argument_spec
@@ -281,8 +284,8 @@ class ActionModule(ActionBase):
 
         sources, ports = self._management(args, plan, task_vars, warnings, host)
         mode = args["predefined"]
-        groups = windows.predefined_groups(rules, plan, host) if mode != "ignore" else []
-        scope = windows.predefined_scope(groups)
+        groups = windows_predefined.predefined_groups(rules, plan, host) if mode != "ignore" else []
+        scope = windows_predefined.predefined_scope(groups)
 
         # ---- read: one remote call, one pass over the rule store (the predefined groups in the same pass)
         doc = self._powershell(windows.READ_PS1, windows.read_parameters(group, prefix, ports, scope), task_vars, "read",
@@ -292,7 +295,7 @@ class ActionModule(ActionBase):
         if not doc.get("supported"):
             raise _Fail("win_nap_firewall: " + windows.unsupported_message(host, doc.get("os_version"), doc.get("ps_version")))
         target = windows.full_rules(rules, prefix) if state == "present" else []
-        host_state = windows.HostState(doc, group, prefix, mask, adopt=[r.name for r in target])
+        host_state = windows_changes.HostState(doc, group, prefix, mask, adopt=[r.name for r in target])
         gp_problem = windows.local_policy_problem(host, doc.get("local_policy_modify_state"))
         outside = [str(fw.get("Name")) for fw in host_state.outside_fw]
 
@@ -308,10 +311,10 @@ class ActionModule(ActionBase):
             result["gathered_options"] = dict(group=group, name_prefix=prefix,
                                               profiles=windows.profiles_names(masks.pop() if len(masks) == 1 else mask))
             if mode != "ignore":
-                result["gathered_predefined"] = windows.wider_predefined(doc, windows.full_rules(rules, prefix), groups)
+                result["gathered_predefined"] = windows_predefined.wider_predefined(doc, windows.full_rules(rules, prefix), groups)
             return
 
-        rdiff, ops = windows.plan_changes(target, host_state)
+        rdiff, ops = windows_changes.plan_changes(target, host_state)
         predefined = self._predefined(result, warnings, host, group, prefix, mode, state, doc, host_state, target,
                                       groups)
         ops = predefined["before"] + ops + predefined["after"]
@@ -345,13 +348,13 @@ class ActionModule(ActionBase):
                 raise _Fail("win_nap_firewall: %s (%s)" % (gp_problem, NOTHING_CHANGED))
             warnings.append(gp_problem)
         if ops and not args["allow_lockout"]:
-            problems = windows.lockout_problems(sources, ports, doc, group, target, mask)
+            problems = windows_lockout.lockout_problems(sources, ports, doc, group, target, mask)
             if problems:
                 raise _Fail("win_nap_firewall: host %s: after this run no enabled inbound rule would admit "
                             "WinRM/PSRP from the management sources (%s): %s. Add a rule for it (the plan's "
                             "MGMT-WINRM flow), fix management_sources, or set allow_lockout: true (%s)" % (
                                 host, ", ".join(sources), "; ".join(problems), NOTHING_CHANGED))
-            steps = windows.apply_lockout_problems(sources, ports, host_state, ops)
+            steps = windows_lockout.apply_lockout_problems(sources, ports, host_state, ops)
             if steps:
                 _index, label, problems = steps[0]
                 raise _Fail("win_nap_firewall: host %s: the apply would cut WinRM/PSRP from the management sources "
@@ -372,8 +375,8 @@ class ActionModule(ActionBase):
         # ---- apply: one remote call with every change, the owned group read back in the same call
         reply = self._powershell(windows.APPLY_PS1, windows.apply_parameters(group, ops, prefix, ports, scope),
                                  task_vars, "apply", host)
-        outcome = windows.apply_outcome(reply, ops, target, host_state, sources, ports,
-                                        check_lockout=not args["allow_lockout"])
+        outcome = windows_changes.apply_outcome(reply, ops, target, host_state, sources, ports,
+                                                check_lockout=not args["allow_lockout"])
         self._report(result, outcome, ops, host, prefix, sources)
 
     @staticmethod
@@ -385,16 +388,16 @@ class ActionModule(ActionBase):
         widens), then remove the marker (last)."""
         out = {"wider": [], "before": [], "after": []}
         if state == "absent":           # whatever the mode: the marker is the collection's record
-            ops, enabled = windows.restore_ops(host_state)
+            ops, enabled = windows_changes.restore_ops(host_state)
             out["before"], out["after"] = ops[:-1], ops[-1:]
             result["predefined"] = {"enabled": enabled}
             return out
         if mode == "ignore":
             return out
-        wider = windows.wider_predefined(doc, target, groups)
+        wider = windows_predefined.wider_predefined(doc, target, groups)
         out["wider"] = wider
         try:
-            ops, disabled, recorded = windows.predefined_ops(host_state, wider, mode, group, prefix)
+            ops, disabled, recorded = windows_changes.predefined_ops(host_state, wider, mode, group, prefix)
         except NapError as exc:
             raise _Fail("win_nap_firewall: host %s: %s (%s)" % (host, to_text(exc), NOTHING_CHANGED), predefined={
                 "wider": wider})

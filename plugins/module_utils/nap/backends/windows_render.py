@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Windows Firewall rendering: the reviewable netsh-style line of each operation the module applies, and
 ``state: rendered``'s three scripts for hosts Ansible cannot manage (PowerShell 2.0 with the COM API,
-New-NetFirewallRule for 2012 and later, netsh advfirewall).  The rule model, the host state and the apply
-logic live in windows.py; this file only writes text.
+New-NetFirewallRule for 2012 and later, netsh advfirewall).  The rule model lives in windows.py, the host
+state and the apply logic in windows_changes.py; this file only writes text.
 """
 
 from __future__ import absolute_import, division, print_function

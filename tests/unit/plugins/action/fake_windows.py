@@ -93,6 +93,7 @@ import os
 import re
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_lockout
 
 if windows.READ_PS1 is None:
     # windows.py was imported from a module payload (tests/fake_windows' win_powershell), which carries no .ps1:
@@ -370,7 +371,7 @@ class FakeWindowsHost:
             return True
         source, port = ipaddress.ip_address(self.controller[0]), int(self.controller[1])
         gp = self.group_policy or {}
-        gp_rules = [windows.parse_gp_rule(t) for t in gp.get("rules") or []]
+        gp_rules = [windows_lockout.parse_gp_rule(t) for t in gp.get("rules") or []]
         for pname, bit in windows.PROFILE_BITS.items():
             if not int(self.current_profile_types) & bit:
                 continue

@@ -29,6 +29,7 @@ from ansible_collections.configmgr.nap.plugins.action.win_nap_firewall import Ac
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_changes
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -539,11 +540,11 @@ def test_scripts_declare_shouldprocess_set_changed_and_return_one_json_string():
         assert fake_windows._param_names(script) == list(params)
     # the script sets the properties in the order the backend gives, and the backend puts Protocol first
     assert "foreach ($pair in $op.set)" in windows.APPLY_PS1
-    for fields in (windows.add_set(windows.rule_to_fw(windows.rules_from_input(
+    for fields in (windows_changes.add_set(windows.rule_to_fw(windows.rules_from_input(
             [{"name": "A", "protocol": "tcp", "dst_ports": [80], "src_ports": [1024]}])[0], GROUP, PREFIX)),):
         keys = [k for k, _v in fields]
         assert keys.index("Protocol") < keys.index("LocalPorts") and keys.index("Protocol") < keys.index("RemotePorts")
-    assert windows.UPDATE_ORDER.index("Protocol") < windows.UPDATE_ORDER.index("LocalPorts")
+    assert windows_changes.UPDATE_ORDER.index("Protocol") < windows_changes.UPDATE_ORDER.index("LocalPorts")
 
 
 def test_scripts_live_in_ps1_files_of_the_collection():

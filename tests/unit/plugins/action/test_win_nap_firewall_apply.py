@@ -21,6 +21,7 @@ import sys
 import pytest
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_changes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_windows  # noqa: E402  pylint: disable=wrong-import-position
@@ -57,7 +58,7 @@ def host(rules=None, **kw):
 
 
 def model_of_store(fake):
-    state = windows.HostState({"rules": [r.record() for r in fake.store if r.Grouping == GROUP]}, GROUP, PREFIX)
+    state = windows_changes.HostState({"rules": [r.record() for r in fake.store if r.Grouping == GROUP]}, GROUP, PREFIX)
     return sorted((windows.to_model(r, PREFIX) for r in state.owned), key=lambda r: r["name"])
 
 
@@ -157,8 +158,8 @@ def test_removal_by_a_shared_name_never_deletes_the_foreign_rule():
     foreign = dict(owned, Grouping="Corp", Description="a foreign rule of the same name")
     fake = host([planned_fw("MGMT-WINRM-TCP-IN"), owned], duplicate_names="split")
     # the read did not see the foreign rule (it came between read and apply)
-    state = windows.HostState({"rules": [r.record() for r in fake.store]}, GROUP, PREFIX)
-    _rdiff, ops = windows.plan_changes(windows.full_rules(windows.rules_from_input(
+    state = windows_changes.HostState({"rules": [r.record() for r in fake.store]}, GROUP, PREFIX)
+    _rdiff, ops = windows_changes.plan_changes(windows.full_rules(windows.rules_from_input(
         [r for r in WANTED if r["flow_id"] == "MGMT-WINRM"]), PREFIX), state)
     fake.add(**foreign)
     reply = fake.execute_module(module_name="ansible.windows.win_powershell", module_args={

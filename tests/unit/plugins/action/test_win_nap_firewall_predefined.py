@@ -18,6 +18,7 @@ import os
 import sys
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_predefined
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_windows  # noqa: E402  pylint: disable=wrong-import-position
@@ -123,11 +124,11 @@ def test_disable_leaves_only_the_owned_rules_admitting_radius_and_absent_restore
     assert all(enabled(fake, n) for n in NPS_OUT)          # outbound rules are not in question
     # the disables come last in the one apply call, after the owned rules
     ops = json.loads(fake.calls[1][1]["OpsJson"])
-    assert [o["op"] for o in ops][-3:] == ["disable"] * 3 and ops[-4]["name"] == PREFIX + windows.MARKER_NAME
+    assert [o["op"] for o in ops][-3:] == ["disable"] * 3 and ops[-4]["name"] == PREFIX + windows_predefined.MARKER_NAME
     # the record: a disabled marker rule in the owned group, and the backup
-    marker = fake.find(PREFIX + windows.MARKER_NAME)[0]
+    marker = fake.find(PREFIX + windows_predefined.MARKER_NAME)[0]
     assert marker.Grouping == GROUP and marker.Enabled is False
-    assert windows.marker_disabled(marker.record()) == [[n, "Network Policy Server"] for n in NPS_IN[:3]]
+    assert windows_predefined.marker_disabled(marker.record()) == [[n, "Network Policy Server"] for n in NPS_IN[:3]]
     with open(result["backup_path"]) as handle:
         backup = json.load(handle)
     assert [n for n, _g in backup["predefined"]["disabled"]] == disabled
@@ -136,13 +137,13 @@ def test_disable_leaves_only_the_owned_rules_admitting_radius_and_absent_restore
     assert again["changed"] is False and again["_calls"] == ["read"], again.get("commands")
     assert again["predefined"]["wider"] == [] and len(again["predefined"]["recorded"]) == 3
     assert run(state="gathered", plan=PLAN)["gathered"] == run(state="gathered", plan=PLAN)["gathered"]
-    assert windows.MARKER_NAME not in [r["name"] for r in run(state="gathered", plan=PLAN)["gathered"]]
+    assert windows_predefined.MARKER_NAME not in [r["name"] for r in run(state="gathered", plan=PLAN)["gathered"]]
     # absent re-enables exactly what was disabled, and removes the marker
     gone = run(state="absent", management_sources=["203.0.113.10/32"], predefined="ignore")
     assert not gone.get("failed"), gone.get("msg")
     assert sorted(n for n, _g in gone["predefined"]["enabled"]) == sorted(NPS_IN[:3])
     assert [enabled(fake, n) for n in NPS_IN] == [True, True, True, False]
-    assert fake.owned() == [] and not fake.find(PREFIX + windows.MARKER_NAME)
+    assert fake.owned() == [] and not fake.find(PREFIX + windows_predefined.MARKER_NAME)
     assert run(state="absent", management_sources=["203.0.113.10/32"])["_calls"] == ["read"]
 
 

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_changes
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_lockout
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, Rule
 
@@ -346,7 +348,7 @@ def _lockout(sources, foreign=(), owned=(), profiles=None, current=1, ports=(598
     read = {"profiles": profiles or _profiles(), "current_profile_types": current,
             "management_rules": list(foreign), "rules": []}
     owned = [windows.full_rules([windows.rule_from_input(r)], PREFIX)[0] for r in owned]
-    return windows.lockout_problems(sources, ports, read, "G", owned, windows.PROFILES_ALL)
+    return windows_lockout.lockout_problems(sources, ports, read, "G", owned, windows.PROFILES_ALL)
 
 
 def test_lockout_judgement():
@@ -381,7 +383,7 @@ def test_lockout_judgement():
 # ---------------------------------------------------------------------------
 def _state(rules, group="G"):
     doc = {"rules": [dict(windows.rule_to_fw(r, group, PREFIX)) for r in rules]}
-    return windows.HostState(doc, group, PREFIX)
+    return windows_changes.HostState(doc, group, PREFIX)
 
 
 def test_ops_update_in_place_add_then_remove_last_by_a_unique_name():
@@ -389,14 +391,14 @@ def test_ops_update_in_place_add_then_remove_last_by_a_unique_name():
                (("A", 1), ("B", 2), ("C", 3)))
     b2 = windows.rule_from_input({"name": "B", "protocol": "tcp", "dst_ports": [22]})
     state = _state([a, b])
-    rdiff, ops = windows.plan_changes(windows.full_rules([b2, c], PREFIX), state, token="t0")
+    rdiff, ops = windows_changes.plan_changes(windows.full_rules([b2, c], PREFIX), state, token="t0")
     assert [(o["op"], o["name"]) for o in ops] == [("update", PREFIX + "B"), ("add", PREFIX + "C"), ("remove", PREFIX + "A")]
     assert ops[0]["set"] == [["LocalPorts", "22"]]           # only what differs, on the existing rule
     add = dict(ops[1]["set"])
     assert add["LocalPorts"] == "3" and add["Grouping"] == "G"
     assert ops[2]["temp"] == ["configmgr.nap ~t0.1"]          # renamed away, then removed by that name
     assert rdiff.summary() == {"missing": [PREFIX + "C"], "extra": [PREFIX + "A"], "changed": [PREFIX + "B"]}
-    _rdiff, ops = windows.plan_changes(windows.full_rules([a, b], PREFIX), state)
+    _rdiff, ops = windows_changes.plan_changes(windows.full_rules([a, b], PREFIX), state)
     assert ops == []
 
 
@@ -404,15 +406,15 @@ def test_management_rules_go_first_by_the_catalogue_category_not_the_name():
     mgmt = windows.rule_from_input({"name": "ZZ-ANY-NAME", "flow_id": "MGMT-WINRM", "protocol": "tcp", "dst_ports": [5986]})
     named = windows.rule_from_input({"name": "MGMT-LOOKALIKE", "flow_id": "CM-MP", "protocol": "tcp", "dst_ports": [80]})
     other = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1]})
-    _rdiff, ops = windows.plan_changes(windows.full_rules([other, named, mgmt], PREFIX), _state([]))
+    _rdiff, ops = windows_changes.plan_changes(windows.full_rules([other, named, mgmt], PREFIX), _state([]))
     assert [o["name"] for o in ops] == [PREFIX + "ZZ-ANY-NAME", PREFIX + "A", PREFIX + "MGMT-LOOKALIKE"]
 
 
 def test_protocol_change_resets_ports_before_the_protocol():
     old = windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [80]}), "G", PREFIX)
     new = windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "gre"}), "G", PREFIX)
-    assert windows.update_set(old, new) == [["LocalPorts", "*"], ["Protocol", 47]]
-    back = windows.update_set(dict(new, LocalPorts="*", RemotePorts="*"), old)
+    assert windows_changes.update_set(old, new) == [["LocalPorts", "*"], ["Protocol", 47]]
+    back = windows_changes.update_set(dict(new, LocalPorts="*", RemotePorts="*"), old)
     assert [k for k, _v in back] == ["Protocol", "LocalPorts"]
 
 
@@ -423,17 +425,17 @@ def test_narrowing_an_owned_rule_by_hand_is_drift_and_is_reset_in_place():
                          ("SecureFlags", 1), ("RemoteMachineAuthorizedList", "O:LSD:(A;;CC;;;S-1-5-21)"),
                          ("RemotePorts", "1024")):
         narrowed = dict(fw, **{field: value})
-        state = windows.HostState({"rules": [narrowed]}, "G", PREFIX)
+        state = windows_changes.HostState({"rules": [narrowed]}, "G", PREFIX)
         if field != "RemotePorts":     # RemotePorts is the model's src_ports: a plain difference
             assert windows.TAMPERED in state.owned[0].description, field
-        _rdiff, ops = windows.plan_changes(windows.full_rules([rule], PREFIX), state)
+        _rdiff, ops = windows_changes.plan_changes(windows.full_rules([rule], PREFIX), state)
         assert [o["op"] for o in ops] == ["update"] and [k for k, _v in ops[0]["set"]] == [field], field
 
 
 def test_duplicated_names_are_renamed_apart_then_one_copy_updated_the_others_removed():
     a = windows.rule_from_input({"name": "A", "protocol": "tcp", "dst_ports": [1]})
     state = _state([a, a, a])
-    _rdiff, ops = windows.plan_changes(windows.full_rules([a], PREFIX), state, token="t")
+    _rdiff, ops = windows_changes.plan_changes(windows.full_rules([a], PREFIX), state, token="t")
     assert ops[0]["op"] == "update" and ops[0]["temp"] == ["configmgr.nap ~t.1", "configmgr.nap ~t.2", "configmgr.nap ~t.3"]
     assert ["Name", PREFIX + "A"] in ops[0]["set"]
     assert [(o["op"], o["name"]) for o in ops[1:]] == [("remove", "configmgr.nap ~t.2"), ("remove", "configmgr.nap ~t.3")]
@@ -444,14 +446,14 @@ def test_netsh_made_rules_with_an_empty_group_and_a_planned_name_are_adopted():
     fw = dict(windows.rule_to_fw(a, "", PREFIX))
     other = dict(fw, Name=PREFIX + "NOT-PLANNED")
     upper = dict(fw, Name=PREFIX.upper() + "A")
-    state = windows.HostState({"rules": [fw, other]}, "G", PREFIX, adopt=[PREFIX + "A"])
+    state = windows_changes.HostState({"rules": [fw, other]}, "G", PREFIX, adopt=[PREFIX + "A"])
     assert [f["Name"] for f in state.adopted_fw] == [PREFIX + "A"] and [f["Name"] for f in state.outside_fw] == [
         PREFIX + "NOT-PLANNED"]
-    _rdiff, ops = windows.plan_changes(windows.full_rules([a], PREFIX), state)
+    _rdiff, ops = windows_changes.plan_changes(windows.full_rules([a], PREFIX), state)
     assert ops[0]["op"] == "update" and ops[0]["adopt"] is True and ops[0]["set"] == [["Grouping", "G"]]
     # only an exact name, only an empty group
-    assert windows.HostState({"rules": [upper]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
-    assert windows.HostState({"rules": [dict(fw, Grouping="Other")]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
+    assert windows_changes.HostState({"rules": [upper]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
+    assert windows_changes.HostState({"rules": [dict(fw, Grouping="Other")]}, "G", PREFIX, adopt=[PREFIX + "A"]).adopted_fw == []
 
 
 @pytest.mark.parametrize("field,value", [("name", "A|B"), ("description", "x | y"), ("source", "a|b")])
@@ -498,20 +500,20 @@ def test_lockout_counts_group_policy_and_ignores_narrowed_rules():
     # Group Policy: the firewall off by policy admits; local rules do not count without policy merge
     read = {"profiles": _profiles(), "current_profile_types": 1, "management_rules": [_fw()], "rules": [],
             "group_policy": {"profiles": {"domain": {"AllowLocalPolicyMerge": 0}}, "rules": []}}
-    assert windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) != []
+    assert windows_lockout.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) != []
     read["group_policy"]["rules"] = ["v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=5985|RA4=203.0.113.0/24|"]
-    assert windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) == []
+    assert windows_lockout.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL) == []
     read["group_policy"] = {"profiles": {"domain": {"DoNotAllowExceptions": 1}}, "rules": []}
-    assert "DoNotAllowExceptions" in windows.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL)[0]
+    assert "DoNotAllowExceptions" in windows_lockout.lockout_problems(src, (5985,), read, "G", [], windows.PROFILES_ALL)[0]
     read["group_policy"] = {"profiles": {"domain": {"EnableFirewall": 0}}, "rules": []}
-    assert windows.lockout_problems(src, (5985,), {"profiles": _profiles(), "current_profile_types": 1,
-                                                   "group_policy": read["group_policy"]}, "G", [], 3) == []
+    assert windows_lockout.lockout_problems(src, (5985,), {"profiles": _profiles(), "current_profile_types": 1,
+                                                           "group_policy": read["group_policy"]}, "G", [], 3) == []
 
 
 def test_collisions_are_found_case_insensitively():
     doc = {"rules": [dict(windows.rule_to_fw(windows.rule_from_input({"name": "A", "protocol": "gre"}), "other", PREFIX))]}
     doc["rules"][0]["Name"] = PREFIX.upper() + "a"
-    state = windows.HostState(doc, "G", PREFIX)
+    state = windows_changes.HostState(doc, "G", PREFIX)
     assert state.owned == [] and len(state.collisions([PREFIX + "A"])) == 1
 
 

@@ -30,6 +30,7 @@ from ansible.playbook.task import Task
 from ansible_collections.configmgr.nap.plugins.action.win_nap_firewall import ActionModule
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_changes
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_render
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
@@ -475,9 +476,9 @@ def test_rendered_icmp_echo_request_converges_to_what_the_module_writes(form):
     assert result.exit_code == 0, result.output
     icmp = dict((r.Name, (r.Protocol, r.IcmpTypesAndCodes)) for r in fake.store if r.Protocol in (1, 58))
     assert icmp == {PREFIX + "PING-IN": (1, "8:*"), PREFIX + "PING-IN-ICMPV6": (58, "128:*")}
-    state = windows.HostState({"rules": [r.record() for r in fake.store]}, GROUP, PREFIX,
-                              adopt=[PREFIX + r.name for r in ICMP_RULES])
-    rdiff, _ops = windows.plan_changes(windows.full_rules(ICMP_RULES, PREFIX), state)
+    state = windows_changes.HostState({"rules": [r.record() for r in fake.store]}, GROUP, PREFIX,
+                                      adopt=[PREFIX + r.name for r in ICMP_RULES])
+    rdiff, _ops = windows_changes.plan_changes(windows.full_rules(ICMP_RULES, PREFIX), state)
     if form == "netsh":       # netsh cannot set the group: the rules differ in Grouping only, adopted on the next run
         assert all("Grouping=(none)" in old.description for old, _new in rdiff.update) and not rdiff.add
     else:
