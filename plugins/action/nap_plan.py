@@ -114,7 +114,7 @@ class _InventoryVars(object):
         key = tuple(g.name for g in groups)
         data = self.by_groups.get(key)
         if data is None:
-            parts = {"all_inventory": lambda: self.all_group.get_vars(),
+            parts = {"all_inventory": self.all_group.get_vars,
                      "all_plugins_inventory": lambda: self._plugins_inventory([self.all_group]),
                      "all_plugins_play": lambda: self._plugins_play([self.all_group]),
                      "groups_inventory": lambda: self.get_group_vars(groups),

@@ -94,8 +94,8 @@ def op_line(op):
     if op["op"] == "add":
         return windows_render.op_command({"op": "add", "name": op["name"], "rule": dict(op["set"])})
     if op["op"] in ("disable", "enable"):
-        return 'set rule name="%s" (group %s) new enable=%s' % (op["name"], op["grouping"] or "(none)",
-                                                                 "no" if op["op"] == "disable" else "yes")
+        enable = "no" if op["op"] == "disable" else "yes"
+        return 'set rule name="%s" (group %s) new enable=%s' % (op["name"], op["grouping"] or "(none)", enable)
     if op["op"] == "update":
         copies = " (%d copies)" % len(op["temp"]) if op.get("temp") else ""
         values = " ".join("%s=%s" % (k, "*" if v in (None, "") else v) for k, v in op["set"])

@@ -298,7 +298,7 @@ def test_tcp_open_closed_filtered(lab):
         {"name": "prohibited", "host": REJECT, "port": 8080, "expect": "blocked"},
     ], timeout=0.5)
     assert probe_states(out) == [("open", "open"), ("closed", "closed"), ("filtered", "filtered"),
-                           ("prohibited", "filtered")], out
+                                 ("prohibited", "filtered")], out
     assert out["failures"] == []
     assert "ICMP" in out["results"][3]["detail"]
     assert out["results"][0]["time_ms"] < 100 and out["results"][2]["time_ms"] >= 500
@@ -372,7 +372,7 @@ def test_wrong_answers_are_unexpected_or_silent(lab):
         {"name": "wrong secret", "host": OPEN, "port": 1812, "kind": "radius", "secret": "not-it", "expect": "open"},
     ], timeout=0.3)
     assert probe_states(out) == [("echo as ike", "unexpected"), ("echo as dns", "unexpected"),
-                           ("wrong secret", "open|filtered")], out
+                                 ("wrong secret", "open|filtered")], out
     assert len(out["failures"]) == 3
     assert out["failures"][0].startswith("echo as ike (udp 198.18.250.2:7 ike): expected open, got unexpected")
 

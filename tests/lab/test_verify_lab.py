@@ -469,7 +469,6 @@ def windows_verify(lab, *extra, **kw):
         return out, json.load(handle)
 
 
-
 def test_24_windows_vantages_probe_through_the_sender_green(lab):
     playbook(LAB_PLAYBOOK, "-e", "nap_lab_state=present", "-e", "nap_lab_windows_vantages=true", *lab.args)
     with open(lab.inventory) as handle:

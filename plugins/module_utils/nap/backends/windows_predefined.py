@@ -185,8 +185,8 @@ def wider_predefined(doc, want, groups):
                 if not any_port:
                     extra = [i for i in items if not _item_covered(i, planned_ports)]
                     if extra:
-                        why.append("%s %s that the plan does not open" % (PROTOCOL_NAMES[protocol].upper(),
-                                                                         ",".join(str(i) for i in extra)))
+                        why.append("%s %s that the plan does not open" % (
+                            PROTOCOL_NAMES[protocol].upper(), ",".join(str(i) for i in extra)))
                     relevant = [r for r in same if not r.dst_ports or any(
                         _item_overlaps(i, list(r.dst_ports)) for i in items)]
                 if not listed and not relevant:

@@ -275,7 +275,7 @@ def _netsh_args(fw, strict=True, update=False):
         netsh_proto = "icmpv6"
     if fw.get("IcmpTypesAndCodes"):
         # netsh advfirewall firewall add rule /?: protocol=icmpv4|icmpv6[:type,code] ("any" for every code)
-        netsh_proto += ":%s,any" % str(fw["IcmpTypesAndCodes"]).split(":")[0]
+        netsh_proto += ":%s,any" % str(fw["IcmpTypesAndCodes"]).split(":", 1)[0]
     args = ["name=%s" % _cmd_quote(fw["Name"], "rule name", strict)]
     args += ["dir=%s" % ("in" if fw["Direction"] == DIR_IN else "out"),
              "action=allow",

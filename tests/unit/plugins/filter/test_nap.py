@@ -104,8 +104,8 @@ def test_drift_report_lists_wider_predefined_rules_host_by_host():
     """Issue 17 item 2: a Windows host whose predefined rules admit more than the plan is listed, even when its owned
     rules did not drift (win_nap_firewall's drift.predefined)."""
     from ansible_collections.configmgr.nap.plugins.filter.nap import nap_drift_report
-    hostvars = {"nps01": {"__nap_drifted": False, "__nap_drift": {"predefined": ["NPS-NPSSvc-In-UDP-1812",
-                                                                                "NPS-NPSSvc-In-UDP-1645"]}},
+    predefined = ["NPS-NPSSvc-In-UDP-1812", "NPS-NPSSvc-In-UDP-1645"]
+    hostvars = {"nps01": {"__nap_drifted": False, "__nap_drift": {"predefined": predefined}},
                 "dc01": {"__nap_drifted": True, "__nap_drift": {"changed": ["AD-LDAP-TCP-IN"],
                                                                 "predefined": ["ADDS-LDAP-TCP-In"]}},
                 "cm01": {"__nap_drifted": False, "__nap_drift": {"predefined": []}}}

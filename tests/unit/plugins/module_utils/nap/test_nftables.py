@@ -418,10 +418,10 @@ def test_diff_of_an_unchanged_table_is_empty(policy, listing):
 def test_icmp_echo_request_renders_per_family_and_parses_back():
     """An ICMP type narrows the rule in each family as nft lists it (no l4proto dependency), and reads back."""
     rule = Rule.from_dict({"name": "CM-PUSH-ICMP-ICMP-IN", "direction": "in", "protocol": "icmp",
-                            "icmp_type": "echo-request", "src_addresses": ["198.18.0.10", "2001:db8::10"]})
+                           "icmp_type": "echo-request", "src_addresses": ["198.18.0.10", "2001:db8::10"]})
     bodies = [r.body() for r in nftables.rule_to_nft(rule)]
     assert [b.split(" counter")[0] for b in bodies] == ["ip saddr 198.18.0.10/32 icmp type echo-request",
-                                                       "ip6 saddr 2001:db8::10/128 icmpv6 type echo-request"]
+                                                        "ip6 saddr 2001:db8::10/128 icmpv6 type echo-request"]
     listing = {"nftables": [{"table": {"family": "inet", "name": "configmgr_nap"}},
                             {"chain": {"family": "inet", "table": "configmgr_nap", "name": "input"}}] + [
         {"rule": {"family": "inet", "table": "configmgr_nap", "chain": "input", "comment": r.comment, "expr": [

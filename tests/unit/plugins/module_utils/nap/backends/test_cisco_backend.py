@@ -387,9 +387,9 @@ def test_asa_icmp_echo_is_an_icmp_type_group_and_reads_back():
     back = dict((r.name, r) for r in cisco.asa_rules_from_parsed(acls, ogs))
     assert back["CM-PUSH-ICMP-ICMP-FWD"].icmp_type == "echo-request"
     # a hand-written ACE "permit icmp any any echo" reads back as echo request too
-    hand = {"acls": [{"name": "CONFIGMGR-NAP", "aces": [{"grant": "permit", "protocol": "icmp", "source": {"any": True},
-                                                          "destination": {"any": True},
-                                                          "protocol_options": {"icmp": {"echo": True}}}]}]}
+    ace = {"grant": "permit", "protocol": "icmp", "source": {"any": True}, "destination": {"any": True},
+           "protocol_options": {"icmp": {"echo": True}}}
+    hand = {"acls": [{"name": "CONFIGMGR-NAP", "aces": [ace]}]}
     (rule,) = cisco.asa_rules_from_parsed(hand, [])
     assert (rule.name, rule.protocol, rule.icmp_type) == ("CONFIGMGR-NAP-LINE1", "icmp", "echo-request")
 

@@ -43,7 +43,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows  # noqa: F401 (bundled)
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_lockout  # noqa: F401 (bundled: fake_windows)
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import windows_lockout  # noqa: F401 pylint: disable=unused-import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
