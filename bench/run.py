@@ -1047,7 +1047,12 @@ def profile_playbook(env, playbook, inventory, extra):
     text.write("ansible-playbook %s under cProfile: %.2f s wall, rc %d\n" % (
         os.path.basename(playbook), out["wall"], out["rc"]))
     for name in sorted(os.listdir(pdir)):
-        stats = pstats.Stats(os.path.join(pdir, name), stream=text)
+        try:
+            stats = pstats.Stats(os.path.join(pdir, name), stream=text)
+        except (EOFError, TypeError, ValueError):
+            # a worker that exits before cProfile writes its file leaves it empty: note it and go on
+            text.write("\n===== %s: empty profile (the worker exited before writing it), skipped =====\n" % name)
+            continue
         text.write("\n===== %s (cumulative) =====\n" % name)
         stats.sort_stats("cumulative").print_stats(30)
         text.write("\n===== %s (tottime) =====\n" % name)

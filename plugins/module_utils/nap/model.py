@@ -37,9 +37,9 @@ RULE_FIELDS = (
 ICMP_TYPES = {
     "echo-request": (8, 128, None),
 }
-# Fields diff.DEFAULT_COMPARE leaves out: a backend that renders icmp_type reports a rule of another ICMP type as changed
-# itself (nftables: parse_rules); one that does not know the field yet (it renders the rule for every ICMP type) still
-# converges without a perpetual update.  to_dict() carries icmp_type only where it is set.
+# Fields a rule may lack: to_dict() carries icmp_type only where it is set, and diff.changed_fields reads a missing
+# field as None.  diff.DEFAULT_COMPARE compares icmp_type (Windows reads it back from IcmpTypesAndCodes); nftables
+# compares it in its own parse_rules.
 OPTIONAL_FIELDS = ("icmp_type",)
 
 
@@ -188,15 +188,58 @@ def normalize_addresses(values, where="addresses", collapse=True):
         return ()
     if isinstance(values, str):
         values = [values]
-    key = None
-    if all(isinstance(v, str) for v in values):
+    try:
         key = (tuple(values), collapse)
-        if key in _NORMALIZED:
-            return _NORMALIZED[key]
-    result = _normalize(values, where, collapse)
-    if key is not None and len(_NORMALIZED) < _CACHE_LIMIT:
+        result = _NORMALIZED.get(key)
+    except TypeError:           # an unhashable value: the slow path names it
+        key = result = None
+    if result is not None:
+        return result
+    if key is not None and _ipv4_normal(key[0], collapse):
+        result = key[0]         # already in normal form (a plan's or a rule's own addresses): nothing to parse
+    else:
+        result = _normalize(values if key is None else key[0], where, collapse)
+    if key is not None and len(_NORMALIZED) < _CACHE_LIMIT and all(isinstance(v, str) for v in key[0]):
         _NORMALIZED[key] = result
+        _NORMALIZED[(result, collapse)] = result        # normalizing a result again gives it back
     return result
+
+
+def _ipv4_normal(values, collapse):
+    """Whether ``values`` are IPv4 CIDR strings already as ``_normalize`` writes them: canonical text, sorted, and
+    (collapse) no network covering or joining another.  False for anything else (IPv6 included): the slow path decides.
+    """
+    last = None
+    for value in values:
+        if type(value) is not str or not value.isascii():      # pylint: disable=unidiomatic-typecheck
+            return False        # a str subclass (Ansible's tagged or unsafe text) is given back as plain str below
+        addr, sep, plen = value.partition("/")
+        if not sep or not plen.isdigit() or len(plen) > 2 or (plen[0] == "0" and plen != "0"):
+            return False
+        octets = addr.split(".")
+        if len(octets) != 4:
+            return False
+        number = 0
+        for octet in octets:
+            if not octet.isdigit() or len(octet) > 3 or (octet[0] == "0" and octet != "0"):
+                return False
+            octet = int(octet)
+            if octet > 255:
+                return False
+            number = number * 256 + octet
+        plen = int(plen)
+        size = 1 << (32 - plen) if plen <= 32 else 0
+        if not size or number & (size - 1):
+            return False
+        if last is not None:
+            if collapse:
+                # sorted and disjoint, and no two halves of one network (collapse_addresses would join them)
+                if number <= last[1] or (plen == last[2] and number == last[1] + 1 and not last[0] & size):
+                    return False
+            elif (number, plen) <= (last[0], last[2]):
+                return False
+        last = (number, number + size - 1, plen)
+    return True
 
 
 def _normalize(values, where, collapse):

@@ -15,6 +15,20 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import Rule, normalize_addresses, normalize_ports
 
 
+_TRAITS = {}
+
+
+def has_trait(flow_id, trait):
+    """catalogue.has_trait(), looked up once per flow id and trait (the catalogue does not change)."""
+    key = (flow_id, trait)
+    found = _TRAITS.get(key)
+    if found is None:
+        found = catalogue.has_trait(flow_id, trait)
+        if len(_TRAITS) < 10000:
+            _TRAITS[key] = found
+    return found
+
+
 def base_name(flow):
     name = flow["id"]
     if flow.get("via"):
@@ -29,11 +43,26 @@ def perimeter_ports(flow):
     return ports
 
 
+_PORTS = {}
+
+
+def _normal_perimeter_ports(flow):
+    """normalize_ports(perimeter_ports(flow)), parsed once per distinct port list (a plan repeats each many times)."""
+    key = (tuple(flow["dst_ports"]), flow["rpc_dynamic"], flow.get("rpc_dynamic_range"),
+           tuple(flow.get("rpc_dynamic_ranges") or ()))
+    ports = _PORTS.get(key)
+    if ports is None:
+        ports = normalize_ports(perimeter_ports(flow))
+        if len(_PORTS) < 10000:
+            _PORTS[key] = ports
+    return ports
+
+
 def host_inbound(flow):
     if not flow["dst_host"]:
         return []
     sources = flow["src_addresses"]
-    if catalogue.has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
+    if has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
         # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0.
         sources = normalize_addresses(list(sources) + ["0.0.0.0/32"])
     base = dict(flow_id=flow["id"], direction="in", protocol=flow["protocol"],
@@ -56,41 +85,50 @@ def relay_reply(flow):
 def host_outbound(flow):
     return Rule(name=base_name(flow) + "-OUT", flow_id=flow["id"], direction="out", protocol=flow["protocol"],
                 src_addresses=(), dst_addresses=flow["dst_addresses"], src_ports=flow["src_ports"],
-                dst_ports=normalize_ports(perimeter_ports(flow)), description=flow["purpose"],
+                dst_ports=_normal_perimeter_ports(flow), description=flow["purpose"],
                 source=flow["source"], icmp_type=flow.get("icmp_type"))
 
 
 def forward_rule(flow):
     return Rule(name=base_name(flow) + "-FWD", flow_id=flow["id"], direction="forward", protocol=flow["protocol"],
                 src_addresses=flow["src_addresses"], dst_addresses=flow["dst_addresses"],
-                src_ports=flow["src_ports"], dst_ports=normalize_ports(perimeter_ports(flow)),
+                src_ports=flow["src_ports"], dst_ports=_normal_perimeter_ports(flow),
                 description=flow["purpose"], source=flow["source"], icmp_type=flow.get("icmp_type"))
 
 
 def merge(rules, side):
-    """Merge rules that differ only in the addresses of one side (exact: no pair is added).
+    """Merge rules that differ only in the addresses of one side (exact: no pair is added)."""
+    return [_rule(rule, rule.name, src, dst) for rule, src, dst in _merge(_items(rules), side)]
 
-    The addresses of each group are collected first and normalized once (linear in the rules).
+
+def _items(rules):
+    return [(rule, rule.src_addresses, rule.dst_addresses) for rule in rules]
+
+
+def _merge(items, side):
+    """Merge (rule, src_addresses, dst_addresses) items whose rules differ only in the addresses of one side.
+
+    A group's addresses are collected first and normalized once (linear in the rules); the first rule of each group
+    gives the other fields.  Nothing else is built: the caller makes one rule (or dict) per merged item.
     """
     groups = OrderedDict()
-    for rule in rules:
-        if side == "src":
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, rule.dst_addresses)
-            addresses = rule.src_addresses
+    if side == "src":
+        for rule, src, dst in items:
+            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, dst)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (rule, list(src), dst)
+            else:
+                group[1].extend(src)
+        return [(rule, normalize_addresses(src), dst) for rule, src, dst in groups.values()]
+    for rule, src, dst in items:
+        key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, src)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (rule, src, list(dst))
         else:
-            key = (rule.name, rule.protocol, rule.src_ports, rule.dst_ports, rule.icmp_type, rule.src_addresses)
-            addresses = rule.dst_addresses
-        if key in groups:
-            groups[key][1].extend(addresses)
-        else:
-            groups[key] = (rule, list(addresses))
-    out = []
-    for first, addresses in groups.values():
-        if side == "src":
-            out.append(replace(first, src_addresses=normalize_addresses(addresses)))
-        else:
-            out.append(replace(first, dst_addresses=normalize_addresses(addresses)))
-    return out
+            group[2].extend(dst)
+    return [(rule, src, normalize_addresses(dst)) for rule, src, dst in groups.values()]
 
 
 def replace(rule, **changes):
@@ -99,30 +137,141 @@ def replace(rule, **changes):
     return Rule(**data)
 
 
-def finish(rules, side):
-    """Merge address lists, then give every rule a unique, stable name."""
+def _rule(rule, name, src, dst):
+    return Rule(name=name, flow_id=rule.flow_id, direction=rule.direction, action=rule.action, protocol=rule.protocol,
+                src_addresses=src, dst_addresses=dst, src_ports=rule.src_ports, dst_ports=rule.dst_ports,
+                description=rule.description, source=rule.source, icmp_type=rule.icmp_type)
+
+
+def _rule_dict(rule, name, src, dst):
+    """What ``_rule(...).to_dict()`` returns, without building the rule."""
+    data = {
+        "name": name,
+        "flow_id": rule.flow_id,
+        "direction": rule.direction,
+        "action": rule.action,
+        "protocol": rule.protocol,
+        "src_addresses": list(src),
+        "dst_addresses": list(dst),
+        "src_ports": list(rule.src_ports),
+        "dst_ports": list(rule.dst_ports),
+        "description": rule.description,
+        "source": rule.source,
+    }
+    if rule.icmp_type is not None:
+        data["icmp_type"] = rule.icmp_type
+    return data
+
+
+def _named(rules, side):
+    """Merged (name, rule, src_addresses, dst_addresses), every name unique and stable, sorted by name."""
+    items = _items(rules)
     if side == "both":
-        rules = merge(merge(rules, "dst"), "src")
+        items = _merge(_merge(items, "dst"), "src")
     else:
-        rules = merge(rules, side)
+        items = _merge(items, side)
+    return _name(items)
+
+
+def _name(items):
+    """Merged items -> (name, rule, src_addresses, dst_addresses), every name unique and stable, sorted by name."""
     by_name = OrderedDict()
-    for rule in rules:
-        by_name.setdefault(rule.name, []).append(rule)
+    for item in items:
+        by_name.setdefault(item[0].name, []).append(item)
     out = []
     for name, group in by_name.items():
         if len(group) == 1:
-            out.append(group[0])
+            out.append((name,) + group[0])
             continue
         names = {}
-        for rule in group:
-            port_tag = "_".join(str(p) for p in rule.dst_ports) or "ANY"
-            names.setdefault(name + "-" + port_tag, []).append(rule)
+        for item in group:
+            port_tag = "_".join(str(p) for p in item[0].dst_ports) or "ANY"
+            names.setdefault(name + "-" + port_tag, []).append(item)
         for sub, members in names.items():
-            for rule in members:
+            for rule, src, dst in members:
                 if len(members) == 1:
-                    out.append(replace(rule, name=sub))
+                    out.append((sub, rule, src, dst))
                 else:
-                    digest = hashlib.sha1(repr(rule.key()).encode("utf-8")).hexdigest()[:6]
-                    out.append(replace(rule, name=sub + "-" + digest))
-    out.sort(key=lambda r: r.name)
+                    key = (rule.direction, rule.action, rule.protocol, tuple(src), tuple(dst), rule.src_ports,
+                           rule.dst_ports)
+                    if rule.icmp_type is not None:
+                        key += (rule.icmp_type,)
+                    digest = hashlib.sha1(repr(key).encode("utf-8")).hexdigest()[:6]
+                    out.append((sub + "-" + digest, rule, src, dst))
+    out.sort(key=lambda item: item[0])
     return out
+
+
+def finish(rules, side):
+    """Merge address lists, then give every rule a unique, stable name."""
+    return [_rule(rule, name, src, dst) for name, rule, src, dst in _named(rules, side)]
+
+
+def finish_dicts(rules, side):
+    """``[r.to_dict() for r in finish(rules, side)]``, building one dict per merged rule and no rule."""
+    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _named(rules, side)]
+
+
+def forward_dicts(flows):
+    """``finish_dicts([forward_rule(f) for f in flows], "both")``, building one rule per group of flows that merge.
+
+    A perimeter device carries the flows of every host: most differ only in their destination addresses, so the
+    flows are grouped by what a forward rule's first merge compares, and each group makes one rule.
+    """
+    groups = OrderedDict()
+    for flow in flows:
+        key = (base_name(flow), flow["protocol"], tuple(flow["src_ports"]), _normal_perimeter_ports(flow),
+               flow.get("icmp_type"), tuple(flow["src_addresses"]))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (flow, list(flow["dst_addresses"]))
+        else:
+            group[1].extend(flow["dst_addresses"])
+    items = []
+    for flow, dst in groups.values():
+        rule = forward_rule(flow)
+        items.append((rule, rule.src_addresses, normalize_addresses(dst)))
+    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(_merge(items, "src"))]
+
+
+_EPMAP = ("rpc-epmap",)
+_RPC = ("rpc-dynamic",)
+
+
+def inbound_dicts(items):
+    """``finish_dicts(rules, "src")`` of a host's inbound rules, where each item is a flow (standing for its
+    ``host_inbound`` rules) or a rule (a relay's reply rule): one rule is built per group of rules that merge.
+
+    A server takes the same flow from every client: the flows are grouped by what the merge compares first.
+    """
+    groups = OrderedDict()
+    for item in items:
+        if isinstance(item, Rule):
+            parts = (((item.name, item.protocol, item.src_ports, item.dst_ports, item.icmp_type, item.dst_addresses),
+                      item, None, item.src_addresses),)
+        else:
+            flow = item
+            if not flow["dst_host"]:
+                continue
+            sources = flow["src_addresses"]
+            if has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
+                sources = list(sources) + ["0.0.0.0/32"]     # as host_inbound adds it; merged lists normalize alike
+            name = base_name(flow)
+            common = (flow["protocol"], tuple(flow["src_ports"]))
+            icmp_type = flow.get("icmp_type")
+            if flow["rpc_dynamic"]:
+                parts = (((name + "-IN-EPMAP",) + common + (_EPMAP, icmp_type, ()), flow, 0, sources),
+                         ((name + "-IN-RPC",) + common + (_RPC, icmp_type, ()), flow, 1, sources))
+            else:
+                parts = (((name + "-IN",) + common + (tuple(flow["dst_ports"]), icmp_type, ()), flow, 0, sources),)
+        for key, source, index, addresses in parts:
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (source, index, list(addresses))
+            else:
+                group[2].extend(addresses)
+    merged = []
+    for source, index, addresses in groups.values():
+        rule = source if index is None else host_inbound(source)[index]
+        merged.append((rule, normalize_addresses(addresses), rule.dst_addresses))
+    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(merged)]

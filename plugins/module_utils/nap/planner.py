@@ -151,16 +151,19 @@ class Planner:
             values = value if isinstance(value, (list, tuple)) else [value]
             out = []
             for item in values:
-                if not is_ip_address(item):
+                addr = _ip_address(item)
+                if addr is None:
                     raise NapError("host %s (group %s): nap_address %r is not an IPv4/IPv6 address "
                                    "(e.g. 192.0.2.10 or 2001:db8::10)" % (host, group, item))
-                out.append(_host_address(item, host, "nap_address"))
+                out.append(_host_address(addr, host, "nap_address"))
             return out
         ansible_host = hvars.get("ansible_host")
-        if ansible_host is not None and is_ip_address(ansible_host):
-            return [_host_address(ansible_host, host, "ansible_host")]
-        if is_ip_address(host):
-            return [_host_address(host, host, "the host name")]
+        addr = _ip_address(ansible_host) if ansible_host is not None else None
+        if addr is not None:
+            return [_host_address(addr, host, "ansible_host")]
+        addr = _ip_address(host)
+        if addr is not None:
+            return [_host_address(addr, host, "the host name")]
         raise NapError("host %s (group %s) has no usable address: set nap_address (or ansible_host) to its "
                        "IPv4/IPv6 address, e.g. nap_address: 192.0.2.10" % (host, group))
 
@@ -197,7 +200,10 @@ class Planner:
         for host, roles in self.host_roles.items():
             group = catalogue.GROUP_BY_ROLE[roles[0]]
             addrs = self._host_addresses(host, group)
-            self.addresses[host] = tuple(normalize_addresses(addrs))
+            if len(addrs) == 1:         # what normalize_addresses makes of one address, without parsing it again
+                self.addresses[host] = ("%s/%d" % (addrs[0], addrs[0].max_prefixlen),)
+            else:
+                self.addresses[host] = tuple(normalize_addresses([str(a) for a in addrs]))
             hvars = self.hostvars.get(host, {})
             if "perimeter" in roles:
                 platform = str(hvars.get("nap_perimeter_platform", "")).strip().lower()
@@ -692,34 +698,63 @@ class Planner:
             setting = chooser.group_choice.setting
             decider = chooser.deciders.get(setting, "dst")
             value = self.settings.get(setting, src.host if decider == "src" else dst.host)
-        groups, note = catalogue.plan_groups(flow.id, entry.get("via"), value)
-        entry["windows_group"] = catalogue.group_data(groups)
+        key = (flow.id, entry.get("via"), value)
+        found = self._group_cache.get(key)
+        if found is None:
+            groups, note = catalogue.plan_groups(*key)
+            found = self._group_cache[key] = (catalogue.group_data(groups), note)
+        data, note = found
+        # each flow its own copy: consumers (and YAML dumpers) see no shared objects
+        entry["windows_group"] = [{"name": g["name"], "resource": g["resource"], "rules": list(g["rules"])}
+                                  for g in data]
         if note:
             entry["windows_group_note"] = note
 
     # -- main -------------------------------------------------------------
+    def _crossed(self, src_zones, dst_zones):
+        """topology.crossed(), once per pair of zone sets (a plan asks for the same few pairs many times)."""
+        key = (src_zones, dst_zones)
+        if key not in self._crossed_cache:
+            self._crossed_cache[key] = self.topology.crossed(src_zones, dst_zones)
+        return self._crossed_cache[key]
+
     def run(self):
+        self._crossed_cache = {}
+        self._group_cache = {}
         self._plain = []
         self._unprotected = []
         undeclared = OrderedDict()        # flow id -> RPC destinations whose range is the default
         declaring = set()                 # flow ids with a host endpoint that declares its Windows version
         flows = []
+        zone_texts = {}
+
+        def zone_text(zones):
+            text = zone_texts.get(zones, zone_texts)
+            if text is zone_texts:
+                text = zone_texts[zones] = _zone_text(zones)
+            return text             # a list is shared: each entry takes its own copy
+
         for flow in catalogue.FLOWS:
             if not self._enabled(flow):
                 continue
+            icmp_types = {}
+            for service in flow.services:
+                if service.icmp_type and service.protocol not in icmp_types:
+                    icmp_types[service.protocol] = service.icmp_type
             for src, dst in self.pairs(flow):
                 if "host_endpoints_only" in flow.traits and src.host is None and dst.host is None:
                     continue
                 if "inside_ipsec" in flow.traits:
                     crossed = []          # across perimeters the flow is ESP (IPSEC-IKE)
                 else:
-                    crossed = self.topology.crossed(src.zones, dst.zones)
+                    crossed = self._crossed(src.zones, dst.zones)
                 if crossed is None:
                     self.warn("%s: no perimeter path joins zone %s and zone %s (%s -> %s): no perimeter rules"
                               % (flow.id, ", ".join(sorted(src.zones)), ", ".join(sorted(dst.zones)),
                                  src.host or ",".join(src.addresses), dst.host))
                     crossed = []
                 crossed = [d for d in crossed if d not in (src.host, dst.host)]
+                src_zone, dst_zone = zone_text(src.zones), zone_text(dst.zones)
                 for protocol, dst_ports, src_ports, rpc, via in self.services(flow, src, dst):
                     src_addresses = src.addresses
                     entry = OrderedDict()
@@ -731,10 +766,10 @@ class Planner:
                     entry["dst_role"] = dst.role
                     entry["src_host"] = src.host
                     entry["src_addresses"] = list(src_addresses)     # endpoints hold normalized addresses
-                    entry["src_zone"] = _zone_text(src.zones)
+                    entry["src_zone"] = list(src_zone) if isinstance(src_zone, list) else src_zone
                     entry["dst_host"] = dst.host
                     entry["dst_addresses"] = list(dst.addresses)
-                    entry["dst_zone"] = _zone_text(dst.zones)
+                    entry["dst_zone"] = list(dst_zone) if isinstance(dst_zone, list) else dst_zone
                     entry["protocol"] = protocol
                     entry["dst_ports"] = list(dst_ports)
                     entry["src_ports"] = list(src_ports)
@@ -750,8 +785,7 @@ class Planner:
                             declaring.add(flow.id)
                     if via:
                         entry["via"] = via
-                    icmp_type = next((x.icmp_type for x in flow.services if x.protocol == protocol and x.icmp_type),
-                                     None)
+                    icmp_type = icmp_types.get(protocol)
                     if icmp_type:
                         entry["icmp_type"] = icmp_type
                     entry["perimeter"] = list(crossed)
@@ -813,21 +847,22 @@ class Planner:
             entry["outbound"] = []
             hosts[host] = entry
         inbound, outbound, forward = {}, {}, {}
+        has_trait = plan_rules.has_trait
         for flow in flows:
-            if not (catalogue.has_trait(flow["id"], "windows_exempt") and flow["dst_host"]
+            if not (flow["dst_host"] and has_trait(flow["id"], "windows_exempt")
                     and self.platform.get(flow["dst_host"]) == "windows"):
-                for rule in plan_rules.host_inbound(flow):
-                    inbound.setdefault(flow["dst_host"], []).append(rule)
-            if flow["src_host"] and catalogue.has_trait(flow["id"], "relay_takes_replies"):
+                if flow["dst_host"]:
+                    inbound.setdefault(flow["dst_host"], []).append(flow)     # one rule per group that merges
+            if flow["src_host"] and has_trait(flow["id"], "relay_takes_replies"):
                 # relay <-> server on UDP 67 both ways: the relay takes the server's replies
                 inbound.setdefault(flow["src_host"], []).append(plan_rules.relay_reply(flow))
             if flow["src_host"] and hosts[flow["src_host"]]["outbound_policy"] == "block":
                 outbound.setdefault(flow["src_host"], []).append(plan_rules.host_outbound(flow))
             for dev in flow["perimeter"]:
-                forward.setdefault(dev, []).append(plan_rules.forward_rule(flow))
+                forward.setdefault(dev, []).append(flow)      # one rule per group of flows that merge
         for host, entry in hosts.items():
-            entry["inbound"] = [r.to_dict() for r in plan_rules.finish(inbound.get(host, []), "src")]
-            entry["outbound"] = [r.to_dict() for r in plan_rules.finish(outbound.get(host, []), "dst")]
+            entry["inbound"] = plan_rules.inbound_dicts(inbound.get(host, ()))
+            entry["outbound"] = plan_rules.finish_dicts(outbound.get(host, ()), "dst")
             if entry["host_rules"] == "not_applicable":
                 entry["not_applicable_rules"] = entry["inbound"] + entry["outbound"]
                 entry["inbound"], entry["outbound"] = [], []
@@ -841,7 +876,7 @@ class Planner:
             pentry["owned_zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in pentry["owned_zones"])
             pentry["addresses"] = list(self.addresses[dev])
             pentry["management_port"] = self.mgmt_port.get(dev)
-            pentry["forward"] = [r.to_dict() for r in plan_rules.finish(forward.get(dev, []), "both")]
+            pentry["forward"] = plan_rules.forward_dicts(forward.get(dev, ()))
             perimeter[dev] = pentry
         plan = OrderedDict()
         plan["format_version"] = PLAN_FORMAT_VERSION
@@ -853,9 +888,19 @@ class Planner:
         return plan
 
 
-def _host_address(value, host, var):
-    """A host's own address, as text; NapError for an address no host can have (0.0.0.0, ::, multicast, ...)."""
-    addr = ipaddress.ip_address(str(value).strip())
+def _ip_address(value):
+    """The ip_address of a plain IPv4/IPv6 address (as model.is_ip_address accepts it), else None."""
+    text = str(value).strip()
+    if "%" in text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _host_address(addr, host, var):
+    """A host's own address (an ip_address); NapError for an address no host can have (0.0.0.0, ::, multicast, ...)."""
     bad = None
     if addr.is_unspecified:
         bad = "the unspecified address"
@@ -868,7 +913,7 @@ def _host_address(value, host, var):
     if bad:
         raise NapError("host %s: %s is %s (%s), which no host can be reached at; set nap_address to the host's own "
                        "address, e.g. nap_address: 192.0.2.10" % (host, var, addr, bad))
-    return str(addr)
+    return addr
 
 
 def _uncovered(cidrs):

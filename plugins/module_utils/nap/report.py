@@ -67,26 +67,51 @@ def _endpoint(flow, side):
 
 
 def render_json(plan):
-    return json.dumps(plan, indent=2, sort_keys=False) + "\n"
+    """flows.json: each top-level key on its own line, and under it each flow, host, device or warning on one line.
+
+    ``indent`` makes Python fall back to its pure-Python encoder (seconds on an estate of thousands of hosts); each
+    line here is written by the C encoder, and a plan still reads (and diffs) one item per line.
+    """
+    if not isinstance(plan, dict):
+        return json.dumps(plan) + "\n"
+    dump = json.dumps
+    lines = ["{"]
+    last = len(plan) - 1
+    for index, (key, value) in enumerate(plan.items()):
+        comma = "," if index < last else ""
+        if isinstance(value, dict) and value:
+            lines.append("  %s: {" % dump(key))
+            items = ["    %s: %s" % (dump(k), dump(v)) for k, v in value.items()]
+            lines.append(",\n".join(items))
+            lines.append("  }" + comma)
+        elif isinstance(value, list) and value:
+            lines.append("  %s: [" % dump(key))
+            lines.append(",\n".join(["    " + dump(item) for item in value]))
+            lines.append("  ]" + comma)
+        else:
+            lines.append("  %s: %s%s" % (dump(key), dump(value), comma))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def render_csv(plan):
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for flow in plan["flows"]:
-        row = []
-        for col in CSV_COLUMNS:
-            value = flow.get(col)
-            if isinstance(value, list):
-                value = " ".join(str(v) for v in value)
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            elif value is None:
-                value = ""
-            row.append(value)
-        writer.writerow(row)
+    writer.writerows([[_csv_cell(flow.get(col)) for col in CSV_COLUMNS] for flow in plan["flows"]])
     return buf.getvalue()
+
+
+def _csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _md_cell(text):
@@ -185,15 +210,25 @@ class _Cover:
         return True
 
 
+_BOUNDS = {}
+_KEYWORDS = frozenset(model.PORT_KEYWORDS)
+
+
 def _port_covers(rule_ports, ports):
     """Every port of ``ports`` lies in one of ``rule_ports`` (ints, "low-high"; keywords never match)."""
-    bounds = []
-    for spec in rule_ports:
-        if isinstance(spec, int):
-            bounds.append((spec, spec))
-        elif isinstance(spec, str) and "-" in spec and spec not in model.PORT_KEYWORDS:
-            low, high = spec.split("-", 1)
-            bounds.append((int(low), int(high)))
+    key = tuple(rule_ports)
+    bounds = _BOUNDS.get(key)
+    if bounds is None:
+        bounds = []
+        for spec in rule_ports:
+            if isinstance(spec, int):
+                bounds.append((spec, spec))
+            elif isinstance(spec, str) and "-" in spec and spec not in model.PORT_KEYWORDS:
+                low, high = spec.split("-", 1)
+                bounds.append((int(low), int(high)))
+        if len(_BOUNDS) > 10000:
+            _BOUNDS.clear()
+        _BOUNDS[key] = bounds
     return all(any(low <= int(port) <= high for low, high in bounds) for port in ports)
 
 
@@ -223,7 +258,7 @@ class _HostRules:
         for rule in self.by_flow.get((flow["id"], flow["protocol"]), ()):
             if flow["dst_host"] == host and rule["direction"] == "in":
                 if flow["rpc_dynamic"]:
-                    ports = bool(set(rule["dst_ports"]) & set(model.PORT_KEYWORDS))
+                    ports = not _KEYWORDS.isdisjoint(rule["dst_ports"])
                 else:
                     ports = _port_covers(rule["dst_ports"], flow["dst_ports"]) and \
                         list(rule["src_ports"]) == list(flow["src_ports"])
@@ -268,8 +303,14 @@ def _flow_label(flow):
     return flow["id"] + (" (%s)" % flow["via"] if flow.get("via") else "")
 
 
-def _host_rows(plan, host, flows, rules):
-    """The rows of a host's flow table: (cells with SELF for the host's own end, peer key, peer host)."""
+def _host_rows(plan, host, flows, rules, memo=None):
+    """The rows of a host's flow table: (cells with SELF for the host's own end, peer key, peer host).
+
+    ``memo`` (one per rendering) keeps what does not depend on the host: a flow's service text, a peer's key.
+    """
+    memo = {} if memo is None else memo
+    services = memo.setdefault("service", {})
+    peer_keys = memo.setdefault("peer", {})
     rows = []
     for flow in flows:
         cells = []
@@ -282,9 +323,16 @@ def _host_rows(plan, host, flows, rules):
                 peer = flow[side + "_host"]
         if flow["src_host"] == host and flow["dst_host"] == host:
             cells = [_endpoint(flow, "src"), _endpoint(flow, "dst")]
-        cells = [_flow_label(flow)] + cells + [_service(flow), rules.cell(flow, host), flow["purpose"],
+        service = services.get(id(flow))
+        if service is None:
+            service = services[id(flow)] = _service(flow)
+        cells = [_flow_label(flow)] + cells + [service, rules.cell(flow, host), flow["purpose"],
                                                flow["source"], ", ".join(flow["perimeter"]) or "-"]
-        peer_key = _role_key(plan, peer) if peer and peer not in plan["perimeter"] else None
+        peer_key = None
+        if peer and peer not in plan["perimeter"]:
+            peer_key = peer_keys.get(peer)
+            if peer_key is None:
+                peer_key = peer_keys[peer] = _role_key(plan, peer)
         rows.append((cells, peer_key, peer))
     return rows
 
@@ -330,11 +378,11 @@ def _rule_rows(entry):
     return tuple(rows)
 
 
-def _section(plan, host, flows, groups):
+def _section(plan, host, flows, groups, memo=None):
     """The signature of one host's section: the same for hosts whose sections differ only in the host's own
     name and addresses (roles, platform, zone, the rules, the rows with SELF for the host)."""
     entry = plan["hosts"][host]
-    rows = _collapse(_host_rows(plan, host, flows, _HostRules(entry)), groups)
+    rows = _collapse(_host_rows(plan, host, flows, _HostRules(entry), memo), groups)
     return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
             entry.get("windows_version"), entry.get("host_rules"), len(flows), _rule_rows(entry), tuple(rows))
 
@@ -396,7 +444,8 @@ INTRO = ("Each host section lists the rules planned on the host (what its firewa
          "and roles names how many; flows.csv and flows.json have every flow one by one.")
 
 
-def render_markdown(plan):
+def render_markdown(plan, mermaid=None):
+    """flows.md; ``mermaid``: render_mermaid(plan) when the caller has it already (render_all)."""
     lines = ["# NAP flow matrix", ""]
     settings = plan["settings"]
     lines.append("Generated by configmgr.nap from the inventory; %d flows, %d hosts, %d perimeter devices."
@@ -411,7 +460,8 @@ def render_markdown(plan):
         lines.append("")
         lines.extend("- " + w for w in plan["warnings"])
         lines.append("")
-    mermaid = render_mermaid(plan)
+    if mermaid is None:
+        mermaid = render_mermaid(plan)
     lines.append("## Topology")
     lines.append("")
     lines.append("Hosts grouped by zone and roles (a box of several hosts says how many and names some), the "
@@ -430,8 +480,9 @@ def render_markdown(plan):
                 by_host.setdefault(end, []).append(flow)
     groups = _role_groups(plan)
     sections = OrderedDict()          # signature -> hosts, in plan order
+    memo = {}                         # the flows live while they are rendered: id(flow) stays theirs
     for host in plan["hosts"]:
-        sections.setdefault(_section(plan, host, by_host.get(host, []), groups), []).append(host)
+        sections.setdefault(_section(plan, host, by_host.get(host, []), groups, memo), []).append(host)
     for sig, hosts in sections.items():
         if len(hosts) >= GROUP_MIN:
             _write_section(lines, plan, hosts, sig)
@@ -626,4 +677,15 @@ RENDERERS = {"json": render_json, "csv": render_csv, "md": render_markdown, "mer
 def render_all(plan, formats=None):
     """{file name: text} for the requested formats (all by default)."""
     formats = formats or list(REPORT_FILES)
-    return OrderedDict((REPORT_FILES[f], RENDERERS[f](plan)) for f in formats)
+    out = OrderedDict()
+    mermaid = None
+    for fmt in formats:
+        if fmt == "md":
+            mermaid = render_mermaid(plan) if mermaid is None else mermaid
+            out[REPORT_FILES[fmt]] = render_markdown(plan, mermaid)
+        elif fmt == "mermaid":
+            mermaid = render_mermaid(plan) if mermaid is None else mermaid
+            out[REPORT_FILES[fmt]] = mermaid
+        else:
+            out[REPORT_FILES[fmt]] = RENDERERS[fmt](plan)
+    return out

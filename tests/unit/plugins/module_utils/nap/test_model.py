@@ -84,3 +84,44 @@ def test_icmp_type_narrows_icmp_and_is_validated():
         Rule.from_dict({"name": "P", "protocol": "icmp", "icmp_type": "echo"})
     with pytest.raises(NapError, match=r"rule 'P': icmp_type echo-request needs protocol icmp, not tcp"):
         Rule.from_dict({"name": "P", "protocol": "tcp", "icmp_type": "echo-request"})
+
+
+@pytest.mark.parametrize("values,collapse,expected", [
+    # already normal: given back as is
+    (["192.0.2.0/24", "198.51.100.7/32"], True, ("192.0.2.0/24", "198.51.100.7/32")),
+    (["0.0.0.0/0"], True, ("0.0.0.0/0",)),
+    (["192.0.2.0/24", "192.0.2.0/25"], False, ("192.0.2.0/24", "192.0.2.0/25")),
+    # look normal but are not: the fast path must leave them to the parser
+    (["192.0.2.0/25", "192.0.2.128/25"], True, ("192.0.2.0/24",)),          # two halves join
+    (["192.0.2.0/24", "192.0.2.0/25"], True, ("192.0.2.0/24",)),            # covered
+    (["198.51.100.0/24", "192.0.2.0/24"], True, ("192.0.2.0/24", "198.51.100.0/24")),   # unsorted
+    (["192.0.2.0/25", "192.0.2.0/24"], False, ("192.0.2.0/24", "192.0.2.0/25")),
+    (["192.0.2.7"], True, ("192.0.2.7/32",)),                                 # no prefix length
+    (["192.0.2.7/24"], True, ("192.0.2.0/24",)),                              # host bits set
+    (["192.000.2.7/32"], True, None),                                         # leading zeros: not an address
+    (["192.0.2.7/032"], True, ("192.0.2.7/32",)),
+    ([" 192.0.2.7/32"], True, ("192.0.2.7/32",)),
+    (["192.0.2.4/31", "192.0.2.6/31"], True, ("192.0.2.4/30",)),
+    (["192.0.2.2/31", "192.0.2.4/31"], True, ("192.0.2.2/31", "192.0.2.4/31")),   # adjacent, not halves of one
+])
+def test_addresses_in_normal_form_are_recognised_exactly(values, collapse, expected):
+    # a fresh list object each time, so that no cache entry of an earlier test decides
+    values = [str(v) for v in values]
+    if expected is None:
+        with pytest.raises(NapError, match="is not an IPv4/IPv6 address"):
+            normalize_addresses(values, "rule X: src_addresses", collapse=collapse)
+        return
+    assert normalize_addresses(values, collapse=collapse) == expected
+    # and a result normalizes to itself
+    assert normalize_addresses(list(expected), collapse=collapse) == expected
+
+
+def test_addresses_come_back_as_plain_str_even_from_a_str_subclass():
+    """Ansible hands the module tagged or unsafe text (str subclasses): the result is plain str, which
+    yaml.safe_dump and every backend can write."""
+    class Tagged(str):
+        pass
+
+    result = normalize_addresses([Tagged("192.0.2.64/26")])
+    assert result == ("192.0.2.64/26",)
+    assert all(type(a) is str for a in result)      # pylint: disable=unidiomatic-typecheck

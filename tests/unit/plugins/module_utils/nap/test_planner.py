@@ -1068,3 +1068,42 @@ def test_hostile_per_host_values_are_refused_naming_host_and_variable(var, value
     with pytest.raises(NapError) as err:
         run(inv)
     assert "cm01" in str(err.value) and var in str(err.value)
+
+
+def test_rules_merged_from_flows_equal_those_merged_from_built_rules():
+    """plan_rules.forward_dicts and finish_dicts (one rule per merged group) give what building every flow's rule
+    and merging them gives, names (with their digests) included."""
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import plan_rules
+    inv = with_router(site())
+    plan = run(inv)
+    flows_ = plan["flows"]
+    forward = [f for f in flows_ if f["perimeter"]]
+    assert forward, "the site must plan flows across the router"
+    # two flows that differ only in their destination, and two same-named rules with different ports
+    extra = copy.deepcopy(forward[0])
+    extra["dst_addresses"] = ["203.0.113.9/32"]
+    other = copy.deepcopy(forward[0])
+    other["dst_ports"] = [8443]
+    other["src_addresses"] = ["203.0.113.0/24"]
+    twin = copy.deepcopy(other)
+    twin["src_addresses"] = ["198.51.100.0/24"]
+    twin["dst_addresses"] = ["203.0.113.77/32"]
+    sample = forward + [extra, other, twin]
+    built = [r.to_dict() for r in plan_rules.finish([plan_rules.forward_rule(f) for f in sample], "both")]
+    assert plan_rules.forward_dicts(sample) == built
+    merged = [r for r in built if "203.0.113.9/32" in r["dst_addresses"]]
+    assert len(merged) == 1 and len(merged[0]["dst_addresses"]) > 1, merged
+    for host in plan["hosts"]:
+        mine = [f for f in flows_ if f["dst_host"] == host]
+        if host == "dc01":
+            # the same flow from another network and a second RPC flow: merged into the rules the first one makes
+            more = copy.deepcopy(mine[0])
+            more["src_addresses"] = ["203.0.113.0/25"]
+            rpc = copy.deepcopy(next(f for f in flows_ if f["rpc_dynamic"]))
+            rpc["dst_host"], rpc["src_addresses"] = host, ["203.0.113.128/25"]
+            mine += [more, rpc]
+        rules = [r for f in mine for r in plan_rules.host_inbound(f)] + [plan_rules.relay_reply(f) for f in mine[:1]]
+        built = [r.to_dict() for r in plan_rules.finish(rules, "src")]
+        assert plan_rules.inbound_dicts(mine + [plan_rules.relay_reply(f) for f in mine[:1]]) == built, host
+    for host, entry in plan["hosts"].items():
+        assert [r["name"] for r in entry["inbound"]] == sorted(set(r["name"] for r in entry["inbound"])), host

@@ -296,3 +296,18 @@ def test_example_plan_names_the_windows_group_of_every_flow_that_has_one():
     table = section(text, "Windows predefined rule groups")
     assert "| NAP-SHV-INSTALL | File and Printer Sharing (@FirewallAPI.dll,-28502): FPS-SMB-In-TCP |" in table
     assert "| IPSEC-HRA-CA | none: no predefined group was found" in table
+
+
+def test_flows_json_has_one_flow_host_and_device_per_line():
+    plan = example_plan()
+    text = report.render_json(plan)
+    assert json.loads(text) == json.loads(json.dumps(plan))
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    flow_lines = [line for line in lines if line.startswith('    {"id": ')]
+    assert len(flow_lines) == len(plan["flows"])
+    assert json.loads(flow_lines[0].strip().rstrip(",")) == json.loads(json.dumps(plan["flows"][0]))
+    for host in plan["hosts"]:
+        line = next(line for line in lines if line.startswith("    %s: " % json.dumps(host)))
+        assert json.loads(line.split(": ", 1)[1].rstrip(",")) == json.loads(json.dumps(plan["hosts"][host]))
+    assert '  "settings": {' in lines
