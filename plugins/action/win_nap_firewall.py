@@ -31,8 +31,8 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_firewall import MUTUALLY_EXCLUSIVE, argument_spec
 from ansible_collections.configmgr.nap.plugins.plugin_utils._files import safe_component, write_new
+from ansible_collections.configmgr.nap.plugins.plugin_utils._win_powershell import POWERSHELL_MODULE, error_text
 
-POWERSHELL_MODULE = "ansible.windows.win_powershell"
 NOTHING_SENT = "nothing was sent to the host"
 NOTHING_CHANGED = "nothing was changed"
 DEPRECATED_BACKUP_DIR = ("win_nap_firewall: the option backup_dir is deprecated, use backup_options: "
@@ -107,21 +107,6 @@ def _failure_text(res, prefix):
     """One failed op of the apply script: op, rule (model name), error and the properties it had set."""
     done = " (after setting %s)" % ", ".join(res["set"]) if res.get("set") else ""
     return "%s %s: %s%s" % (res.get("op", "?"), windows.model_name(str(res.get("name")), prefix), res.get("error"), done)
-
-
-def _error_text(res):
-    """The most useful message of a failed win_powershell result."""
-    parts = []
-    if res.get("msg"):
-        parts.append(to_text(res["msg"]))
-    for err in res.get("error") or []:
-        if isinstance(err, dict):
-            parts.append(to_text(err.get("message") or err.get("exception") or err))
-        else:
-            parts.append(to_text(err))
-    if res.get("exception") and not parts:
-        parts.append(to_text(res["exception"]).strip().splitlines()[-1])
-    return "; ".join(p for p in parts if p) or "unknown error"
 
 
 class ActionModule(ActionBase):
@@ -236,7 +221,7 @@ class ActionModule(ActionBase):
                                    task_vars=task_vars)
         if res.get("failed") or res.get("unreachable"):
             hint = ""
-            text = _error_text(res)
+            text = error_text(res)
             if "was not found" in text and POWERSHELL_MODULE in text:
                 hint = " (install the ansible.windows collection on the controller)"
             elif what == "read":

@@ -24,8 +24,8 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine, probe_remote
 from ansible_collections.configmgr.nap.plugins.modules.win_nap_port_probe import argument_spec
+from ansible_collections.configmgr.nap.plugins.plugin_utils._win_powershell import POWERSHELL_MODULE, error_text
 
-POWERSHELL_MODULE = "ansible.windows.win_powershell"
 SENDER_PATH = os.path.join(os.path.dirname(os.path.abspath(probe_engine.__file__)), "powershell", "probe_sender.ps1")
 SENDER_MARKER = "# configmgr.nap probe sender v1"
 MIN_PS_VERSION = "5.1"
@@ -50,13 +50,6 @@ def default_deadline(wire, concurrency):
     longest = max(w["TimeoutMs"] for w in sent) / 1000.0
     batches = (len(sent) + concurrency - 1) // concurrency
     return longest * (batches + 1) + 5.0
-
-
-def _error_text(res):
-    parts = [to_text(res.get("msg") or "")]
-    for err in res.get("error") or []:
-        parts.append(to_text(err.get("message") if isinstance(err, dict) else err))
-    return "; ".join(p for p in parts if p) or "unknown error"
 
 
 class ActionModule(ActionBase):
@@ -96,7 +89,7 @@ class ActionModule(ActionBase):
                 return dict(res, changed=False)
             if res.get("failed"):
                 result.update(failed=True, msg="win_nap_port_probe: the probe sender on %s failed through %s: %s"
-                              % (host, POWERSHELL_MODULE, _error_text(res)), results=[], failures=[])
+                              % (host, POWERSHELL_MODULE, error_text(res)), results=[], failures=[])
                 return result
             raw = res.get("result")
             try:
