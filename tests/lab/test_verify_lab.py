@@ -440,6 +440,19 @@ def test_22_drift_corrects_and_verify_is_green_again(lab):
     assert report["summary"]["ok"], out.stdout[-3000:]
 
 
+def test_22b_the_demo_playbook_of_make_demo_runs_on_the_lab(lab):
+    """playbooks/lab_demo.yml (what `make demo` runs): from an unconverged router every flow connects; after the
+    converge from the plan's handle only the planned ones do, and verify is green. nap_lab_demo_keep leaves the
+    table in place for the tests after this one."""
+    out = playbook("-i", lab.inventory, os.path.join(ROOT, "playbooks", "lab_demo.yml"), "-e", "nap_lab_demo_keep=true",
+                   "-e", "nap_report_dir=%s" % lab.report_dir)
+    for line in ("before: client to DC LDAP cla01 -> dc01 TCP 389 (not planned): CONNECTED",
+                 "after: client to DC LDAP cla01 -> dc01 TCP 389 (not planned): BLOCKED",
+                 "after: IPSEC-HRA https cla01 -> hra01 TCP 443 (planned): CONNECTED"):
+        assert line in out.stdout, out.stdout[-3000:]
+    assert re.search(r"verify: \d+ checks, \d+ ok, 0 broken", out.stdout), out.stdout[-3000:]
+
+
 def test_23_an_unplanned_port_opened_by_hand_breaks_verify(lab):
     # a rule that lets the clients reach the DC's LDAP: the negative probes catch it
     out = in_ns("rtr01", "nft", "insert", "rule", "inet", "configmgr_nap", "forward", "ip", "daddr", DC, "tcp", "dport",
