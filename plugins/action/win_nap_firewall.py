@@ -163,7 +163,11 @@ class ActionModule(ActionBase):
             raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         return host, group, prefix, mask, rules, plan
 
-    def _management(self, args, plan, task_vars, warnings, host):
+    @staticmethod
+    def _wanted_management(args, plan, task_vars, host):
+        """(sources as given, or None; the one management port). Sources: the option, else the plan's, else
+        nap_management_sources. Port: the plan's (decided by the planner), else the same rule on this host's vars
+        (NapError when those are wrong)."""
         sources = args.get("management_sources")
         if sources is None and plan is not None:
             sources = plandoc.management_sources(plan) or None
@@ -171,6 +175,17 @@ class ActionModule(ActionBase):
             sources = task_vars.get("nap_management_sources")
         if isinstance(sources, str):
             sources = [sources]
+        port = plandoc.management_port(plan, host) if plan is not None else None
+        if not port:
+            port = planner.management_port(task_vars, "windows", host)
+        return sources, int(port)
+
+    def _management(self, args, plan, task_vars, warnings, host):
+        """(CIDRs, (port,)) for the lockout check; without sources, any address of the controller's family."""
+        try:
+            sources, port = self._wanted_management(args, plan, task_vars, host)
+        except NapError as exc:
+            raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
         out = []
         for item in sources or []:
             try:
@@ -189,30 +204,7 @@ class ActionModule(ActionBase):
             if not args["allow_lockout"]:
                 warnings.append("management_sources is not set (nor nap_management_sources): the anti-lockout "
                                 "check requires WinRM to stay open from any address (%s)" % family)
-        # The one management port: the plan's (decided by the planner), else the same rule on this host's vars.
-        port = plandoc.management_port(plan, host) if plan is not None else None
-        if not port:
-            try:
-                port = planner.management_port(task_vars, "windows", host or task_vars.get("inventory_hostname"))
-            except NapError as exc:
-                raise _Fail("win_nap_firewall: %s (%s)" % (to_text(exc), NOTHING_SENT))
-        return out, (int(port),)
-
-    @staticmethod
-    def _render_management(args, plan, task_vars, host):
-        """(sources or None, port) for the rendered scripts' lockout guard. No 0.0.0.0/0 fallback here: without
-        sources, any planned rule that admits the port counts."""
-        sources = args.get("management_sources")
-        if sources is None and plan is not None:
-            sources = plandoc.management_sources(plan) or None
-        if sources is None:
-            sources = task_vars.get("nap_management_sources")
-        if isinstance(sources, str):
-            sources = [sources]
-        port = plandoc.management_port(plan, host) if plan is not None else None
-        if not port:
-            port = planner.management_port(task_vars, "windows", host)
-        return sources, int(port)
+        return out, (port,)
 
     def _powershell(self, script, parameters, task_vars, what, host):
         self._calls += 1
@@ -253,7 +245,8 @@ class ActionModule(ActionBase):
 
         if state == "rendered":
             try:
-                sources, port = self._render_management(args, plan, task_vars, host)
+                # no 0.0.0.0/0 fallback here: without sources, any planned rule that admits the port counts
+                sources, port = self._wanted_management(args, plan, task_vars, host)
                 result["rendered"] = dict(windows_render.render_all_lines(
                     rules, group, prefix, mask, host, management_sources=sources, management_port=port))
             except NapError as exc:
