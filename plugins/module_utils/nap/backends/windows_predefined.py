@@ -110,31 +110,22 @@ def _item_range(item):
     return int(low), int(high or low)
 
 
-def _item_covered(item, planned_ports):
-    """Whether one port item (a port, a range or an RPC keyword) lies within the planned ports."""
+def _item_against(item, planned_ports, fits):
+    """An RPC keyword matches itself; a port or range is tested with ``fits(low, high, plow, phigh)`` against each
+    numeric planned port or range."""
     if item in PORT_KEYWORDS:
         return item in planned_ports
     low, high = _item_range(item)
-    for port in planned_ports:
-        if port in PORT_KEYWORDS:
-            continue
-        plow, phigh = _item_range(str(port))
-        if plow <= low and high <= phigh:
-            return True
-    return False
+    return any(fits(low, high, *_item_range(str(port))) for port in planned_ports if port not in PORT_KEYWORDS)
+
+
+def _item_covered(item, planned_ports):
+    """Whether one port item (a port, a range or an RPC keyword) lies within the planned ports."""
+    return _item_against(item, planned_ports, lambda low, high, plow, phigh: plow <= low and high <= phigh)
 
 
 def _item_overlaps(item, planned_ports):
-    if item in PORT_KEYWORDS:
-        return item in planned_ports
-    low, high = _item_range(item)
-    for port in planned_ports:
-        if port in PORT_KEYWORDS:
-            continue
-        plow, phigh = _item_range(str(port))
-        if plow <= high and low <= phigh:
-            return True
-    return False
+    return _item_against(item, planned_ports, lambda low, high, plow, phigh: plow <= high and low <= phigh)
 
 
 def _planned_protocol(rule):

@@ -212,6 +212,15 @@ def _finish(lines, newline):
     return text
 
 
+def _ps_script(head, steps, rules, group, prefix, mask, management_sources, management_port):
+    """A rendered PowerShell script: its own requirement lines (``head``), the part both scripts share, the rule
+    data, then its steps template."""
+    lines = head + _template("render_common.ps1")
+    lines += _ps_data(rules, group, prefix, mask, management_sources, management_port)
+    lines += _template(steps)
+    return _finish(lines, "\n")
+
+
 def render_com(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=PROFILES_ALL, host=None,
                management_sources=None, management_port=None):
     """PowerShell 2.0 script over HNetCfg.FwPolicy2 (Windows Server 2008 / 2008 R2 and later).
@@ -232,10 +241,7 @@ def render_com(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=PROFILES_
         "    exit 2",
         "}",
     ]
-    lines += _template("render_common.ps1")
-    lines += _ps_data(rules, group, prefix, mask, management_sources, management_port)
-    lines += _template("render_com.ps1")
-    return _finish(lines, "\n")
+    return _ps_script(lines, "render_com.ps1", rules, group, prefix, mask, management_sources, management_port)
 
 
 def render_netsecurity(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=PROFILES_ALL, host=None,
@@ -254,10 +260,8 @@ def render_netsecurity(rules, group=DEFAULT_GROUP, prefix=DEFAULT_PREFIX, mask=P
         "    exit 2",
         "}",
     ]
-    lines += _template("render_common.ps1")
-    lines += _ps_data(rules, group, prefix, mask, management_sources, management_port)
-    lines += _template("render_netsecurity.ps1")
-    return _finish(lines, "\n")
+    return _ps_script(lines, "render_netsecurity.ps1", rules, group, prefix, mask, management_sources,
+                      management_port)
 
 
 _NETSH_PROTOCOL = {"tcp": "tcp", "udp": "udp", "icmp": "icmpv4", "gre": "47", "esp": "50", "ah": "51"}
