@@ -604,6 +604,45 @@ def test_real_dnsmasq_dhcp_and_dns(dnsmasq):
     assert out["results"][1]["answer"]["message_type_name"] == "DHCPACK"
 
 
+RELAY_NEIGHBOUR = r"""
+import json, socket, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import probe_engine
+# the host's own DHCP relay (dnsmasq, dhcrelay): a wildcard socket on UDP 67 with SO_REUSEADDR, bound first
+relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+relay.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+relay.bind(("0.0.0.0", 67))
+relay.settimeout(1.5)
+out = {}
+probe = threading.Thread(target=lambda: out.update(results=probe_engine.probe_many(
+    [{"name": "relay", "host": sys.argv[2], "port": 67, "kind": "dhcp_relay"}], timeout=1.2)[0]))
+probe.start()
+time.sleep(0.4)
+# the server's OFFER to the relay's other giaddr, while the probe waits for its own answer
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"offer for a relayed client", (sys.argv[3], 67))
+try:
+    got = relay.recv(100).decode()
+except socket.timeout:
+    got = None
+probe.join()
+print(json.dumps({"relay_got": got, "probe": out["results"][0]["state"]}))
+"""
+
+
+def test_a_relay_probe_leaves_the_hosts_own_relay_its_datagrams(lab):
+    # rtr01 in the lab is a DHCP relay and probes DHCP-RELAY itself: the probe's listener on UDP 67 must not take
+    # the server's unicast answers to the relay's other giaddrs (a wildcard listener did: newer equal sockets win)
+    giaddr = "198.18.250.7"
+    sh("ip", "-n", NS_A, "address", "add", giaddr + "/32", "dev", "lo", check=True)
+    try:
+        out = in_netns(NS_A, PYTHON, "-c", RELAY_NEIGHBOUR, collections_root(), DROP, giaddr)
+    finally:
+        sh("ip", "-n", NS_A, "address", "del", giaddr + "/32", "dev", "lo")
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen == {"relay_got": "offer for a relayed client", "probe": "open|filtered"}, seen
+
+
 def test_nothing_left_listening_in_the_vantage(lab):
     # the probes' sockets are closed: nothing of ours stays bound in the vantage namespace
     listening = in_netns(NS_A, "ss", "-Htuan", check=False).stdout

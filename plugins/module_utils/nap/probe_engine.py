@@ -466,6 +466,9 @@ class UdpProbe(_Probe):
     def _prepare(self, sock):
         self._bind_source(sock, self.local_port)
 
+    def _connected(self, local_address):
+        """Hook run once the socket is connected and has its local address, before the requests go out."""
+
     def start(self, now):
         self.started = now
         try:
@@ -478,6 +481,7 @@ class UdpProbe(_Probe):
         try:
             sock.connect((self.target.address, self.target.port))
             local = sock.getsockname()[0]
+            self._connected(local)
             for payload in self.requests(local):
                 sock.send(payload)
         except OSError as exc:
@@ -562,9 +566,23 @@ class DhcpProbe(UdpProbe):
         # connected socket does not see (connect() pins its local address), and a multi-homed
         # server may answer from another of its addresses: an unconnected listener on the same
         # port takes those; answers are matched on the xid.
+        if not self.relay:
+            self._listen("0.0.0.0")
+
+    def _connected(self, local_address):
+        # A relay probe's answers come unicast to its giaddr, which is the connected socket's own
+        # address: its listener binds that address, never the wildcard.  On a host that is itself a
+        # DHCP relay (dnsmasq, dhcrelay: a wildcard socket on UDP 67 with SO_REUSEADDR), a newer
+        # wildcard socket takes the unicast datagrams to every address of the host (Linux hands them
+        # to the most recently bound of equal sockets): the server's OFFERs to the relay's other
+        # giaddrs would end in the probe and the relayed clients would get no answer while it ran.
+        if self.relay:
+            self._listen(local_address)
+
+    def _listen(self, address):
         listener = self._socket()
         self.extra.append(listener)
-        self._bind(listener, "0.0.0.0")
+        self._bind(listener, address)
 
     def requests(self, local_address):
         opts = self.target.options
