@@ -212,64 +212,91 @@ def finish_dicts(rules, side):
     return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _named(rules, side)]
 
 
-def forward_dicts(flows):
+def forward_key(flow):
+    """What forward_dicts groups a flow by: what a forward rule's first merge compares (all but the destination)."""
+    return (base_name(flow), flow["protocol"], tuple(flow["src_ports"]), _normal_perimeter_ports(flow),
+            flow.get("icmp_type"), tuple(flow["src_addresses"]))
+
+
+def forward_dicts(flows, keys=None):
     """``finish_dicts([forward_rule(f) for f in flows], "both")``, building one rule per group of flows that merge.
 
     A perimeter device carries the flows of every host: most differ only in their destination addresses, so the
-    flows are grouped by what a forward rule's first merge compares, and each group makes one rule.
+    flows are grouped by what a forward rule's first merge compares, and each group makes one rule.  ``keys``: each
+    flow's forward_key(), where the caller has them (the planner makes them once per service, not per flow).
     """
     groups = OrderedDict()
-    for flow in flows:
-        key = (base_name(flow), flow["protocol"], tuple(flow["src_ports"]), _normal_perimeter_ports(flow),
-               flow.get("icmp_type"), tuple(flow["src_addresses"]))
+    for flow, key in zip(flows, map(forward_key, flows) if keys is None else keys):
         group = groups.get(key)
         if group is None:
             groups[key] = (flow, list(flow["dst_addresses"]))
         else:
             group[1].extend(flow["dst_addresses"])
+    # the second merge (_merge(items, "src")), on the groups: a group's key holds what its rule's key would
+    merged = OrderedDict()
+    for key, (flow, dst) in groups.items():
+        dst = normalize_addresses(dst)
+        group = merged.get(key[:-1] + (dst,))
+        if group is None:
+            merged[key[:-1] + (dst,)] = (flow, list(key[-1]), dst)
+        else:
+            group[1].extend(key[-1])
     items = []
-    for flow, dst in groups.values():
-        rule = forward_rule(flow)
-        items.append((rule, rule.src_addresses, normalize_addresses(dst)))
-    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(_merge(items, "src"))]
+    for flow, src, dst in merged.values():
+        items.append((forward_rule(flow), normalize_addresses(src), dst))
+    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(items)]
 
 
 _EPMAP = ("rpc-epmap",)
 _RPC = ("rpc-dynamic",)
 
 
-def inbound_dicts(items):
+def inbound_key(flow):
+    """What inbound_dicts groups a flow's host_inbound rules by: ((merge key, index of the rule), ...), and whether
+    its IPv4 sources take 0.0.0.0/32 too; None for a flow without a destination host (it has no inbound rule)."""
+    if not flow["dst_host"]:
+        return None
+    name = base_name(flow)
+    common = (flow["protocol"], tuple(flow["src_ports"]))
+    icmp_type = flow.get("icmp_type")
+    if flow["rpc_dynamic"]:
+        parts = (((name + "-IN-EPMAP",) + common + (_EPMAP, icmp_type, ()), 0),
+                 ((name + "-IN-RPC",) + common + (_RPC, icmp_type, ()), 1))
+    else:
+        parts = (((name + "-IN",) + common + (tuple(flow["dst_ports"]), icmp_type, ()), 0),)
+    return parts, has_trait(flow["id"], "unaddressed_source")
+
+
+def inbound_dicts(items, keys=None):
     """``finish_dicts(rules, "src")`` of a host's inbound rules, where each item is a flow (standing for its
     ``host_inbound`` rules) or a rule (a relay's reply rule): one rule is built per group of rules that merge.
 
     A server takes the same flow from every client: the flows are grouped by what the merge compares first.
+    ``keys``: each flow's inbound_key() (anything for a rule), where the caller has them.
     """
     groups = OrderedDict()
-    for item in items:
+    for item, key in zip(items, [None] * len(items) if keys is None else keys):
         if isinstance(item, Rule):
             parts = (((item.name, item.protocol, item.src_ports, item.dst_ports, item.icmp_type, item.dst_addresses),
-                      item, None, item.src_addresses),)
+                      None),)
+            sources = item.src_addresses
         else:
-            flow = item
-            if not flow["dst_host"]:
+            if keys is None:
+                key = inbound_key(item)
+            if key is None:
                 continue
-            sources = flow["src_addresses"]
-            if has_trait(flow["id"], "unaddressed_source") and any(":" not in a for a in sources):
-                sources = list(sources) + ["0.0.0.0/32"]     # as host_inbound adds it; merged lists normalize alike
-            name = base_name(flow)
-            common = (flow["protocol"], tuple(flow["src_ports"]))
-            icmp_type = flow.get("icmp_type")
-            if flow["rpc_dynamic"]:
-                parts = (((name + "-IN-EPMAP",) + common + (_EPMAP, icmp_type, ()), flow, 0, sources),
-                         ((name + "-IN-RPC",) + common + (_RPC, icmp_type, ()), flow, 1, sources))
-            else:
-                parts = (((name + "-IN",) + common + (tuple(flow["dst_ports"]), icmp_type, ()), flow, 0, sources),)
-        for key, source, index, addresses in parts:
-            group = groups.get(key)
+            parts, unaddressed = key
+            sources = item["src_addresses"]
+            if unaddressed and any(":" not in a for a in sources):
+                # A DHCPDISCOVER leaves a client that has no address yet from 0.0.0.0 (as host_inbound adds it;
+                # merged lists normalize alike)
+                sources = list(sources) + ["0.0.0.0/32"]
+        for group_key, index in parts:
+            group = groups.get(group_key)
             if group is None:
-                groups[key] = (source, index, list(addresses))
+                groups[group_key] = (item, index, list(sources))
             else:
-                group[2].extend(addresses)
+                group[2].extend(sources)
     merged = []
     for source, index, addresses in groups.values():
         rule = source if index is None else host_inbound(source)[index]
