@@ -12,7 +12,7 @@ import io
 import ipaddress
 import json
 import re
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, model
 
@@ -66,6 +66,10 @@ def _endpoint(flow, side):
     return "%s (%s)" % (host, addrs) if host else addrs
 
 
+# One encoder for every line. A plan is a tree: looking for cycles (json.dumps does) is a tenth of the time.
+_ENCODE = json.JSONEncoder(check_circular=False).encode
+
+
 def render_json(plan):
     """flows.json: each top-level key on its own line, and under it each flow, host, device or warning on one line.
 
@@ -74,32 +78,40 @@ def render_json(plan):
     """
     if not isinstance(plan, dict):
         return json.dumps(plan) + "\n"
-    dump = json.dumps
-    lines = ["{"]
+    encode = _ENCODE
+    parts = ["{\n"]                   # joined once: flows.json is a hundred megabytes at ten thousand hosts
     last = len(plan) - 1
     for index, (key, value) in enumerate(plan.items()):
         comma = "," if index < last else ""
         if isinstance(value, dict) and value:
-            lines.append("  %s: {" % dump(key))
-            items = ["    %s: %s" % (dump(k), dump(v)) for k, v in value.items()]
-            lines.append(",\n".join(items))
-            lines.append("  }" + comma)
+            parts.append("  %s: {\n    " % encode(key))
+            parts.append(",\n    ".join(["%s: %s" % (encode(k), encode(v)) for k, v in value.items()]))
+            parts.append("\n  }%s\n" % comma)
         elif isinstance(value, list) and value:
-            lines.append("  %s: [" % dump(key))
-            lines.append(",\n".join(["    " + dump(item) for item in value]))
-            lines.append("  ]" + comma)
+            parts.append("  %s: [\n    " % encode(key))
+            parts.append(",\n    ".join(map(encode, value)))
+            parts.append("\n  ]%s\n" % comma)
         else:
-            lines.append("  %s: %s%s" % (dump(key), dump(value), comma))
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            parts.append("  %s: %s%s\n" % (encode(key), encode(value), comma))
+    parts.append("}\n")
+    return "".join(parts)
 
 
 def render_csv(plan):
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows([[_csv_cell(flow.get(col)) for col in CSV_COLUMNS] for flow in plan["flows"]])
+    writer.writerows(_csv_rows(plan["flows"]))
     return buf.getvalue()
+
+
+def _csv_rows(flows):
+    # one row at a time (a list of them all would set the garbage collector traversing the whole plan), and
+    # nothing to do for the cells that are text (most) or None (the csv module writes an empty cell)
+    for flow in flows:
+        yield [value if value.__class__ is str or value is None else
+               " ".join(map(str, value)) if value.__class__ is list else _csv_cell(value)
+               for value in map(flow.get, CSV_COLUMNS)]
 
 
 def _csv_cell(value):
@@ -169,10 +181,12 @@ _NETS = {}
 
 
 def _net(text):
+    """An address or network as (IP version, prefix length, address bits, network address as an int), or False."""
     net = _NETS.get(text)
     if net is None:
         try:
             net = ipaddress.ip_network(str(text), strict=False)
+            net = (net.version, net.prefixlen, net.max_prefixlen, int(net.network_address))
         except ValueError:
             net = False
         if len(_NETS) > 100000:
@@ -186,11 +200,12 @@ class _Cover:
 
     def __init__(self, cidrs):
         self.any = not cidrs
-        self.sets = {}
+        sets = OrderedDict()
         for cidr in cidrs or ():
             net = _net(cidr)
             if net:
-                self.sets.setdefault((net.version, net.prefixlen), set()).add(int(net.network_address))
+                sets.setdefault(net[:2], set()).add(net[3])
+        self.sets = list(sets.items())
 
     def covers(self, cidrs):
         if self.any:
@@ -199,11 +214,9 @@ class _Cover:
             net = _net(cidr)
             if not net:
                 return False
-            bits = net.max_prefixlen
-            addr = int(net.network_address)
-            for (version, prefix), nets in self.sets.items():
-                if version == net.version and prefix <= net.prefixlen and \
-                        (addr >> (bits - prefix) << (bits - prefix)) in nets:
+            version, length, bits, addr = net
+            for (net_version, prefix), nets in self.sets:
+                if net_version == version and prefix <= length and (addr >> (bits - prefix) << (bits - prefix)) in nets:
                     break
             else:
                 return False
@@ -232,6 +245,34 @@ def _port_covers(rule_ports, ports):
     return all(any(low <= int(port) <= high for low, high in bounds) for port in ports)
 
 
+# A host's end of a flow: its source, its destination, or both (a flow between two of its own addresses).
+SRC, DST, BOTH = 0, 1, 2
+
+
+class _Kind:
+    """A flow but for its two ends, once for all the flows that share it (most flows of an estate differ only in
+    their ends): the texts of its row in flows.md, and what the rule that carries it on a host depends on."""
+
+    def __init__(self, flow):
+        self.id = flow["id"]
+        self.protocol = flow["protocol"]
+        self.rpc_dynamic = flow["rpc_dynamic"]
+        self.dst_ports = flow["dst_ports"]
+        self.src_ports = flow["src_ports"]
+        self.prefix = "%s%s-%s-" % (flow["id"], ("-" + flow["via"]) if flow.get("via") else "",
+                                    flow["protocol"].upper())
+        self.label = _flow_label(flow)
+        self.service = _service(flow)
+        self.texts = (flow["purpose"], flow["source"], ", ".join(flow["perimeter"]) or "-")
+
+
+def _kind_key(flow):
+    """Equal for flows that _Kind cannot tell apart."""
+    return (flow["id"], flow.get("via"), flow["protocol"], flow["rpc_dynamic"], tuple(flow["dst_ports"]),
+            tuple(flow["src_ports"]), flow.get("rpc_dynamic_range", ""), tuple(flow.get("rpc_dynamic_ranges") or ()),
+            flow.get("icmp_type"), flow["purpose"], flow["source"], tuple(flow["perimeter"]))
+
+
 class _HostRules:
     """The planned rules of one host, and which of them carry a flow."""
 
@@ -239,6 +280,8 @@ class _HostRules:
         self.entry = entry
         self.by_flow = {}
         self.covers = {}
+        self.tests = {}
+        self.cells = {}
         self.tag = " (not applicable)" if entry.get("host_rules") == "not_applicable" else ""
         for direction in ("inbound", "outbound", "not_applicable_rules"):
             for rule in entry.get(direction) or []:
@@ -250,43 +293,62 @@ class _HostRules:
             self.covers[key] = _Cover(rule[side + "_addresses"])
         return self.covers[key]
 
-    def of(self, flow, host):
-        """The names of the rules on ``host`` that carry ``flow`` (in, out, the relay's replies): same flow id,
-        protocol and ports, addresses that cover the flow's; rules named after the flow's own id, via and
-        protocol (REMEDIATION-CM-MP-TCP-IN for REMEDIATION via CM-MP) win over others that also match."""
-        out = []
-        for rule in self.by_flow.get((flow["id"], flow["protocol"]), ()):
-            if flow["dst_host"] == host and rule["direction"] == "in":
-                if flow["rpc_dynamic"]:
+    def _tests(self, kind, end):
+        """The rules on the host that may carry a flow of ``kind`` with the host at ``end`` (in, out, the relay's
+        replies: same flow id, protocol and ports), each as the address tests that decide it, in order: (a _Cover,
+        the end of the flow whose addresses it must cover, the rule's name and tag); the first that passes counts."""
+        tests = []
+        for rule in self.by_flow.get((kind.id, kind.protocol), ()):
+            rule_tests = []
+            if end != SRC and rule["direction"] == "in":
+                if kind.rpc_dynamic:
                     ports = not _KEYWORDS.isdisjoint(rule["dst_ports"])
                 else:
-                    ports = _port_covers(rule["dst_ports"], flow["dst_ports"]) and \
-                        list(rule["src_ports"]) == list(flow["src_ports"])
-                if ports and self._cover(rule, "src").covers(flow["src_addresses"]):
-                    out.append((rule["name"], ""))
-                    continue
-            if flow["src_host"] == host:
-                if rule["direction"] == "in" and flow["src_ports"] and flow["dst_ports"] and \
-                        _port_covers(rule["src_ports"], flow["dst_ports"]) and \
-                        _port_covers(rule["dst_ports"], flow["src_ports"]) and \
-                        self._cover(rule, "src").covers(flow["dst_addresses"]):
-                    out.append((rule["name"], " (replies)"))
-                elif rule["direction"] == "out" and list(rule["src_ports"]) == list(flow["src_ports"]) and \
-                        _port_covers(rule["dst_ports"], flow["dst_ports"]) and \
-                        self._cover(rule, "dst").covers(flow["dst_addresses"]):
-                    out.append((rule["name"], ""))
-        prefix = "%s%s-%s-" % (flow["id"], ("-" + flow["via"]) if flow.get("via") else "", flow["protocol"].upper())
-        own = [item for item in out if item[0].startswith(prefix)]
-        return [name + tag + self.tag for name, tag in (own or out)]
+                    ports = _port_covers(rule["dst_ports"], kind.dst_ports) and \
+                        list(rule["src_ports"]) == list(kind.src_ports)
+                if ports:
+                    rule_tests.append((self._cover(rule, "src"), SRC, (rule["name"], "")))
+            if end != DST:
+                if rule["direction"] == "in" and kind.src_ports and kind.dst_ports and \
+                        _port_covers(rule["src_ports"], kind.dst_ports) and \
+                        _port_covers(rule["dst_ports"], kind.src_ports):
+                    rule_tests.append((self._cover(rule, "src"), DST, (rule["name"], " (replies)")))
+                elif rule["direction"] == "out" and list(rule["src_ports"]) == list(kind.src_ports) and \
+                        _port_covers(rule["dst_ports"], kind.dst_ports):
+                    rule_tests.append((self._cover(rule, "dst"), DST, (rule["name"], "")))
+            if rule_tests:
+                tests.append(rule_tests)
+        return tests
 
-    def cell(self, flow, host):
-        names = self.of(flow, host)
+    def cell(self, kind, end, src, dst):
+        """The rule cell of a flow of ``kind`` from the end ``src`` to ``dst`` with the host at ``end``: the
+        names of the rules on the host that carry it (addresses that cover the flow's), or why none is needed."""
+        tests = self.tests.get((kind, end))
+        if tests is None:
+            tests = self.tests[(kind, end)] = self._tests(kind, end)
+        out = []
+        for rule_tests in tests:
+            for cover, side, item in rule_tests:
+                if cover.covers((dst if side == DST else src)[1]):
+                    out.append(item)
+                    break
+        key = (kind, end, tuple(out))
+        text = self.cells.get(key)
+        if text is None:
+            text = self.cells[key] = self._text(kind, end, out)
+        return text
+
+    def _text(self, kind, end, out):
+        # rules named after the flow's own id, via and protocol (REMEDIATION-CM-MP-TCP-IN for REMEDIATION via
+        # CM-MP) win over others that also match
+        own = [item for item in out if item[0].startswith(kind.prefix)]
+        names = [name + tag + self.tag for name, tag in (own or out)]
         if names:
             return ", ".join(names)
-        if flow["src_host"] == host and flow["dst_host"] != host and self.entry.get("outbound_policy") != "block":
+        if end == SRC and self.entry.get("outbound_policy") != "block":
             return "- (outbound allowed)"
-        if flow["dst_host"] == host and self.entry.get("platform") == "windows" and \
-                catalogue.has_trait(flow["id"], "windows_exempt"):
+        if end != SRC and self.entry.get("platform") == "windows" and \
+                catalogue.has_trait(kind.id, "windows_exempt"):
             return "- (Windows permits IKE and ESP itself)"
         return "-"
 
@@ -303,67 +365,111 @@ def _flow_label(flow):
     return flow["id"] + (" (%s)" % flow["via"] if flow.get("via") else "")
 
 
-def _host_rows(plan, host, flows, rules, memo=None):
-    """The rows of a host's flow table: (cells with SELF for the host's own end, peer key, peer host).
+class _HostFlows:
+    """What a host's section depends on of its flows, so that hosts with equal ones share the work (one pass over
+    the flows). ``by_host``: {host: its flows in plan order}, each flow four numbers: its _Kind in ``kinds``, the
+    host's end of it (SRC, DST or BOTH), and its source and destination in ``ends`` (host, addresses), the host's
+    own end None unless the flow is between two of its addresses. Numbers rather than a tuple per flow: the cyclic
+    garbage collector skips them, while a few hundred thousand new tuples set it traversing the whole plan."""
 
-    ``memo`` (one per rendering) keeps what does not depend on the host: a flow's service text, a peer's key.
+    def __init__(self, plan):
+        self.kinds, kind_index = [], {}
+        self.ends, self.end_index, self.last_end = [], {}, {}
+        self.by_host = by_host = defaultdict(list)
+        end_of = self._end
+        for flow in plan["flows"]:
+            key = _kind_key(flow)
+            kind = kind_index.get(key)
+            if kind is None:
+                kind = kind_index[key] = len(self.kinds)
+                self.kinds.append(_Kind(flow))
+            src_host, dst_host = flow["src_host"], flow["dst_host"]
+            if src_host == dst_host:
+                if src_host:
+                    by_host[src_host].extend((kind, BOTH, end_of(src_host, flow["src_addresses"]),
+                                              end_of(dst_host, flow["dst_addresses"])))
+                continue
+            if src_host:
+                by_host[src_host].extend((kind, SRC, None, end_of(dst_host, flow["dst_addresses"])))
+            if dst_host:
+                by_host[dst_host].extend((kind, DST, end_of(src_host, flow["src_addresses"]), None))
+
+    def _end(self, host, addresses):
+        last = self.last_end.get(host)         # a host's flows mostly have the same addresses for it
+        if last is not None and last[0] == addresses:
+            return last[1]
+        key = (host, tuple(addresses))
+        index = self.end_index.get(key)
+        if index is None:
+            index = self.end_index[key] = len(self.ends)
+            self.ends.append(key)
+        self.last_end[host] = (addresses, index)
+        return index
+
+
+def _endpoint_text(ends, end, memo):
+    text = memo.get(end)
+    if text is None:
+        host, addresses = ends[end]
+        addresses = ", ".join(addresses)
+        text = memo[end] = "%s (%s)" % (host, addresses) if host else addresses
+    return text
+
+
+def _host_rows(plan, index, flows, rules, groups, memo):
+    """The rows of a host's flow table (cells with SELF for the host's own end) for its ``flows`` (as _HostFlows
+    has them). Rows that differ only in a peer host of one zone and roles, from GROUP_MIN of them on, are one row
+    that says how many hosts it stands for (and names some); fewer stay one row each.
+
+    ``memo`` (one per rendering) keeps what does not depend on the host: endpoint texts, a peer's key.
     """
-    memo = {} if memo is None else memo
-    services = memo.setdefault("service", {})
+    texts = memo.setdefault("endpoint", {})
     peer_keys = memo.setdefault("peer", {})
-    rows = []
-    for flow in flows:
-        cells = []
-        peer = None
-        for side in ("src", "dst"):
-            if flow[side + "_host"] == host:
-                cells.append(SELF)
-            else:
-                cells.append(_endpoint(flow, side))
-                peer = flow[side + "_host"]
-        if flow["src_host"] == host and flow["dst_host"] == host:
-            cells = [_endpoint(flow, "src"), _endpoint(flow, "dst")]
-        service = services.get(id(flow))
-        if service is None:
-            service = services[id(flow)] = _service(flow)
-        cells = [_flow_label(flow)] + cells + [service, rules.cell(flow, host), flow["purpose"],
-                                               flow["source"], ", ".join(flow["perimeter"]) or "-"]
+    kinds, ends = index.kinds, index.ends
+    perimeter = plan["perimeter"]
+    buckets = OrderedDict()           # one row, or rows that differ only in the peer: [row, peers' ends]
+    numbers = iter(flows)
+    for kind, end, src, dst in zip(numbers, numbers, numbers, numbers):
+        kind = kinds[kind]
+        cell = rules.cell(kind, end, None if src is None else ends[src], None if dst is None else ends[dst])
+        peer_end = dst if end == SRC else src if end == DST else None
+        peer = None if peer_end is None else ends[peer_end][0]
         peer_key = None
-        if peer and peer not in plan["perimeter"]:
+        if peer and peer not in perimeter:
             peer_key = peer_keys.get(peer)
             if peer_key is None:
                 peer_key = peer_keys[peer] = _role_key(plan, peer)
-        rows.append((cells, peer_key, peer))
-    return rows
-
-
-def _collapse(rows, groups):
-    """Rows that differ only in a peer host of one zone and roles, from GROUP_MIN of them on: one row that
-    says how many hosts it stands for (and names some); fewer stay one row each."""
-    buckets = OrderedDict()
-    for cells, peer_key, peer in rows:
         if peer_key is None:
-            buckets[("row", len(buckets))] = (None, None, [cells], [])
+            row = (kind.label, SELF if end == SRC else _endpoint_text(ends, src, texts),
+                   SELF if end == DST else _endpoint_text(ends, dst, texts), kind.service, cell) + kind.texts
+            buckets[("row", len(buckets))] = (None, None, row, None)
             continue
-        peer_side = 1 if cells[1] is not SELF else 2
-        key = (peer_key, peer_side, tuple(c for i, c in enumerate(cells) if i != peer_side and c is not SELF))
-        if key not in buckets:
-            buckets[key] = (peer_key, peer_side, [], [])
-        buckets[key][2].append(cells)
-        buckets[key][3].append(peer)
-    out = []
-    for peer_key, peer_side, members, peers in buckets.values():
-        if len(members) < GROUP_MIN:
-            out.extend(tuple(cells) for cells in members)
+        peer_side = 2 if end == SRC else 1
+        key = (peer_key, peer_side, kind.label, kind.service, cell, kind.texts)
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = (peer_key, peer_side, (kind.label, SELF, SELF, kind.service, cell) + kind.texts,
+                                     [])
+        bucket[3].append(peer_end)
+    rows = []
+    for peer_key, peer_side, row, peer_ends in buckets.values():
+        if peer_ends is None:
+            rows.append(row)
             continue
+        cells = list(row)
+        if len(peer_ends) < GROUP_MIN:
+            for peer_end in peer_ends:
+                cells[peer_side] = _endpoint_text(ends, peer_end, texts)
+                rows.append(tuple(cells))
+            continue
+        peers = [ends[peer_end][0] for peer_end in peer_ends]
         hosts = groups.get(peer_key) or []
         text = _group_text(peer_key, len(hosts))
         if len(set(peers)) != len(hosts):
             text = "%d of the %s" % (len(set(peers)), text)
-        cells = list(members[0])
         cells[peer_side] = "%s (%s)" % (text, _some(peers))
-        out.append(tuple(cells))
-    return out
+        rows.append(tuple(cells))
+    return tuple(rows)
 
 
 def _rule_rows(entry):
@@ -378,13 +484,23 @@ def _rule_rows(entry):
     return tuple(rows)
 
 
-def _section(plan, host, flows, groups, memo=None):
+def _section_key(entry, flows):
+    """Equal for hosts whose sections _section cannot tell apart: the entry's fields it reads, its rules, its flows
+    (as _HostFlows has them, without the host's own name and addresses)."""
+    rules = tuple(tuple((rule["name"], rule["direction"], rule["flow_id"], rule["protocol"],
+                         tuple(rule["src_addresses"]), tuple(rule["dst_addresses"]), tuple(rule["src_ports"]),
+                         tuple(rule["dst_ports"])) for rule in entry.get(direction) or ())
+                  for direction in ("inbound", "outbound", "not_applicable_rules"))
+    return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
+            entry.get("windows_version"), entry.get("host_rules"), rules, flows)
+
+
+def _section(plan, index, entry, flows, groups, memo):
     """The signature of one host's section: the same for hosts whose sections differ only in the host's own
     name and addresses (roles, platform, zone, the rules, the rows with SELF for the host)."""
-    entry = plan["hosts"][host]
-    rows = _collapse(_host_rows(plan, host, flows, _HostRules(entry), memo), groups)
+    rows = _host_rows(plan, index, flows, _HostRules(entry), groups, memo)
     return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
-            entry.get("windows_version"), entry.get("host_rules"), len(flows), _rule_rows(entry), tuple(rows))
+            entry.get("windows_version"), entry.get("host_rules"), len(flows) // 4, _rule_rows(entry), rows)
 
 
 def _write_section(lines, plan, hosts, sig):
@@ -473,16 +589,18 @@ def render_markdown(plan, mermaid=None):
     lines.append("")
     lines.append(INTRO)
     lines.append("")
-    by_host = {}                      # host -> its flows, in plan order (one pass over the flows)
-    for flow in plan["flows"]:
-        for end in set((flow["src_host"], flow["dst_host"])):
-            if end:
-                by_host.setdefault(end, []).append(flow)
+    index = _HostFlows(plan)
     groups = _role_groups(plan)
     sections = OrderedDict()          # signature -> hosts, in plan order
-    memo = {}                         # the flows live while they are rendered: id(flow) stays theirs
-    for host in plan["hosts"]:
-        sections.setdefault(_section(plan, host, by_host.get(host, []), groups, memo), []).append(host)
+    signatures = {}                   # _section_key -> signature: most hosts of a role share it, worked out once
+    memo = {}
+    for host, entry in plan["hosts"].items():
+        flows = tuple(index.by_host.get(host, ()))
+        key = _section_key(entry, flows)
+        sig = signatures.get(key)
+        if sig is None:
+            sig = signatures[key] = _section(plan, index, entry, flows, groups, memo)
+        sections.setdefault(sig, []).append(host)
     for sig, hosts in sections.items():
         if len(hosts) >= GROUP_MIN:
             _write_section(lines, plan, hosts, sig)
@@ -560,6 +678,10 @@ def _label(*parts):
     return "<br/>".join(_esc(p) for p in parts)
 
 
+_SIDE_KEYS = (("src_host", "src_zone", "src_addresses", "src_role"),
+              ("dst_host", "dst_zone", "dst_addresses", "dst_role"))
+
+
 def _diagram(plan, detail):
     """(lines, number of edges) of the diagram: hosts grouped by zone and roles (``detail`` "roles") or by
     zone only ("zones"), networks by zone and role (or zone), perimeter devices one by one."""
@@ -571,9 +693,10 @@ def _diagram(plan, detail):
     def add(key, zone, member, roles, kind):
         node = nodes.get(key)
         if node is None:
-            node = nodes[key] = {"zone": zone, "members": [], "roles": [], "kind": kind}
+            node = nodes[key] = {"zone": zone, "members": [], "roles": [], "kind": kind, "seen": set()}
             zones.setdefault(zone, []).append(key)
-        if member not in node["members"]:
+        if member not in node["seen"]:      # a box may hold thousands of hosts
+            node["seen"].add(member)
             node["members"].append(member)
         for role in roles:
             if role not in node["roles"]:
@@ -590,11 +713,11 @@ def _diagram(plan, detail):
 
     net_roles = OrderedDict()         # (zone, addresses) -> the roles the networks play (client, restricted...)
     for flow in plan["flows"]:
-        for side in ("src", "dst"):
-            if not flow[side + "_host"]:
-                roles = net_roles.setdefault((_zone(flow[side + "_zone"]), ", ".join(flow[side + "_addresses"])), [])
-                if flow[side + "_role"] not in roles:
-                    roles.append(flow[side + "_role"])
+        for host_key, zone_key, addresses_key, role_key in _SIDE_KEYS:
+            if not flow[host_key]:
+                roles = net_roles.setdefault((_zone(flow[zone_key]), ", ".join(flow[addresses_key])), [])
+                if flow[role_key] not in roles:
+                    roles.append(flow[role_key])
 
     def endpoint(flow, side):
         host = flow[side + "_host"]
@@ -610,12 +733,16 @@ def _diagram(plan, detail):
 
     edges = OrderedDict()
     for flow in plan["flows"]:
-        src, dst = endpoint(flow, "src"), endpoint(flow, "dst")
+        src_host, dst_host = flow["src_host"], flow["dst_host"]
+        src = (src_host and where.get(src_host)) or endpoint(flow, "src")     # most ends: a host of the plan
+        dst = (dst_host and where.get(dst_host)) or endpoint(flow, "dst")
         # a loop only on a box of several hosts or networks, for a flow between two of them
         if src == dst and (src not in nodes or len(nodes[src]["members"]) < 2 or
-                           (flow["src_host"] or "") == (flow["dst_host"] or "")):
+                           (src_host or "") == (dst_host or "")):
             continue
-        labels = edges.setdefault((src, dst), [])
+        labels = edges.get((src, dst))
+        if labels is None:
+            labels = edges[(src, dst)] = []
         if flow["id"] not in labels:
             labels.append(flow["id"])
     for dev, entry in plan["perimeter"].items():
