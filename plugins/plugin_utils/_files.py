@@ -88,9 +88,11 @@ def write_tree(files, directory, check_mode):
         paths.append(path)
         data = to_bytes(text)
         try:
-            with open(path, "rb") as handle:
-                if handle.read() == data:
-                    continue
+            # the size first: a report of 100 MB is read back only when it may be the same
+            if os.path.getsize(path) == len(data):
+                with open(path, "rb") as handle:
+                    if handle.read() == data:
+                        continue
         except (IOError, OSError):
             pass
         changed.append(path)

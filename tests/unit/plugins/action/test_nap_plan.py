@@ -111,6 +111,11 @@ all:
         ansible_port: 5986
       hosts:
         hra01:
+    nap_vpn_servers:
+      vars:
+        ansible_host: "{{ lab_net }}.40"
+      hosts:
+        vpn01:
     web:
       hosts:
         web01: {ansible_host: 198.51.100.7, nap_platform: linux}
@@ -172,7 +177,7 @@ def test_inventory_vars_are_those_of_hostvars(tmp_path):
             return real(self, key)
 
     hostvars.__class__ = Counting
-    names = ["cm01", "nps01", "dc01", "dc02", "hra01", "web01"]
+    names = ["cm01", "nps01", "dc01", "dc02", "hra01", "vpn01", "web01"]
     got = dict((h, reader.get(h)) for h in names)
     hostvars.__class__ = Counting.__mro__[1]
     for host in names:
@@ -184,9 +189,11 @@ def test_inventory_vars_are_those_of_hostvars(tmp_path):
     assert got["cm01"]["nap_gc_mode"] == "gc" and got["dc01"]["nap_gc_mode"] == "gc_ssl"
     assert got["web01"]["nap_ad_ldap_mode"] == "ldaps"
     assert got["nps01"]["nap_shv_ports"] == [1812]
+    assert got["vpn01"]["ansible_host"] == "192.0.2.40"          # a template in a group's variables
     assert "lab_net" not in got["dc02"]
-    # only the host with a template, the one with a set_fact and the one with facts went through hostvars
-    assert sorted(asked) == ["cm01", "dc02", "nps01"]
+    # only the hosts with a template (their own or their group's), the one with a set_fact and the one with facts
+    # went through hostvars
+    assert sorted(asked) == ["cm01", "dc02", "nps01", "vpn01"]
 
 
 @pytest.mark.parametrize("precedence,fast", [
