@@ -255,3 +255,60 @@ def test_summary_does_not_grow_with_the_estate():
     assert len(out) == 43
     small = lines[:5] + lines[-1:]
     assert nap_plan.bounded_summary(small) == small
+
+
+# ---------------------------------------------------------------------------
+# issue 22: flows.json rendered and written by a forked child on a large plan
+# ---------------------------------------------------------------------------
+def _example_plan():
+    import yaml
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+
+    with open(EXAMPLE) as handle:
+        doc = yaml.safe_load(handle)
+    groups, hostvars = {}, {}
+    for group, body in doc["all"]["children"].items():
+        groups[group] = list((body or {}).get("hosts") or {})
+        for host, hvars in ((body or {}).get("hosts") or {}).items():
+            hostvars.setdefault(host, {}).update(hvars or {})
+    return planner.plan(groups, hostvars, dict(doc["all"].get("vars") or {}), ["203.0.113.10"])
+
+
+def _tree(directory):
+    return dict((name, (directory / name).read_bytes()) for name in sorted(os.listdir(str(directory))))
+
+
+def test_the_forked_writer_gives_the_files_and_result_of_the_serial_one(tmp_path, monkeypatch):
+    plan = _example_plan()
+    formats = ["mermaid", "json", "csv", "md"]
+    serial = nap_plan.render_and_write(plan, formats, str(tmp_path / "serial"), False)
+    monkeypatch.setattr(nap_plan, "PARALLEL_FLOWS", 1)
+    forked = nap_plan.render_and_write(plan, formats, str(tmp_path / "forked"), False)
+    assert _tree(tmp_path / "serial") == _tree(tmp_path / "forked")
+    strip = lambda paths: [os.path.basename(p) for p in paths]      # noqa: E731
+    assert strip(forked[0]) == strip(serial[0]) == ["topology.mmd", "flows.json", "flows.csv", "flows.md"]
+    assert strip(forked[1]) == strip(serial[1])
+    # the same again changes nothing, in both ways; check mode names the file the child would change
+    assert nap_plan.render_and_write(plan, formats, str(tmp_path / "forked"), False)[1] == []
+    (tmp_path / "forked" / "flows.json").write_text("{}")
+    before = _tree(tmp_path / "forked")
+    assert strip(nap_plan.render_and_write(plan, formats, str(tmp_path / "forked"), True)[1]) == ["flows.json"]
+    assert _tree(tmp_path / "forked") == before
+
+
+def test_a_failure_in_the_forked_writer_is_the_tasks_failure(tmp_path, monkeypatch):
+    plan = _example_plan()
+    monkeypatch.setattr(nap_plan, "PARALLEL_FLOWS", 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "flows.json").mkdir()            # the child cannot replace a directory by its file
+    with pytest.raises(OSError) as err:
+        nap_plan.render_and_write(plan, ["json", "csv"], str(out), False)
+    assert "flows.json" in str(err.value) or "Is a directory" in str(err.value)
+
+    def broken(plan_doc):
+        raise ValueError("no JSON today")
+
+    monkeypatch.setitem(nap_plan.report.RENDERERS, "json", broken)
+    with pytest.raises(nap_plan.NapError, match="rendering flows.json failed: ValueError: no JSON today"):
+        nap_plan.render_and_write(plan, ["json", "csv"], str(tmp_path / "other"), False)
