@@ -126,8 +126,8 @@ class _InventoryVars(object):
                 data = self.combine(data, parts[entry]())
             data = dict((k, v) for k, v in data.items() if _wanted(k))
             # checked once per set of groups, not once per host: only the host's own layers are checked per host
-            data = self.by_groups[key] = (data, all(_plain(v) for v in data.values()))
-        return data
+            self.by_groups[key] = (data, all(_plain(v) for v in data.values()))
+        return self.by_groups[key]
 
     def _quick(self, name):
         """The selected variables of ``name`` without templating, or None when they need the full path."""

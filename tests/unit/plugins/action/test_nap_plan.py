@@ -285,7 +285,10 @@ def test_the_forked_writer_gives_the_files_and_result_of_the_serial_one(tmp_path
     monkeypatch.setattr(nap_plan, "PARALLEL_FLOWS", 1)
     forked = nap_plan.render_and_write(plan, formats, str(tmp_path / "forked"), False)
     assert _tree(tmp_path / "serial") == _tree(tmp_path / "forked")
-    strip = lambda paths: [os.path.basename(p) for p in paths]      # noqa: E731
+
+    def strip(paths):
+        return [os.path.basename(p) for p in paths]
+
     assert strip(forked[0]) == strip(serial[0]) == ["topology.mmd", "flows.json", "flows.csv", "flows.md"]
     assert strip(forked[1]) == strip(serial[1])
     # the same again changes nothing, in both ways; check mode names the file the child would change
