@@ -227,7 +227,8 @@ ROLE_NOTES = {
     "plan": "Runs on the controller, once per play (`run_once`, delegated to localhost), and keeps the plan as "
             "`__nap_plan` on every host of the play. Contacts no managed host; `--limit` does not narrow the plan. "
             "Its tasks are tagged `always`, so `--tags firewall`, `perimeter`, `verify` or `drift` still plan. "
-            "Publishes `nap_plan` with `set_stats` (the job's artifacts in AWX): the summary's totals, `counts`, "
+            "Publishes `nap_plan` as a custom statistic, as `set_stats` does (the job's artifacts in AWX; "
+            "`publish_stats` of configmgr.nap.nap_plan): the summary's totals, `counts`, "
             "`report_dir`, `files` and `plan_file` (null and `[]` when no report was written: no `nap_report_dir`, "
             "or check mode), never the plan itself.",
 }

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
@@ -175,7 +176,7 @@ def inventory_from_task_vars(task_vars):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("report_dir", "formats", "settings", "groups", "hostvars", "controller_addresses",
-                             "return_plan"))
+                             "learn_controller_addresses", "publish_stats", "return_plan"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -211,7 +212,11 @@ class ActionModule(ActionBase):
                 groups, hostvars = inventory_from_task_vars(task_vars)
             settings = dict((k, task_vars[k]) for k in SETTING_NAMES if task_vars.get(k) is not None)
             settings.update(args.get("settings") or {})
-            plan = planner.plan(groups, hostvars, settings, args.get("controller_addresses") or [])
+            addresses = args.get("controller_addresses")
+            if addresses is None and settings.get("nap_management_sources") is None \
+                    and boolean(args.get("learn_controller_addresses", False), strict=False):
+                addresses = self._learn_controller_addresses(task_vars)
+            plan = planner.plan(groups, hostvars, settings, addresses or [])
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result
@@ -246,7 +251,34 @@ class ActionModule(ActionBase):
             except (IOError, OSError) as exc:
                 result.update(failed=True, msg="configmgr.nap plan: cannot write the plan file under %s: %s"
                               % (C.DEFAULT_LOCAL_TMP, to_text(exc)))
+                return result
+        if boolean(args.get("publish_stats", False), strict=False):
+            result["ansible_stats"] = self._stats(result, formats)
         return result
+
+    def _learn_controller_addresses(self, task_vars):
+        """ansible_default_ipv4/ipv6 of the host the task runs on (delegated to localhost: the controller)."""
+        facts = self._execute_module(module_name="ansible.builtin.setup", module_args={"gather_subset": ["network"]},
+                                     task_vars=task_vars)
+        if facts.get("failed"):
+            raise NapError("nap_management_sources is not set and learning the controller's addresses with "
+                           "ansible.builtin.setup failed: %s" % to_text(facts.get("msg") or facts))
+        found = facts.get("ansible_facts") or {}
+        return [a for a in ((found.get("ansible_default_ipv4") or {}).get("address"),
+                            (found.get("ansible_default_ipv6") or {}).get("address")) if a]
+
+    def _stats(self, result, formats):
+        """The custom statistic nap_plan (what ansible.builtin.set_stats returns): small on purpose, never the plan.
+
+        report_dir, files and plan_file are null / [] when no report was written (no report_dir, or check mode:
+        then the plan lives only in the run's temporary directory)."""
+        written = "report_dir" in result and not self._task.check_mode
+        data = {"summary": [line for line in result["summary"] if not line[:1].isspace()],
+                "counts": result["counts"],
+                "report_dir": result["report_dir"] if written else None,
+                "files": result["files"] if written else [],
+                "plan_file": result[plandoc.PLAN_FILE_KEY] if written and "json" in formats else None}
+        return {"data": {"nap_plan": data}, "per_host": False, "aggregate": False}
 
 
 # From this many flows on, flows.json is rendered and written in a forked child while this process renders the other

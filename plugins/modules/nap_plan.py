@@ -65,6 +65,23 @@ options:
       - Addresses of the controller, used as C(nap_management_sources) when that setting is not set.
     type: list
     elements: str
+  learn_controller_addresses:
+    description:
+      - When C(nap_management_sources) is not set and O(controller_addresses) is not given, learn the controller's
+        addresses by running M(ansible.builtin.setup) (C(gather_subset=network)) where the task runs, and take
+        C(ansible_default_ipv4) and C(ansible_default_ipv6).
+      - Delegate the task to C(localhost), as the C(configmgr.nap.plan) role does, so that these are the
+        controller's addresses. Nothing is gathered when C(nap_management_sources) is set.
+    type: bool
+    default: false
+  publish_stats:
+    description:
+      - Publish the summary (its lines without the per-host ones), RV(counts) and, when the reports were written
+        (not in check mode), RV(report_dir), RV(files) and RV(plan_file) as the custom statistic C(nap_plan), as
+        M(ansible.builtin.set_stats) does (C(per_host=false)). In AWX / Automation Platform these are the job's
+        artifacts, which a workflow passes to its next nodes.
+    type: bool
+    default: false
   return_plan:
     description:
       - Also return the whole plan as RV(plan). Costs time and memory on large estates (Ansible copies and
@@ -172,6 +189,8 @@ def main():
             groups=dict(type="dict"),
             hostvars=dict(type="dict"),
             controller_addresses=dict(type="list", elements="str"),
+            learn_controller_addresses=dict(type="bool", default=False),
+            publish_stats=dict(type="bool", default=False),
             return_plan=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

@@ -315,3 +315,55 @@ def test_a_failure_in_the_forked_writer_is_the_tasks_failure(tmp_path, monkeypat
     monkeypatch.setitem(nap_plan.report.RENDERERS, "json", broken)
     with pytest.raises(nap_plan.NapError, match="rendering flows.json failed: ValueError: no JSON today"):
         nap_plan.render_and_write(plan, ["json", "csv"], str(tmp_path / "other"), False)
+
+
+# ---------------------------------------------------------------------------
+# issue 22: the plan role in two tasks: the controller's addresses and the custom statistic come from the action
+# ---------------------------------------------------------------------------
+def _custom_stats(stdout):
+    """The nap_plan custom statistic from the recap (ANSIBLE_SHOW_CUSTOM_STATS)."""
+    text = stdout.split("CUSTOM STATS:", 1)[1]
+    start = text.index("{")
+    return json.loads(text[start:text.index("\n\n", start) if "\n\n" in text[start:] else None].strip())
+
+
+def test_the_plan_is_published_as_custom_stats_and_check_mode_publishes_no_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "1")
+    monkeypatch.setenv("ANSIBLE_CALLBACK_RESULT_FORMAT", "json")
+    out = tmp_path / "out"
+    result = ansible_playbook("-i", EXAMPLE, PLAYBOOK, "-e", "nap_report_dir=%s" % out)
+    assert result.returncode == 0, result.stdout
+    stats = _custom_stats(result.stdout)["nap_plan"]
+    assert stats["counts"]["hosts"] == 9 and stats["summary"][0].startswith("9 hosts, 1 perimeter devices")
+    assert not any(line[:1].isspace() for line in stats["summary"])        # no per-host line
+    assert stats["report_dir"] == str(out) and stats["plan_file"] == str(out / "flows.json")
+    assert sorted(os.path.basename(f) for f in stats["files"]) == ["flows.csv", "flows.json", "flows.md",
+                                                                   "topology.mmd"]
+    checked = ansible_playbook("-i", EXAMPLE, PLAYBOOK, "--check", "-e", "nap_report_dir=%s" % (tmp_path / "c"))
+    assert checked.returncode == 0, checked.stdout
+    stats = _custom_stats(checked.stdout)["nap_plan"]
+    assert stats["report_dir"] is None and stats["files"] == [] and stats["plan_file"] is None
+    assert stats["counts"]["hosts"] == 9
+
+
+def test_without_management_sources_the_plan_keeps_the_controllers_own_addresses(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  children:\n    nap_site_servers:\n      hosts:\n        cm01:\n"
+                   "          ansible_host: 192.0.2.10\n    nap_domain_controllers:\n      hosts:\n"
+                   "        dc01:\n          ansible_host: 192.0.2.5\n")
+    facts = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m",
+                            "ansible.builtin.setup", "-a", "gather_subset=network", "-o"],
+                           stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout
+    found = json.loads(facts.split("=>", 1)[1])["ansible_facts"]
+    addresses = [(found.get(key) or {}).get("address") for key in ("ansible_default_ipv4", "ansible_default_ipv6")]
+    addresses = [a for a in addresses if a]
+    result = ansible_playbook("-i", str(inv), PLAYBOOK, "-e", "nap_report_dir=%s" % (tmp_path / "out"))
+    assert result.returncode == 0, result.stdout
+    flat = " ".join(result.stdout.split())
+    if addresses:       # what ansible.builtin.setup says of this controller, as the planner's guess
+        assert "is kept open from the controller's own addresses as guessed:" in flat, result.stdout
+        for address in addresses:
+            assert address in flat
+    else:
+        assert "nap_management_sources is not set and the controller's address is unknown" in flat
+    assert "Learn the controller" not in result.stdout          # no task of its own any more
