@@ -852,6 +852,55 @@ finally:
 """
 
 
+TASK_TIMER = r"""
+# A callback for the bench: the wall time from each task's start to the next one's (the last: to the stats).
+import time
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "nap_bench_task_time"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super(CallbackModule, self).__init__()
+        self.current, self.started, self.rows = None, None, []
+
+    def _next(self, name):
+        now = time.perf_counter()
+        if self.current is not None:
+            self.rows.append((self.current, now - self.started))
+        self.current, self.started = name, now
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._next(task.get_name())
+
+    def v2_playbook_on_stats(self, stats):
+        self._next(None)
+        for name, seconds in self.rows:
+            self._display.display("NAP_BENCH_TASK %.4f %s" % (seconds, name))
+"""
+
+
+def task_times(env, playbook, inventory, extra):
+    """[(task name, seconds)] of one ansible-playbook run, from the TASK_TIMER callback."""
+    cdir = os.path.join(env.work, "callbacks")
+    if not os.path.isdir(cdir):
+        os.makedirs(cdir)
+        with open(os.path.join(cdir, "nap_bench_task_time.py"), "w") as handle:
+            handle.write(TASK_TIMER)
+    out = expect_ok(env.playbook(playbook, inventory, extra, env=env.env(
+        ANSIBLE_CALLBACK_PLUGINS=cdir, ANSIBLE_CALLBACKS_ENABLED="nap_bench_task_time")), "task times")
+    rows = []
+    for line in out["out"].splitlines():
+        match = re.match(r"NAP_BENCH_TASK ([\d.]+) (.*)$", line)
+        if match:
+            rows.append((match.group(2), float(match.group(1))))
+    return out["wall"], rows
+
+
 def planner_child(n, mode):
     out = timed([PY, "-c", PLANNER_CHILD, env_collections_root(), HERE, str(n), mode],
                 env=dict(os.environ, PYTHONHASHSEED="0"), timeout=3600)
@@ -941,6 +990,22 @@ def case_planner(res, env, quick, reps):
             handle.write(prof["profile_cumulative"] + "\n" + prof["profile_tottime"])
         res.note("planner profile (N=%d) written to %s" % (biggest, os.path.relpath(path, ROOT)))
     if plan_missed and not quick:
+        # where a missed plan.yml figure goes, task by task, next to the one-task playbook: the fixed cost of the
+        # plan role's tasks against the planning and the reports (the nap_plan task)
+        lines = ["plan.yml and the one-task playbook, task by task (one run each; wall time from a task's start to "
+                 "the next one's)", ""]
+        for n in sizes:
+            for label, pb, extra in (("plan.yml", plan_pb, ["-e", "nap_report_dir=" + report_dir]),
+                                     ("one-task playbook", floor_pb, [])):
+                wall, rows = task_times(env, pb, inventories[n], extra)
+                raw.setdefault("task_times", []).append(dict(n=n, playbook=label, wall=wall, tasks=rows))
+                lines.append("N=%d %s: %.3f s in all, %.3f s in tasks" % (n, label, wall, sum(t for _n, t in rows)))
+                lines.extend("    %7.3f s  %s" % (t, name) for name, t in rows)
+            lines.append("")
+        path = os.path.join(res.out_dir, "plan-yml-tasks.txt")
+        with open(path, "w") as handle:
+            handle.write("\n".join(lines))
+        res.note("plan.yml task times written to %s" % os.path.relpath(path, ROOT))
         # profiled at 1,000 hosts at most: under cProfile the 10,000-host run takes many minutes
         at = max(n for n in sizes if n <= 1000)
         raw["profile_plan_yml"] = profile_playbook(env, plan_pb, inventories[at],
