@@ -334,16 +334,19 @@ class Rule:
             icmp_type=icmp_type,
         )
 
-    def to_dict(self):
-        """The canonical dict form; ``icmp_type`` only where the rule narrows ICMP to one type."""
+    def to_dict(self, name=None, src_addresses=None, dst_addresses=None):
+        """The canonical dict form; ``icmp_type`` only where the rule narrows ICMP to one type.
+
+        ``name`` and the addresses, when given, stand for the rule's own: the dict of the rule merged from this
+        one, without building that rule (the planner's merge makes one dict per merged rule)."""
         data = {
-            "name": self.name,
+            "name": self.name if name is None else name,
             "flow_id": self.flow_id,
             "direction": self.direction,
             "action": self.action,
             "protocol": self.protocol,
-            "src_addresses": list(self.src_addresses),
-            "dst_addresses": list(self.dst_addresses),
+            "src_addresses": list(self.src_addresses if src_addresses is None else src_addresses),
+            "dst_addresses": list(self.dst_addresses if dst_addresses is None else dst_addresses),
             "src_ports": list(self.src_ports),
             "dst_ports": list(self.dst_ports),
             "description": self.description,

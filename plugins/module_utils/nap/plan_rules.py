@@ -143,26 +143,6 @@ def _rule(rule, name, src, dst):
                 description=rule.description, source=rule.source, icmp_type=rule.icmp_type)
 
 
-def _rule_dict(rule, name, src, dst):
-    """What ``_rule(...).to_dict()`` returns, without building the rule."""
-    data = {
-        "name": name,
-        "flow_id": rule.flow_id,
-        "direction": rule.direction,
-        "action": rule.action,
-        "protocol": rule.protocol,
-        "src_addresses": list(src),
-        "dst_addresses": list(dst),
-        "src_ports": list(rule.src_ports),
-        "dst_ports": list(rule.dst_ports),
-        "description": rule.description,
-        "source": rule.source,
-    }
-    if rule.icmp_type is not None:
-        data["icmp_type"] = rule.icmp_type
-    return data
-
-
 def _named(rules, side):
     """Merged (name, rule, src_addresses, dst_addresses), every name unique and stable, sorted by name."""
     items = _items(rules)
@@ -209,7 +189,7 @@ def finish(rules, side):
 
 def finish_dicts(rules, side):
     """``[r.to_dict() for r in finish(rules, side)]``, building one dict per merged rule and no rule."""
-    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _named(rules, side)]
+    return [rule.to_dict(name, src, dst) for name, rule, src, dst in _named(rules, side)]
 
 
 def forward_key(flow):
@@ -244,7 +224,7 @@ def forward_dicts(flows, keys=None):
     items = []
     for flow, src, dst in merged.values():
         items.append((forward_rule(flow), normalize_addresses(src), dst))
-    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(items)]
+    return [rule.to_dict(name, src, dst) for name, rule, src, dst in _name(items)]
 
 
 _EPMAP = ("rpc-epmap",)
@@ -301,4 +281,4 @@ def inbound_dicts(items, keys=None):
     for source, index, addresses in groups.values():
         rule = source if index is None else host_inbound(source)[index]
         merged.append((rule, normalize_addresses(addresses), rule.dst_addresses))
-    return [_rule_dict(rule, name, src, dst) for name, rule, src, dst in _name(merged)]
+    return [rule.to_dict(name, src, dst) for name, rule, src, dst in _name(merged)]
