@@ -61,8 +61,11 @@ def _group_rows(plan):
 
 
 def _endpoint(flow, side):
-    host = flow[side + "_host"]
-    addrs = ", ".join(flow[side + "_addresses"])
+    return _host_and_addresses(flow[side + "_host"], flow[side + "_addresses"])
+
+
+def _host_and_addresses(host, addresses):
+    addrs = ", ".join(addresses)
     return "%s (%s)" % (host, addrs) if host else addrs
 
 
@@ -410,9 +413,7 @@ class _HostFlows:
 def _endpoint_text(ends, end, memo):
     text = memo.get(end)
     if text is None:
-        host, addresses = ends[end]
-        addresses = ", ".join(addresses)
-        text = memo[end] = "%s (%s)" % (host, addresses) if host else addresses
+        text = memo[end] = _host_and_addresses(*ends[end])
     return text
 
 
@@ -491,16 +492,20 @@ def _section_key(entry, flows):
                          tuple(rule["src_addresses"]), tuple(rule["dst_addresses"]), tuple(rule["src_ports"]),
                          tuple(rule["dst_ports"])) for rule in entry.get(direction) or ())
                   for direction in ("inbound", "outbound", "not_applicable_rules"))
+    return _entry_fields(entry) + (rules, flows)
+
+
+def _entry_fields(entry):
+    """What a host's section shows of its entry besides its rules and flows."""
     return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
-            entry.get("windows_version"), entry.get("host_rules"), rules, flows)
+            entry.get("windows_version"), entry.get("host_rules"))
 
 
 def _section(plan, index, entry, flows, groups, memo):
     """The signature of one host's section: the same for hosts whose sections differ only in the host's own
     name and addresses (roles, platform, zone, the rules, the rows with SELF for the host)."""
     rows = _host_rows(plan, index, flows, _HostRules(entry), groups, memo)
-    return (tuple(entry["roles"]), entry["platform"], repr(entry["zone"]), entry.get("outbound_policy"),
-            entry.get("windows_version"), entry.get("host_rules"), len(flows) // 4, _rule_rows(entry), rows)
+    return _entry_fields(entry) + (len(flows) // 4, _rule_rows(entry), rows)
 
 
 def _write_section(lines, plan, hosts, sig):
