@@ -203,9 +203,10 @@ def forward_dicts(flows, keys=None):
 
     A perimeter device carries the flows of every host: most differ only in their destination addresses, so the
     flows are grouped by what a forward rule's first merge compares, and each group makes one rule.  ``keys``: each
-    flow's forward_key(), where the caller has them (the planner makes them once per service, not per flow).
+    flow's forward_key(), where the caller has them; or keys that stand for them, equal where they are equal, the
+    source addresses last (the planner's: a number standing for the rest of the key, and the source addresses).
     """
-    groups = OrderedDict()
+    groups = {}                 # ordered (as OrderedDict is, and a third cheaper): a device has a group per source
     for flow, key in zip(flows, map(forward_key, flows) if keys is None else keys):
         group = groups.get(key)
         if group is None:
@@ -213,12 +214,17 @@ def forward_dicts(flows, keys=None):
         else:
             group[1].extend(flow["dst_addresses"])
     # the second merge (_merge(items, "src")), on the groups: a group's key holds what its rule's key would
-    merged = OrderedDict()
+    merged = {}
+    normal = {}                 # destination addresses -> normalize_addresses() of them: most groups repeat a few
     for key, (flow, dst) in groups.items():
-        dst = normalize_addresses(dst)
-        group = merged.get(key[:-1] + (dst,))
+        dst = tuple(dst)
+        normal_dst = normal.get(dst)
+        if normal_dst is None:
+            normal_dst = normal[dst] = normalize_addresses(dst)
+        merged_key = key[:-1] + (normal_dst,)
+        group = merged.get(merged_key)
         if group is None:
-            merged[key[:-1] + (dst,)] = (flow, list(key[-1]), dst)
+            merged[merged_key] = (flow, list(key[-1]), normal_dst)
         else:
             group[1].extend(key[-1])
     items = []
@@ -254,7 +260,7 @@ def inbound_dicts(items, keys=None):
     A server takes the same flow from every client: the flows are grouped by what the merge compares first.
     ``keys``: each flow's inbound_key() (anything for a rule), where the caller has them.
     """
-    groups = OrderedDict()
+    groups = {}                 # ordered, as OrderedDict is, and cheaper
     for item, key in zip(items, [None] * len(items) if keys is None else keys):
         if isinstance(item, Rule):
             parts = (((item.name, item.protocol, item.src_ports, item.dst_ports, item.icmp_type, item.dst_addresses),

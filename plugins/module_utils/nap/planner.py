@@ -21,7 +21,7 @@ from collections import OrderedDict, defaultdict
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import listeners as listener_table
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names, plan_rules
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.zones import Endpoint, ZoneGraph, Zones
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.zones import Endpoint, ZoneGraph, Zones, span
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import (
     parse_bool, parse_protected_services, parse_windows_version, validate_setting,
 )
@@ -44,6 +44,10 @@ PERIMETER_EXTRA_ROLES = ("perimeter", "dhcp_relay", "radius_client")
 CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_connection", "ansible_ssh_port", "ansible_winrm_port",
                    "ansible_winrm_scheme", "ansible_psrp_port", "ansible_psrp_protocol", "ansible_httpapi_port",
                    "ansible_httpapi_use_ssl")
+# the catalogue's role lists as sets, for the per-host checks
+_UNMANAGED_ROLES = frozenset(catalogue.UNMANAGED_ROLES)
+_DOMAIN_MEMBER_ROLES = frozenset(catalogue.DOMAIN_MEMBER_ROLES)
+_DOMAIN_CONTROLLER_ROLES = frozenset(catalogue.DOMAIN_CONTROLLER_ROLES)
 _PORT_VARS = {"ssh": ("ansible_port", "ansible_ssh_port"), "winrm": ("ansible_port", "ansible_winrm_port"),
               "psrp": ("ansible_port", "ansible_psrp_port"), "network_cli": ("ansible_port",),
               "httpapi": ("ansible_port", "ansible_httpapi_port")}
@@ -101,13 +105,15 @@ class Settings:
             else:
                 self.glob[spec.name] = spec.default
         self.per_host = {}
+        setting_names = frozenset(spec.name for spec in catalogue.SETTINGS)
         for host, hvars in hostvars.items():
             own = {}
-            for spec in catalogue.SETTINGS:
-                if hvars.get(spec.name) is not None:
-                    own[spec.name] = validate_setting(spec.name, hvars[spec.name], "host %s" % host)
-                    if own[spec.name] != self.glob[spec.name]:
-                        self.explicit.add(spec.name)
+            if not setting_names.isdisjoint(hvars):         # most hosts set none: no look-up of every setting
+                for spec in catalogue.SETTINGS:
+                    if hvars.get(spec.name) is not None:
+                        own[spec.name] = validate_setting(spec.name, hvars[spec.name], "host %s" % host)
+                        if own[spec.name] != self.glob[spec.name]:
+                            self.explicit.add(spec.name)
             self.per_host[host] = own
 
     def get(self, name, host=None, use=True):
@@ -132,6 +138,9 @@ class Planner:
         self.zones = Zones((settings or {}).get("nap_zones"))
         self.controller_addresses = controller_addresses or []
         self._fixed_services = {}         # flow id -> services(), for flows whose services no endpoint decides
+        self._decided_services = {}       # (flow id, deciding hosts) -> (services(), plain choices), for the others
+        self._source_decides = _Memo(_src_decides)  # flow -> whether the source decides any of its services
+        self._endpoints = {}              # (host, role) -> its Endpoint
         self._collect_hosts()
         self._collect_perimeter()
         self._collect_networks()
@@ -193,6 +202,8 @@ class Planner:
                            "such as all: {children: {nap_shv_points: {hosts: ...}}}, not a list)"
                            % ", ".join(g for _r, g, _t in catalogue.ROLE_GROUPS[:3]))
         self.addresses = {}
+        self._address_spans = {}        # host -> span() of each of its addresses, for the zone lookup
+        self._holders = {}              # ConfigMgr role -> the hosts whose nap_remediation_roles name it, in order
         self.mgmt_port = {}
         self.host_zone = {}
         self.platform = {}
@@ -204,8 +215,10 @@ class Planner:
             addrs = self._host_addresses(host, group)
             if len(addrs) == 1:         # what normalize_addresses makes of one address, without parsing it again
                 self.addresses[host] = ("%s/%d" % (addrs[0], addrs[0].max_prefixlen),)
+                self._address_spans[host] = ((addrs[0].version, int(addrs[0]), int(addrs[0])),)
             else:
                 self.addresses[host] = tuple(normalize_addresses([str(a) for a in addrs]))
+                self._address_spans[host] = tuple(span(ipaddress.ip_network(a)) for a in self.addresses[host])
             hvars = self.hostvars.get(host, {})
             if "perimeter" in roles:
                 platform = str(hvars.get("nap_perimeter_platform", "")).strip().lower()
@@ -213,7 +226,7 @@ class Planner:
                     raise NapError("host %s (group nap_perimeter): nap_perimeter_platform is %r; expected one of %s"
                                    % (host, hvars.get("nap_perimeter_platform"), ", ".join(catalogue.PERIMETER_PLATFORMS)))
             else:
-                default = "none" if set(roles) <= set(catalogue.UNMANAGED_ROLES) else "windows"
+                default = "none" if _UNMANAGED_ROLES.issuperset(roles) else "windows"
                 platform = str(hvars.get("nap_platform", default)).strip().lower()
                 if platform not in catalogue.HOST_PLATFORMS:
                     raise NapError("host %s: nap_platform is %r; expected one of %s"
@@ -228,6 +241,8 @@ class Planner:
                 if not valid:
                     raise NapError("host %s: nap_remediation_roles is %r; expected a list of %s"
                                    % (host, roles_var, ", ".join(catalogue.REMEDIATION_ROLES)))
+                for cm_role in set(roles_var):
+                    self._holders.setdefault(cm_role, []).append(host)
             self._collect_host_facts(host, roles, platform, hvars)
 
         self._check_unique_addresses()
@@ -244,11 +259,9 @@ class Planner:
             if platform not in ("windows", "none"):
                 version = None
         self.windows_version[host] = version
-        member_roles = set(roles) & set(catalogue.DOMAIN_MEMBER_ROLES)
-        default = bool(member_roles) and platform != "linux" and "perimeter" not in roles
+        default = not _DOMAIN_MEMBER_ROLES.isdisjoint(roles) and platform != "linux" and "perimeter" not in roles
         member = self._bool_hostvar(host, "nap_domain_member", default)
-        self.domain_member[host] = member and "perimeter" not in roles and \
-            not set(roles) & set(catalogue.DOMAIN_CONTROLLER_ROLES)
+        self.domain_member[host] = member and "perimeter" not in roles and _DOMAIN_CONTROLLER_ROLES.isdisjoint(roles)
         services = hvars.get("nap_ipsec_protected_services")
         if services is not None and "ipsec_protected" in roles:
             self.protected_services[host] = parse_protected_services(
@@ -341,12 +354,11 @@ class Planner:
                 self.host_zone[host] = frozenset(devices[host])
                 continue
             zones = set()
-            for addr in self.addresses[host]:
-                net = ipaddress.ip_network(addr)
-                zone = self.zones.zone_of(net, "host %s" % host)
+            for addr, addr_span in zip(self.addresses[host], self._address_spans[host]):
+                zone = self.zones.zone_of_span(addr_span, "host %s" % host, addr)
                 if zone:
                     zones.add(zone)
-                    self._check_not_network_address(host, net, zone)
+                    self._check_not_network_address(host, addr, addr_span, zone)
             if len(zones) > 1:
                 raise NapError("host %s has addresses in zones %s; a host sits in one zone (a device that joins "
                                "zones belongs in group nap_perimeter)" % (host, ", ".join(sorted(zones))))
@@ -355,17 +367,20 @@ class Planner:
                           % (host, ", ".join(self.addresses[host])))
             self.host_zone[host] = frozenset(zones)
 
-    def _check_not_network_address(self, host, net, zone):
-        for znet, zname in self.zones.nets:
-            if zname != zone or znet.version != net.version or not net.subnet_of(znet):
+    def _check_not_network_address(self, host, addr, addr_span, zone):
+        """NapError where the host's address ``addr`` (a normalized CIDR, its span() ``addr_span``) is the network
+        address of one of its zone's CIDRs, or the broadcast address of an IPv4 one (not of a /31 or /32)."""
+        version, first, last = addr_span
+        for zversion, zfirst, zlast, zprefix, zname, znet in self.zones.spans:
+            if zname != zone or zversion != version or not (zfirst <= first and last <= zlast):
                 continue
-            edge = znet.prefixlen < znet.max_prefixlen - 1
-            if edge and net.network_address in (znet.network_address, getattr(znet, "broadcast_address", None)):
-                if net.version == 6 and net.network_address != znet.network_address:
+            edge = zprefix < znet.max_prefixlen - 1
+            if edge and first in (zfirst, zlast):
+                if version == 6 and first != zfirst:
                     continue
-                what = "network" if net.network_address == znet.network_address else "broadcast"
+                what = "network" if first == zfirst else "broadcast"
                 raise NapError("host %s: its address %s is the %s address of zone %s (%s), not a host address; set "
-                               "nap_address to the host's own address" % (host, net.network_address, what, zone, znet))
+                               "nap_address to the host's own address" % (host, addr.split("/")[0], what, zone, znet))
 
     def _network_endpoints(self, name, cidrs, role, warn=True):
         by_zone = OrderedDict()
@@ -453,14 +468,16 @@ class Planner:
 
     # -- endpoint resolution ------------------------------------------------
     def host_endpoint(self, host, role):
-        return Endpoint(host, self.addresses[host], self.host_zone[host], role)
+        endpoint = self._endpoints.get((host, role))
+        if endpoint is None:            # made once: a plan pairs each host with many
+            endpoint = self._endpoints[host, role] = Endpoint(host, self.addresses[host], self.host_zone[host], role)
+        return endpoint
 
     def role_endpoints(self, role):
         return [self.host_endpoint(h, role) for h in self.members(role)]
 
     def holders(self, cm_role):
-        return [h for h in self.host_roles
-                if cm_role in (self.hostvars.get(h, {}).get("nap_remediation_roles") or [])]
+        return list(self._holders.get(cm_role, ()))
 
     def resolve(self, name):
         if name in self.networks:
@@ -578,12 +595,10 @@ class Planner:
             for kind, value in flow.when:
                 if kind == "vpn_protocol":   # decided by each VPN server
                     dsts = [d for d in dsts if value in self.settings.get("nap_vpn_protocols", d.host)]
-            pairs = []
-            for dst in dsts:
-                for src in srcs:
-                    if flow.pairing == "distinct" and src.host is not None and src.host == dst.host:
-                        continue
-                    pairs.append((src, dst))
+            if flow.pairing == "distinct":
+                pairs = [(src, dst) for dst in dsts for src in srcs if src.host is None or src.host != dst.host]
+            else:
+                pairs = [(src, dst) for dst in dsts for src in srcs]
         if "ipv4_only" in flow.traits:
             pairs = self._ipv4_pairs(flow, pairs)
         if flow.dst_min_windows:
@@ -696,9 +711,20 @@ class Planner:
         fixed = self._fixed_services.get(flow.id)
         if fixed is not None:
             return fixed                # the same for every pair (read only)
+        # decided by the endpoints: the same for every pair with the same deciding hosts (read only)
+        key = (flow.id, src.host if self._source_decides[flow] else None, dst.host)
+        found = self._decided_services.get(key)
+        if found is not None:
+            out, plain = found
+            if plain:                   # each pair still notes its plain choices: their warning names the pair
+                self._plain.extend((flow.id, setting, src, dst) for setting in plain)
+            return out
+        before = len(self._plain)
         out = [svc + (None,) for svc in self._resolve_services(flow, src, dst)]
         if not any(isinstance(s.dst_ports, (catalogue.ManagementPort, catalogue.Choice)) for s in flow.services):
             self._fixed_services[flow.id] = out
+        else:
+            self._decided_services[key] = (out, [setting for _id, setting, _src, _dst in self._plain[before:]])
         return out
 
     def _resolve_services(self, flow, src, dst, services=None):
@@ -717,104 +743,110 @@ class Planner:
             out.append((service.protocol, tuple(ports), tuple(service.src_ports), service.rpc_dynamic))
         return out
 
-    def _windows_groups(self, entry, flow, src, dst):
-        """The Windows predefined groups that cover the flow on its destination, by resource string and English name
-        (the predefined-groups issue), or why there is none."""
-        via = entry.get("via")
+    def _windows_group_data(self, flow, via, src, dst):
+        """(groups, note) of the Windows predefined groups that cover the flow on its destination, by resource string
+        and English name (the predefined-groups issue), or why there is none: groups as (name, resource, rules)."""
         found = self._fixed_groups.get((flow.id, via))
+        if found is not None:
+            return found
+        chooser = catalogue.VIA_BY_ID.get(via) or flow      # REMEDIATION: the flow it goes via
+        if chooser.group_choice is None:
+            found = self._fixed_groups[(flow.id, via)] = self._plan_groups(flow.id, via, None)
+            return found                # no endpoint decides: the same for every pair
+        setting = chooser.group_choice.setting
+        host = src.host if chooser.deciders.get(setting, "dst") == "src" else dst.host
+        found = self._decided_groups.get((flow.id, via, host))
         if found is None:
-            value = None
-            chooser = catalogue.VIA_BY_ID.get(via) or flow      # REMEDIATION: the flow it goes via
-            if chooser.group_choice is not None:
-                setting = chooser.group_choice.setting
-                decider = chooser.deciders.get(setting, "dst")
-                value = self.settings.get(setting, src.host if decider == "src" else dst.host)
-            key = (flow.id, via, value)
-            found = self._group_cache.get(key)
-            if found is None:
-                groups, note = catalogue.plan_groups(*key)
-                found = self._group_cache[key] = (
-                    [(g["name"], g["resource"], tuple(g["rules"])) for g in catalogue.group_data(groups)], note)
-                if chooser.group_choice is None:
-                    self._fixed_groups[(flow.id, via)] = found      # no endpoint decides: the same for every pair
-        data, note = found
-        # each flow its own copy: consumers (and YAML dumpers) see no shared objects
-        entry["windows_group"] = [{"name": name, "resource": resource, "rules": list(rules)}
-                                  for name, resource, rules in data]
-        if note:
-            entry["windows_group_note"] = note
+            found = self._decided_groups[(flow.id, via, host)] = self._plan_groups(
+                flow.id, via, self.settings.get(setting, host))
+        return found
+
+    def _plan_groups(self, flow_id, via, value):
+        """catalogue.plan_groups() as _windows_group_data() gives it, once per flow, via and setting value."""
+        key = (flow_id, via, value)
+        found = self._group_cache.get(key)
+        if found is None:
+            groups, note = catalogue.plan_groups(*key)
+            found = self._group_cache[key] = (
+                [(g["name"], g["resource"], tuple(g["rules"])) for g in catalogue.group_data(groups)], note)
+        return found
 
     # -- main -------------------------------------------------------------
-    def _crossed(self, src_zones, dst_zones):
-        """topology.crossed(), once per pair of zone sets (a plan asks for the same few pairs many times)."""
-        key = (src_zones, dst_zones)
-        if key not in self._crossed_cache:
-            self._crossed_cache[key] = self.topology.crossed(src_zones, dst_zones)
-        return self._crossed_cache[key]
-
     def run(self):
-        self._crossed_cache = {}
         self._group_cache = {}
-        self._fixed_groups = {}
+        self._fixed_groups = {}           # (flow id, via) -> _windows_group_data(), where no endpoint decides
+        self._decided_groups = {}         # (flow id, via, deciding host) -> _windows_group_data(), for the others
         self._plain = []
         self._unprotected = []
         undeclared = OrderedDict()        # flow id -> RPC destinations whose range is the default
         declaring = set()                 # flow ids with a host endpoint that declares its Windows version
         flows = []
-        rule_keys = []                    # per flow: (_service_keys(), source addresses), for _assemble
+        # host -> [(flow or rule, its keys: (_ServiceKeys, source addresses) of a flow, None for a rule)]
+        inbound = defaultdict(list)
+        outbound = defaultdict(list)      # host -> its outbound rules (outbound policy block)
+        # device -> its flows, and their keys for plan_rules.forward_dicts
+        forward_flows, forward_keys = defaultdict(list), defaultdict(list)
+        blocking = set(host for host in self.host_roles
+                       if self.settings.get("nap_windows_outbound_policy", host, use=False) == "block")
+        platform = self.platform
         service_keys = {}
-        zone_texts = {}
+        forward_numbers = {}              # forward_key() but the source addresses -> a number standing for it
+        zone_texts = _Memo(_zone_text)    # zones -> _zone_text(); a list is shared: each entry takes its own copy
+        crossed_cache = _Memo(lambda zones: self.topology.crossed(*zones))   # a plan asks for the same few pairs
         devices = self.topology.devices
-
-        def zone_text(zones):
-            text = zone_texts.get(zones, zone_texts)
-            if text is zone_texts:
-                text = zone_texts[zones] = _zone_text(zones)
-            return text             # a list is shared: each entry takes its own copy
+        fixed_groups = self._fixed_groups
 
         for flow in catalogue.FLOWS:
             if not self._enabled(flow):
                 continue
+            flow_id, purpose, source, category = flow.id, flow.purpose, flow.source, flow.category
             icmp_types = {}
             for service in flow.services:
                 if service.icmp_type and service.protocol not in icmp_types:
                     icmp_types[service.protocol] = service.icmp_type
             host_endpoints_only = "host_endpoints_only" in flow.traits
             inside_ipsec = "inside_ipsec" in flow.traits
+            fixed = None                  # the flow's services, once known to be the same for every pair
             for src, dst in self.pairs(flow):
-                if host_endpoints_only and src.host is None and dst.host is None:
+                src_host, dst_host = src.host, dst.host
+                if host_endpoints_only and src_host is None and dst_host is None:
                     continue
                 if inside_ipsec:
                     crossed = []          # across perimeters the flow is ESP (IPSEC-IKE)
                 else:
-                    crossed = self._crossed(src.zones, dst.zones)
+                    crossed = crossed_cache[src.zones, dst.zones]
                 if crossed is None:
                     self.warn("%s: no perimeter path joins zone %s and zone %s (%s -> %s): no perimeter rules"
-                              % (flow.id, ", ".join(sorted(src.zones)), ", ".join(sorted(dst.zones)),
-                                 src.host or ",".join(src.addresses), dst.host))
+                              % (flow_id, ", ".join(sorted(src.zones)), ", ".join(sorted(dst.zones)),
+                                 src_host or ",".join(src.addresses), dst_host))
                     crossed = []
-                if crossed and (src.host in devices or dst.host in devices):
-                    crossed = [d for d in crossed if d not in (src.host, dst.host)]
-                src_zone, dst_zone = zone_text(src.zones), zone_text(dst.zones)
-                for protocol, dst_ports, src_ports, rpc, via in self.services(flow, src, dst):
-                    src_addresses = src.addresses
-                    # a plain dict (ordered, as a plan read back from JSON is): a third of the cost of an OrderedDict
+                if crossed and (src_host in devices or dst_host in devices):
+                    crossed = [d for d in crossed if d not in (src_host, dst_host)]
+                src_zone, dst_zone = zone_texts[src.zones], zone_texts[dst.zones]
+                src_addresses, dst_addresses = src.addresses, dst.addresses
+                services = fixed
+                if services is None:
+                    services = self.services(flow, src, dst)
+                    fixed = self._fixed_services.get(flow_id)
+                for protocol, dst_ports, src_ports, rpc, via in services:
+                    # a plain dict (ordered, as a plan read back from JSON is): a third of the cost of an OrderedDict;
+                    # [*items] copies a tuple (endpoints hold normalized addresses) faster than list() does
                     entry = {
-                        "id": flow.id,
-                        "purpose": flow.purpose,
-                        "source": flow.source,
-                        "category": flow.category,
+                        "id": flow_id,
+                        "purpose": purpose,
+                        "source": source,
+                        "category": category,
                         "src_role": src.role,
                         "dst_role": dst.role,
-                        "src_host": src.host,
-                        "src_addresses": list(src_addresses),     # endpoints hold normalized addresses
-                        "src_zone": list(src_zone) if isinstance(src_zone, list) else src_zone,
-                        "dst_host": dst.host,
-                        "dst_addresses": list(dst.addresses),
-                        "dst_zone": list(dst_zone) if isinstance(dst_zone, list) else dst_zone,
+                        "src_host": src_host,
+                        "src_addresses": [*src_addresses],
+                        "src_zone": [*src_zone] if isinstance(src_zone, list) else src_zone,
+                        "dst_host": dst_host,
+                        "dst_addresses": [*dst_addresses],
+                        "dst_zone": [*dst_zone] if isinstance(dst_zone, list) else dst_zone,
                         "protocol": protocol,
-                        "dst_ports": list(dst_ports),
-                        "src_ports": list(src_ports),
+                        "dst_ports": [*dst_ports],
+                        "src_ports": [*src_ports],
                         "rpc_dynamic": bool(rpc),
                     }
                     if rpc:
@@ -822,25 +854,42 @@ class Planner:
                         entry["rpc_dynamic_range"] = ranges[0]
                         entry["rpc_dynamic_ranges"] = ranges
                         if not declared:
-                            undeclared.setdefault(flow.id, OrderedDict())[dst.host or ", ".join(dst.addresses)] = \
-                                dst.host is None
-                        if any(self.windows_version.get(h) for h in (src.host, dst.host) if h):
-                            declaring.add(flow.id)
+                            undeclared.setdefault(flow_id, OrderedDict())[dst_host or ", ".join(dst_addresses)] = \
+                                dst_host is None
+                        if any(self.windows_version.get(h) for h in (src_host, dst_host) if h):
+                            declaring.add(flow_id)
                     if via:
                         entry["via"] = via
-                    icmp_type = icmp_types.get(protocol)
+                    icmp_type = icmp_types and icmp_types.get(protocol)
                     if icmp_type:
                         entry["icmp_type"] = icmp_type
-                    entry["perimeter"] = list(crossed)
-                    self._windows_groups(entry, flow, src, dst)
+                    entry["perimeter"] = [*crossed]
+                    groups, note = fixed_groups.get((flow_id, via)) or self._windows_group_data(flow, via, src, dst)
+                    # each flow its own copy: consumers (and YAML dumpers) see no shared objects
+                    entry["windows_group"] = [{"name": name, "resource": resource, "rules": [*rules]}
+                                              for name, resource, rules in groups]
+                    if note:
+                        entry["windows_group_note"] = note
                     flows.append(entry)
                     # what the rules of a flow are grouped by depends on its service, not on its pair of endpoints
-                    key = (flow.id, via, protocol, dst_ports, src_ports, rpc, dst.host is None,
+                    key = (flow_id, via, protocol, dst_ports, src_ports, rpc, dst_host is None,
                            tuple(entry["rpc_dynamic_ranges"]) if rpc else None)
                     keys = service_keys.get(key)
                     if keys is None:
-                        keys = service_keys[key] = _service_keys(entry)
-                    rule_keys.append((keys, src_addresses))
+                        keys = service_keys[key] = _ServiceKeys(entry, forward_numbers)
+                    # the flow's rules: filed under its hosts and devices, made per host and device by _assemble
+                    if dst_host and not (keys.windows_exempt and platform.get(dst_host) == "windows"):
+                        inbound[dst_host].append((entry, (keys, src_addresses)))   # one rule per group that merges
+                    if src_host and keys.relay_takes_replies:
+                        # relay <-> server on UDP 67 both ways: the relay takes the server's replies
+                        inbound[src_host].append((plan_rules.relay_reply(entry), None))
+                    if src_host in blocking:
+                        outbound[src_host].append(plan_rules.host_outbound(entry))
+                    if crossed:
+                        forward_key = (keys.forward, src_addresses)
+                        for dev in crossed:                 # one rule per group of flows that merge
+                            forward_flows[dev].append(entry)
+                            forward_keys[dev].append(forward_key)
         for flow_id, setting, src, dst in self._plain:
             if self.topology.crossed(src.zones, dst.zones):
                 self.warn("%s: %s crosses a perimeter (%s -> %s); consider %s=%s" % (
@@ -866,9 +915,9 @@ class Planner:
                         "nap_windows_outbound_policy"):
                 continue
             self.warn("%s is set but no planned flow uses it (%s)" % (name, catalogue.SETTINGS_BY_NAME[name].text))
-        return self._assemble(flows, rule_keys)
+        return self._assemble(flows, inbound, outbound, (forward_flows, forward_keys))
 
-    def _assemble(self, flows, rule_keys):
+    def _assemble(self, flows, inbound, outbound, forward):
         hosts = OrderedDict()
         host_made = {}
         for host, roles in self.host_roles.items():
@@ -896,26 +945,10 @@ class Planner:
             entry["inbound"] = []
             entry["outbound"] = []
             hosts[host] = entry
-        # host or device -> [(flow or rule, its keys)]
-        inbound, outbound, forward = defaultdict(list), {}, defaultdict(list)
-        for flow, flow_keys in zip(flows, rule_keys):
-            (_id, _inbound, forward_key, windows_exempt, relay_takes_replies), src_addresses = flow_keys
-            dst_host, src_host = flow["dst_host"], flow["src_host"]
-            if dst_host and not (windows_exempt and self.platform.get(dst_host) == "windows"):
-                inbound[dst_host].append((flow, flow_keys))     # one rule per group that merges
-            if src_host and relay_takes_replies:
-                # relay <-> server on UDP 67 both ways: the relay takes the server's replies
-                inbound[src_host].append((plan_rules.relay_reply(flow), None))
-            if src_host and hosts[src_host]["outbound_policy"] == "block":
-                outbound.setdefault(src_host, []).append(plan_rules.host_outbound(flow))
-            if flow["perimeter"]:
-                forward_key += (src_addresses,)
-                for dev in flow["perimeter"]:
-                    forward[dev].append((flow, forward_key))    # one rule per group of flows that merge
         rules_made = {}
         for host, entry in hosts.items():
             entry["inbound"] = _inbound_dicts(inbound.get(host, ()), rules_made)
-            entry["outbound"] = plan_rules.finish_dicts(outbound.get(host, ()), "dst")
+            entry["outbound"] = plan_rules.finish_dicts(outbound[host], "dst") if host in outbound else []
             if entry["host_rules"] == "not_applicable":
                 entry["not_applicable_rules"] = entry["inbound"] + entry["outbound"]
                 entry["inbound"], entry["outbound"] = [], []
@@ -929,7 +962,7 @@ class Planner:
             pentry["owned_zone_networks"] = dict((z, self.effective["nap_zones"][z]) for z in pentry["owned_zones"])
             pentry["addresses"] = list(self.addresses[dev])
             pentry["management_port"] = self.mgmt_port.get(dev)
-            pentry["forward"] = plan_rules.forward_dicts(*_unzip(forward.get(dev, ())))
+            pentry["forward"] = plan_rules.forward_dicts(forward[0].get(dev, []), forward[1].get(dev, []))
             perimeter[dev] = pentry
         plan = OrderedDict()
         plan["format_version"] = PLAN_FORMAT_VERSION
@@ -941,36 +974,67 @@ class Planner:
         return plan
 
 
-def _service_keys(flow):
-    """(id, inbound_key, forward_key but the source addresses, windows_exempt, relay_takes_replies) of a plan flow:
-    the same for every flow of one service, so the planner makes them once per service."""
-    return (flow["id"], plan_rules.inbound_key(flow), plan_rules.forward_key(flow)[:-1],
-            plan_rules.has_trait(flow["id"], "windows_exempt"), plan_rules.has_trait(flow["id"], "relay_takes_replies"))
+class _Memo(dict):
+    """``memo[key]``: ``make(key)``, made once per key (a dict lookup where it is known: no call per item)."""
+
+    def __init__(self, make):
+        dict.__init__(self)
+        self.make = make
+
+    def __missing__(self, key):
+        value = self[key] = self.make(key)
+        return value
+
+
+def _src_decides(flow):
+    """Whether the source's settings choose any of the flow's ports (else only the destination's can)."""
+    return any(isinstance(s.dst_ports, catalogue.Choice) and flow.deciders.get(s.dst_ports.setting, "dst") == "src"
+               for s in flow.services)
+
+
+class _ServiceKeys(object):
+    """What the rules of a plan flow are grouped by, the same for every flow of one service: the planner makes them
+    once per service.  ``inbound``: plan_rules.inbound_key(); ``forward``: a number standing for forward_key() but the
+    source addresses (one per distinct key).  One per service, so compared by identity: the keys of a host's flows,
+    and a forward key, hash without hashing the nested tuples in them."""
+
+    __slots__ = ("inbound", "forward", "windows_exempt", "relay_takes_replies")
+
+    def __init__(self, flow, forward_numbers):
+        self.inbound = plan_rules.inbound_key(flow)
+        self.forward = forward_numbers.setdefault(plan_rules.forward_key(flow)[:-1], len(forward_numbers))
+        self.windows_exempt = plan_rules.has_trait(flow["id"], "windows_exempt")
+        self.relay_takes_replies = plan_rules.has_trait(flow["id"], "relay_takes_replies")
 
 
 def _inbound_dicts(pairs, made):
-    """plan_rules.inbound_dicts() of a host's items (flows, a relay's reply rules) with their keys ((_service_keys(),
+    """plan_rules.inbound_dicts() of a host's items (flows, a relay's reply rules) with their keys ((_ServiceKeys,
     source addresses) of a flow, None for a rule).
 
     Hosts that take the same services from the same sources (every client: from the site server, the console hosts,
     the management sources) have the same rules: they are made once (``made`` holds them) and copied.
     """
-    items, keys = _unzip(pairs)
+    if not pairs:
+        return []
+    items, keys = zip(*pairs)
     if None in keys:
-        return plan_rules.inbound_dicts(items, [None if key is None else key[0][1] for key in keys])
-    signature = tuple(keys)
-    rules = made.get(signature)
+        return plan_rules.inbound_dicts(items, [None if key is None else key[0].inbound for key in keys])
+    rules = made.get(keys)
     if rules is None:
-        rules = made[signature] = plan_rules.inbound_dicts(items, [key[0][1] for key in keys])
+        rules = made[keys] = plan_rules.inbound_dicts(items, [key[0].inbound for key in keys])
         return rules
     # each host its own copy: consumers (and YAML dumpers) see no shared objects
-    return [dict(rule, src_addresses=list(rule["src_addresses"]), dst_addresses=list(rule["dst_addresses"]),
-                 src_ports=list(rule["src_ports"]), dst_ports=list(rule["dst_ports"])) for rule in rules]
+    return [_rule_copy(rule) for rule in rules]
 
 
-def _unzip(pairs):
-    """[(item, key), ...] -> ([item, ...], [key, ...])"""
-    return [item for item, _key in pairs], [key for _item, key in pairs]
+def _rule_copy(rule):
+    """A copy of a rule dict with lists of its own."""
+    rule = rule.copy()
+    rule["src_addresses"] = list(rule["src_addresses"])
+    rule["dst_addresses"] = list(rule["dst_addresses"])
+    rule["src_ports"] = list(rule["src_ports"])
+    rule["dst_ports"] = list(rule["dst_ports"])
+    return rule
 
 
 def _ip_address(value):
@@ -978,10 +1042,34 @@ def _ip_address(value):
     text = str(value).strip()
     if "%" in text:
         return None
+    number = _ipv4_number(text)
+    if number is not None:
+        return ipaddress.IPv4Address(number)
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def _ipv4_number(text):
+    """The integer of an IPv4 address written the one way every ipaddress version reads it (four decimal octets,
+    0-255, no leading zero), else None (ipaddress decides).  A host's address is read once per host: ipaddress's
+    parser takes half as long again."""
+    octets = text.split(".")
+    if len(octets) != 4:
+        return None
+    number = 0
+    for octet in octets:
+        if not octet.isdigit() or not octet.isascii() or len(octet) > 3 or (octet[0] == "0" and octet != "0"):
+            return None
+        octet = int(octet)
+        if octet > 255:
+            return None
+        number = number << 8 | octet
+    return number
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def _host_address(addr, host, var):
@@ -991,7 +1079,7 @@ def _host_address(addr, host, var):
         bad = "the unspecified address"
     elif addr.is_multicast:
         bad = "a multicast address"
-    elif addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255"):
+    elif addr.version == 4 and addr == _BROADCAST:
         bad = "the broadcast address"
     elif addr.is_loopback:
         bad = "a loopback address"

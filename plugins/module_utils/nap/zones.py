@@ -11,7 +11,7 @@ __metaclass__ = type
 from collections import deque
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import names
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, most_specific_zone, parse_network
+from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, parse_network
 
 
 class Endpoint:
@@ -24,9 +24,15 @@ class Endpoint:
         self.role = role
 
 
+def span(net):
+    """(version, first address, last address) of an ip_network, the addresses as integers: what subnet_of compares."""
+    return net.version, int(net.network_address), int(net.broadcast_address)
+
+
 class Zones:
     def __init__(self, zones_var):
         self.nets = []          # (network, zone)
+        self.spans = []         # (version, first, last, prefix length, zone, network), in the order of nets
         self.names = []
         if zones_var in (None, {}, []):
             return
@@ -47,6 +53,7 @@ class Zones:
                                    "its addresses is ambiguous; give each CIDR to one zone" % (net, seen[net], name))
                 seen[net] = str(name)
                 self.nets.append((net, str(name)))
+                self.spans.append(span(net) + (net.prefixlen, str(name), net))
 
     @property
     def defined(self):
@@ -54,12 +61,25 @@ class Zones:
 
     def zone_of(self, net, where):
         """Zone of a network or address: the most specific zone CIDR that contains it."""
-        for znet, zone in self.nets:
-            if znet.version == net.version and znet != net and znet.subnet_of(net):
+        return self.zone_of_span(span(net), where, net)
+
+    def zone_of_span(self, net_span, where, net):
+        """zone_of() of a network given as its span(); ``net``: the network (or its text) for the message.
+
+        A plan asks for every host's zone: integer comparisons in place of ipaddress's subnet_of, over the zone CIDRs
+        in the order nap_zones lists them (the first one the network spans raises; the first most specific one wins).
+        """
+        version, first, last = net_span
+        best = None
+        for zversion, zfirst, zlast, zprefix, zone, znet in self.spans:
+            if zversion != version:
+                continue
+            if first <= zfirst and zlast <= last and (zfirst != first or zlast != last):
                 raise NapError("%s: %s spans zone %s (%s) and more, so the perimeter decision is ambiguous; split "
                                "it along the zones in nap_zones" % (where, net, zone, znet))
-        best = most_specific_zone(net, self.nets)
-        return best[0] if best else None
+            if zfirst <= first and last <= zlast and (best is None or zprefix > best[0]):
+                best = (zprefix, zone)
+        return best[1] if best else None
 
 
 class ZoneGraph:
