@@ -363,7 +363,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap.files import create_new, numbered
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.backends import nftables_compare
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
@@ -528,6 +527,8 @@ def backup_script(family, table, listing):
 
 def _create_new(path, content):
     """Create ``path`` (or ``<root>.<n><ext>`` when it exists) with mode 0600; return the path written."""
+    # imported here: only a backup writes a file, and the module's every run pays for what it imports (issue 22)
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap.files import create_new, numbered
     return create_new(numbered(path), content, 0o600, "%s and 999 numbered variants exist" % path)
 
 

@@ -86,6 +86,8 @@ TAMPERED = "edited by hand in nft: "
 # ---------------------------------------------------------------------------
 def _merge_ports(ports):
     """Canonical port list: ints and "low-high" ranges, overlapping and adjacent ones merged."""
+    if len(ports) == 1 and type(ports[0]) is int:      # pylint: disable=unidiomatic-typecheck
+        return (ports[0],)      # the usual single port (a bool is no port: it takes the path below)
     spans = sorted(port_bounds(p) for p in ports)
     merged = []
     for low, high in spans:
@@ -138,6 +140,14 @@ class Match:
                 values = tuple(sorted(set(str(v) for v in values)))
         self.values = values
 
+    @classmethod
+    def parsed(cls, key, op, values):
+        """A match whose values are already in the form __init__ gives them (the parser's _*_values): the listing
+        of a large table is not normalized a second time."""
+        match = cls.__new__(cls)
+        match.key, match.op, match.values = key, op, values
+        return match
+
     def norm(self):
         return (self.key, self.op, tuple(str(v) for v in self.values))
 
@@ -160,7 +170,7 @@ class Match:
 class NftRule:
     """One nft rule of the owned table, in a form that both the renderer and the parser produce."""
 
-    __slots__ = ("chain", "matches", "verdict", "comment", "counter", "handle", "unknown")
+    __slots__ = ("chain", "matches", "verdict", "comment", "counter", "handle", "unknown", "_norm")
 
     def __init__(self, chain, matches, verdict, comment="", counter=True, handle=None, unknown=()):
         self.chain = chain
@@ -170,10 +180,14 @@ class NftRule:
         self.counter = counter
         self.handle = handle
         self.unknown = tuple(unknown)
+        self._norm = None
 
     def norm(self):
-        return (self.chain, tuple(sorted(m.norm() for m in self.matches)), self.verdict, self.comment,
-                self.unknown)
+        # a rule is not changed once built; a compare reads each rule's norm several times
+        if self._norm is None:
+            self._norm = (self.chain, tuple(sorted(m.norm() for m in self.matches)), self.verdict, self.comment,
+                          self.unknown)
+        return self._norm
 
     def body(self):
         parts = [m.text() for m in self.matches]
@@ -239,6 +253,7 @@ class TableState:
         self.sets = OrderedDict()
         self.chains = OrderedDict()
         self.extra_objects = []     # flowtables, maps, counters... found in the owned table
+        self.rendered = {}          # desired_state: rule name -> (the policy's rule, its nft rules)
 
     @property
     def ref(self):
@@ -313,10 +328,13 @@ def parse_comment(comment):
     return parts[0], parts[1], keyword
 
 
-def check_rule_name(rule):
+def check_rule_name(rule, names_checked=False):
+    """NapError unless the rule's name and flow_id fit an nft comment (``names_checked``: Rule.from_dict has checked
+    both as names already)."""
     where = "rule %r" % rule.name
-    names.check("rule", rule.name, "%s: name" % where)
-    names.check("flow_id", rule.flow_id or rule.name, "%s: flow_id" % where)
+    if not names_checked:
+        names.check("rule", rule.name, "%s: name" % where)
+        names.check("flow_id", rule.flow_id or rule.name, "%s: flow_id" % where)
     if rule.name.startswith(MARK):
         raise NapError("%s: names starting with %r are reserved for the table's own rules" % (where, MARK))
     if len(comment_for(rule).encode("utf-8")) > COMMENT_MAX:
@@ -376,10 +394,10 @@ def effective_rule(rule, families=(4, 6)):
     dst_ports = rule.dst_ports
     if not any(p in PORT_KEYWORDS for p in dst_ports):
         dst_ports = _merge_ports(dst_ports)
-    data = rule.to_dict()
-    data.update(src_addresses=new_src, dst_addresses=new_dst, src_ports=_merge_ports(rule.src_ports),
-                dst_ports=dst_ports)
-    return Rule(**data), warnings
+    return Rule(name=rule.name, flow_id=rule.flow_id, direction=rule.direction, action=rule.action,
+                protocol=rule.protocol, src_addresses=new_src, dst_addresses=new_dst,
+                src_ports=_merge_ports(rule.src_ports), dst_ports=dst_ports, description=rule.description,
+                source=rule.source, icmp_type=rule.icmp_type), warnings
 
 
 def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):
@@ -522,12 +540,13 @@ class Policy:
         seen = set()
         self.rules = []
         for rule in rules:
-            if not isinstance(rule, Rule):
+            from_dict = not isinstance(rule, Rule)
+            if from_dict:
                 rule = Rule.from_dict(rule)
             if rule.name in seen:
                 raise NapError("rules: duplicate rule name %r (each rule needs its own name)" % rule.name)
             seen.add(rule.name)
-            check_rule_name(rule)
+            check_rule_name(rule, from_dict)
             eff, warns = effective_rule(rule, self.families)
             self.warnings.extend(warns)
             self.rules.append(eff)
@@ -575,7 +594,9 @@ def desired_state(policy):
         for rule in head:
             ch.rules.append(NftRule(name, rule.matches, rule.verdict, rule.comment, rule.counter))
         for rule in planned:
-            ch.rules.extend(rule_to_nft(rule, policy.families, policy.rpc_dynamic_range))
+            nrules = rule_to_nft(rule, policy.families, policy.rpc_dynamic_range)
+            state.rendered[rule.name] = (rule, nrules)
+            ch.rules.extend(nrules)
         ch.rules.extend(tail)
         state.chains[name] = ch
 
@@ -624,8 +645,14 @@ class _Unparsed(Exception):
 
 def _addr_values(right):
     """Address values of a JSON right-hand side: CIDR strings (ranges summarized)."""
-    out = []
     items = right["set"] if isinstance(right, dict) and "set" in right else [right]
+    fast = _addr_texts(items)
+    if fast is not None:
+        try:
+            return tuple(normalize_addresses(fast))
+        except NapError:
+            pass        # the item by item parse below names what it cannot read, as it always did
+    out = []
     for item in items:
         if isinstance(item, str):
             if item.startswith("@"):
@@ -649,6 +676,25 @@ def _addr_values(right):
             raise _Unparsed(json.dumps(right, sort_keys=True))
         return tuple(refs)
     return tuple(normalize_addresses(out))
+
+
+def _addr_texts(items):
+    """CIDR texts of plain addresses and prefixes (what nft lists for a planned rule), for normalize_addresses, which
+    takes canonical IPv4 text without building an ip_network per address; None when an item is anything else."""
+    out = []
+    for item in items:
+        if isinstance(item, str) and not item.startswith("@"):
+            text = item if "/" in item else item + ("/128" if ":" in item else "/32")
+        elif isinstance(item, dict) and len(item) == 1 and isinstance(item.get("prefix"), dict) \
+                and isinstance(item["prefix"].get("addr"), str) and isinstance(item["prefix"].get("len"), int) \
+                and not isinstance(item["prefix"]["len"], bool):
+            text = "%s/%d" % (item["prefix"]["addr"], item["prefix"]["len"])
+        else:
+            return None
+        if text.strip() != text:
+            return None     # parse_network would take it stripped, ip_network does not
+        out.append(text)
+    return out
 
 
 def _port_values(right):
@@ -695,19 +741,19 @@ def _parse_match(match):
         proto, field = left["payload"]["protocol"], left["payload"].get("field")
         key = "%s %s" % (proto, field)
         if proto in ("ip", "ip6") and field in ("saddr", "daddr"):
-            return Match(key, op, _addr_values(right))
+            return Match.parsed(key, op, _addr_values(right))
         if proto in ("tcp", "udp") and field in ("sport", "dport"):
-            return Match(key, op, _port_values(right))
+            return Match.parsed(key, op, _port_values(right))
         if proto in ("icmp", "icmpv6") and field == "type":
-            return Match(key, op, _name_values(right, key))
+            return Match.parsed(key, op, _name_values(right, key))
     elif isinstance(left, dict) and "meta" in left:
         key = left["meta"].get("key")
         if key == "l4proto":
-            return Match("meta l4proto", op, _name_values(right, "meta l4proto"))
+            return Match.parsed("meta l4proto", op, _name_values(right, "meta l4proto"))
         if key in ("iifname", "oifname"):
-            return Match(key, op, _name_values(right, key))
+            return Match.parsed(key, op, _name_values(right, key))
     elif isinstance(left, dict) and "ct" in left and left["ct"].get("key") == "state" and "dir" not in left["ct"]:
-        return Match("ct state", op, _name_values(right, "ct state"))
+        return Match.parsed("ct state", op, _name_values(right, "ct state"))
     raise _Unparsed(json.dumps(match, sort_keys=True))
 
 
@@ -833,7 +879,13 @@ def _multiset(rules, comments=True):
     return sorted(repr(r.norm() if comments else r.norm()[:3] + r.norm()[4:]) for r in rules)
 
 
-def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
+def _render_key(rule):
+    """What rule_to_nft reads of a rule: two rules with the same key render to the same nft rules."""
+    return (rule.name, rule.flow_id, rule.direction, rule.action, rule.protocol, rule.src_addresses,
+            rule.dst_addresses, rule.src_ports, rule.dst_ports, rule.icmp_type)
+
+
+def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=(), rendered=None):
     """Canonical rules of the planned part of a TableState (what diff.diff_rules compares).
 
     A rule whose nft form is exactly what it renders to takes the description of the wanted rule of
@@ -841,9 +893,13 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
     an extra statement, a part deleted or duplicated) gets a description starting with
     ``edited by hand in nft:`` so that the diff reports it.  Rules without a planned comment
     (added by hand) come back named ``handle-<n>``.
+
+    ``rendered`` is the ``rendered`` of the desired_state() of the same families and rpc_range: a rule read back
+    as planned takes the nft rules rendered there instead of being rendered again.
     """
     if state is None:
         return []
+    rendered = rendered if rendered and rpc_range is not None else {}
     want_by_name = dict((r.name, r) for r in want)
     groups = OrderedDict()
     foreign = []
@@ -863,11 +919,15 @@ def parse_rules(state, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE, want=()):
         if rpc_range is None:
             spelled = str(next((p for part in parts for m in part.matches if m.key == "tcp dport"
                                 for p in m.values), DEFAULT_RPC_RANGE))
-        try:
-            rendered = rule_to_nft(rule, families, spelled) if rule.protocol in PROTOCOL_NUMBERS else None
-        except NapError:
-            rendered = None
-        exact = rendered is not None and _multiset(rendered, False) == _multiset(parts, False) and \
+        planned = rendered.get(name)
+        if planned is not None and _render_key(planned[0]) == _render_key(rule):
+            nrules = planned[1]
+        else:
+            try:
+                nrules = rule_to_nft(rule, families, spelled) if rule.protocol in PROTOCOL_NUMBERS else None
+            except NapError:
+                nrules = None
+        exact = nrules is not None and _multiset(nrules, False) == _multiset(parts, False) and \
             all(p.counter for p in parts)
         if exact and name in want_by_name and want_by_name[name].icmp_type != rule.icmp_type:
             # the diff compares no icmp_type (diff.DEFAULT_COMPARE): a rule for another (or every) ICMP type is an update

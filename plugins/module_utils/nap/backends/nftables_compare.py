@@ -32,10 +32,13 @@ class Change:
         self.rule_diff = rule_diff
         self.structure = structure          # [(op, what, detail)]
         self.have_rules = have_rules
+        self._changed = None
 
     @property
     def changed(self):
-        return self.have_state is None or self.want_state.norm() != self.have_state.norm()
+        if self._changed is None:      # read by compare() and again by the module: the norms of two whole tables
+            self._changed = self.have_state is None or self.want_state.norm() != self.have_state.norm()
+        return self._changed
 
     def commands(self):
         """Per-rule changes in nft syntax (review aid); the module applies them as one table rewrite."""
@@ -217,7 +220,7 @@ def _structure(want_state, have_state):
 def compare(policy, have_state):
     """Change from the table present (TableState or None) to the one the policy renders to."""
     want_state = desired_state(policy)
-    have_rules = parse_rules(have_state, policy.families, policy.rpc_dynamic_range, policy.rules)
+    have_rules = parse_rules(have_state, policy.families, policy.rpc_dynamic_range, policy.rules, want_state.rendered)
     rule_diff = diff_rules(policy.rules, have_rules, COMPARE)
     structure = _structure(want_state, have_state)
     change = Change(policy, want_state, have_state, rule_diff, structure, have_rules)

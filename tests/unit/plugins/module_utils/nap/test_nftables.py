@@ -454,3 +454,63 @@ def test_a_rule_for_every_icmp_type_where_echo_is_planned_is_an_update():
     assert have.icmp_type is None and have.description == "ICMP type any, planned echo-request"
     result = diff_rules([want], [have], nftables.COMPARE)
     assert [new.name for _old, new in result.update] == ["CM-PUSH-ICMP-ICMP-IN"]
+
+
+# ---------------------------------------------------------------------------
+# The no-op's shortcuts (issue 22) read a table exactly as the long way does
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("right", [
+    "192.0.2.10",
+    {"prefix": {"addr": "198.51.100.0", "len": 24}},
+    {"set": ["192.0.2.10", {"prefix": {"addr": "198.51.100.0", "len": 25}}, {"prefix": {"addr": "198.51.100.128",
+                                                                                        "len": 25}}]},
+    {"set": ["192.0.2.7", {"prefix": {"addr": "192.0.2.0", "len": 24}}]},          # covered: collapsed
+    {"prefix": {"addr": "198.51.100.5", "len": 24}},                                 # host bits: masked
+    {"set": ["2001:DB8::1", "2001:db8:0::2", {"prefix": {"addr": "2001:db8::", "len": 64}}]},
+    {"set": ["0.0.0.0", "192.0.2.1"]},
+    " 192.0.2.10",
+    "192.0.2.300",
+    "010.0.0.1",
+    "junk",
+    {"set": ["junk", {"prefix": {"addr": "192.0.2.0", "len": 24}}]},
+    {"set": [{"prefix": {"len": 24}}, "192.0.2.1"]},
+    {"prefix": {"addr": "192.0.2.0", "len": "24"}},
+    {"range": ["192.0.2.0", "192.0.2.255"]},
+    "@owned_v4",
+    {"set": ["@owned_v4", "192.0.2.1"]},
+    {"set": []},
+])
+def test_addresses_read_the_short_way_as_item_by_item(right, monkeypatch):
+    """Plain addresses and prefixes go to normalize_addresses as CIDR text; the result, or the error that names the
+    item nft listed, is what the item by item parse through ipaddress gives."""
+    def read():
+        try:
+            return ("ok", nftables._addr_values(copy.deepcopy(right)))
+        except Exception as exc:    # pylint: disable=broad-except
+            return (type(exc).__name__, str(exc))
+    short = read()
+    monkeypatch.setattr(nftables, "_addr_texts", lambda items: None)
+    assert short == read()
+
+
+def test_parse_rules_takes_the_rendering_of_the_planned_rules_with_the_same_result(policy, listing):
+    """compare() hands parse_rules the nft rules desired_state rendered: a rule read back as planned is not rendered
+    again, and every rule (planned, edited by hand, added by hand) comes back as without them."""
+    def edited(doc):
+        doc = copy.deepcopy(doc)
+        rules = items(doc, "rule")
+        rules[6]["expr"][0]["match"]["right"] = "192.0.2.99"
+        rules[7]["expr"] = [e for e in rules[7]["expr"] if "counter" not in e]
+        rules[8]["comment"] = "hand made"
+        return doc
+
+    want_state = nftables.desired_state(policy)
+    assert want_state.rendered and all(rule.name in want_state.rendered for rule in policy.rules)
+    for doc in (listing, edited(listing)):
+        have = nftables.parse_table(doc)
+        args = (have, policy.families, policy.rpc_dynamic_range, policy.rules)
+        plain = nftables.parse_rules(*args)
+        shortcut = nftables.parse_rules(*args, rendered=want_state.rendered)
+        assert [r.to_dict() for r in shortcut] == [r.to_dict() for r in plain]
+    change = nftables_compare.compare(policy, nftables.parse_table(edited(listing)))
+    assert change.changed and change.changed is change.changed
