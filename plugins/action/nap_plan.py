@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import hashlib
 import json
+import multiprocessing
 import os
 
 try:
@@ -160,16 +161,57 @@ class _InventoryVars(object):
         return data
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def builtin(value):
+    """``value`` in builtin types. ansible-core 2.19 hands inventory values over as subclasses of str, list, dict and
+    so on that carry their origin; the planner and the reports treat them as their base types, but every lookup and
+    comparison of the plan then takes a slower path (flows.json and flows.csv about twice the time). Values of other
+    types (vaulted ones) stay as they are: the planner rejects what it cannot use."""
+    cls = value.__class__
+    if cls in _SCALARS:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return dict((builtin(k), builtin(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [builtin(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(builtin(v) for v in value)
+    return value
+
+
 def inventory_from_task_vars(task_vars):
-    """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* (and connection) variables."""
-    groups = dict((g, list(h)) for g, h in (task_vars.get("groups") or {}).items() if g in catalogue.ROLE_BY_GROUP)
+    """(groups, hostvars) restricted to the hosts of the nap_* groups and their nap_* (and connection) variables,
+    in builtin types."""
+    groups = dict((str(g), [str(h) for h in hosts]) for g, hosts in (task_vars.get("groups") or {}).items()
+                  if g in catalogue.ROLE_BY_GROUP)
     reader = _InventoryVars(task_vars.get("hostvars") or {})
     hostvars = {}
     for hosts in groups.values():
         for host in hosts:
             if host not in hostvars:
-                hostvars[host] = reader.get(host)
+                hostvars[host] = builtin(reader.get(host))
     return groups, hostvars
+
+
+# What the last run planned, kept alive in a forked Ansible worker: the worker ends with os._exit as soon as the task's
+# result is sent, so freeing the plan's objects one by one (1.7 million, 0.15 s at 10,000 hosts) would be work for
+# nothing. Only the last run's are kept: a process that runs the action again frees the previous plan then.
+_RETAINED = []
+
+
+def _retain_in_worker(*objects):
+    if multiprocessing.parent_process() is not None:
+        _RETAINED[:] = objects
 
 
 class ActionModule(ActionBase):
@@ -199,17 +241,18 @@ class ActionModule(ActionBase):
             return result
         try:
             if args.get("groups") is not None or args.get("hostvars") is not None:
-                groups = args.get("groups") or {}
-                hostvars = args.get("hostvars") or {}
+                groups = builtin(args.get("groups") or {})
+                hostvars = builtin(args.get("hostvars") or {})
             else:
                 groups, hostvars = inventory_from_task_vars(task_vars)
-            settings = dict((k, task_vars[k]) for k in SETTING_NAMES if task_vars.get(k) is not None)
-            settings.update(args.get("settings") or {})
+            settings = dict((k, builtin(task_vars[k])) for k in SETTING_NAMES if task_vars.get(k) is not None)
+            settings.update(builtin(args.get("settings") or {}))
             addresses = args.get("controller_addresses")
             if addresses is None and settings.get("nap_management_sources") is None \
                     and boolean(args.get("learn_controller_addresses", False), strict=False):
                 addresses = self._learn_controller_addresses(task_vars)
             plan = planner.plan(groups, hostvars, settings, addresses or [])
+            _retain_in_worker(plan, groups, hostvars)
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result

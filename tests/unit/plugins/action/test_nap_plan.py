@@ -367,3 +367,61 @@ def test_without_management_sources_the_plan_keeps_the_controllers_own_addresses
     else:
         assert "nap_management_sources is not set and the controller's address is unknown" in flat
     assert "Learn the controller" not in result.stdout          # no task of its own any more
+
+
+# ---------------------------------------------------------------------------
+# issue 22: a forked Ansible worker keeps the last plan instead of freeing it object by object before it exits
+# ---------------------------------------------------------------------------
+def _retained_in_a_forked_process(*calls):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")       # how ansible-core starts its workers
+    read_end, write_end = context.Pipe(duplex=False)
+
+    def child():
+        for objects in calls:
+            nap_plan._retain_in_worker(*objects)
+        write_end.send(list(nap_plan._RETAINED))
+
+    process = context.Process(target=child)
+    process.start()
+    try:
+        return read_end.recv()
+    finally:
+        process.join()
+
+
+def test_a_worker_keeps_only_the_last_plan_and_the_main_process_keeps_none():
+    nap_plan._retain_in_worker({"flows": ["in the main process"]})
+    assert nap_plan._RETAINED == []             # pytest, ansible-playbook's main process: freed as usual
+    assert _retained_in_a_forked_process(({"flows": [1]}, "groups"), ({"flows": [2]}, "groups 2")) == \
+        [{"flows": [2]}, "groups 2"]
+
+
+def _types(value):
+    """Every type inside ``value`` (keys of mappings included)."""
+    found = {type(value)}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= _types(key) | _types(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found |= _types(item)
+    return found
+
+
+def test_the_planner_gets_the_inventory_in_builtin_types(tmp_path):
+    """ansible-core 2.19 gives inventory values as tagged subclasses of str, list and dict; the planner gets the
+    builtin types (with them flows.json and flows.csv take twice the time), the values unchanged."""
+    inventory, _manager, hostvars = _variable_world(tmp_path)
+    groups = inventory.get_groups_dict()
+    assert any(type(host) is not str for hosts in groups.values() for host in hosts)     # what 2.19 hands over
+    got_groups, got_hostvars = nap_plan.inventory_from_task_vars({"groups": groups, "hostvars": hostvars})
+    builtin = {str, int, float, bool, type(None), list, dict}
+    assert _types(got_groups) <= builtin and _types(got_hostvars) <= builtin
+    assert got_groups == dict((g, list(h)) for g, h in groups.items() if g in got_groups)
+    for host, hvars in got_hostvars.items():
+        assert hvars == _through_hostvars(hostvars, host), host
+    tagged = nap_plan._InventoryVars(hostvars).get("dc01")
+    assert _types(tagged) - builtin, "the inventory's own values are no longer tagged: this test proves nothing"
+    assert nap_plan.builtin(tagged) == tagged and _types(nap_plan.builtin(tagged)) <= builtin
