@@ -46,10 +46,11 @@ def _service(flow):
     return text
 
 
-def _group_rows(plan):
-    """One row per flow id (and via): the Windows predefined groups that cover it on its destination."""
+def _group_rows(plan, index=None):
+    """One row per flow id (and via): the Windows predefined groups that cover it on its destination.
+    ``index``: the plan's _HostFlows, whose ``grouped`` has the first flow of each label that has groups."""
     rows = OrderedDict()
-    for flow in plan["flows"]:
+    for flow in plan["flows"] if index is None else index.grouped.values():
         if "windows_group" not in flow:
             continue
         key = _flow_label(flow)
@@ -548,19 +549,21 @@ class _HostRules:
                 tests.append(rule_tests)
         return tests
 
-    def cell(self, kind, end, src, dst):
-        """The rule cell of a flow of ``kind`` from the end ``src`` to ``dst`` with the host at ``end``: the
-        names of the rules on the host that carry it (addresses that cover the flow's), or why none is needed."""
-        tests = self.tests.get((kind, end))
+    def cell(self, number, kind, end, src, dst):
+        """The rule cell of a flow of ``kind`` (its number in _HostFlows.kinds) from the end ``src`` to ``dst``
+        with the host at ``end``: the names of the rules on the host that carry it (addresses that cover the
+        flow's), or why none is needed."""
+        slot = 3 * number + end       # an int: cheaper to hash than a (kind, end) tuple, once a flow
+        tests = self.tests.get(slot)
         if tests is None:
-            tests = self.tests[(kind, end)] = self._tests(kind, end)
+            tests = self.tests[slot] = self._tests(kind, end)
         out = []
         for rule_tests in tests:
             for cover, side, item in rule_tests:
                 if cover.covers((dst if side == DST else src)[1]):
                     out.append(item)
                     break
-        key = (kind, end, tuple(out))
+        key = (slot, tuple(out))
         text = self.cells.get(key)
         if text is None:
             text = self.cells[key] = self._text(kind, end, out)
@@ -602,9 +605,15 @@ class _HostFlows:
 
     def __init__(self, plan):
         self.kinds, kind_index = [], {}
-        self.ends, self.end_index, self.last_end = [], {}, {}
-        self.by_host = by_host = defaultdict(list)
-        end_of, last_end = self._end, self.last_end
+        self.ends, self.end_index = [], {}
+        self.by_host = defaultdict(list)
+        self.others = others = []     # the flows between two networks
+        # kind -> its first flow with Windows groups: a label's first such flow is the first of its kinds' here
+        self.grouped = grouped = OrderedDict()
+        # host (or a network's None) -> [its flows in by_host, the addresses of its last end, that end's number]:
+        # one look-up a host a flow
+        self.records = records = {}
+        get_record, new_record, end_of = records.get, self._record, self._end
         seen = {}                     # id -> [(the fields _kind_key reads, as they are, its kind)]
         get_kind = _get_kind
         for flow in plan["flows"]:
@@ -623,35 +632,47 @@ class _HostFlows:
                     self.kinds.append(_Kind(flow))
                 if all(value.__class__ is list for value in fields[0][-3:]) and fields[3].__class__ in _LIST_OR_NONE:
                     seen.setdefault(fields[0][0], []).append((fields, kind))
+            if kind not in grouped and "windows_group" in flow:
+                grouped[kind] = flow
             src_host, dst_host = flow["src_host"], flow["dst_host"]
-            if src_host == dst_host:
-                if src_host:
-                    by_host[src_host].extend((kind, BOTH, end_of(src_host, flow["src_addresses"]),
-                                              end_of(dst_host, flow["dst_addresses"])))
-                continue
-            # _end inline for its usual case: the host's addresses of its last flow
             if src_host:
-                addresses = flow["dst_addresses"]
-                last = last_end.get(dst_host)
-                by_host[src_host].extend((kind, SRC, None, last[1] if last is not None and last[0] == addresses
-                                          else end_of(dst_host, addresses)))
-            if dst_host:
-                addresses = flow["src_addresses"]
-                last = last_end.get(src_host)
-                by_host[dst_host].extend((kind, DST, last[1] if last is not None and last[0] == addresses
-                                          else end_of(src_host, addresses), None))
+                src = get_record(src_host) or new_record(src_host)
+                if src_host == dst_host:
+                    src[0].extend((kind, BOTH, end_of(src_host, flow["src_addresses"]),
+                                   end_of(dst_host, flow["dst_addresses"])))
+                elif dst_host:
+                    # _end inline for its usual case: the host's addresses of its last flow
+                    dst = get_record(dst_host) or new_record(dst_host)
+                    addresses = flow["dst_addresses"]
+                    src[0].extend((kind, SRC, None, dst[2] if dst[1] == addresses else end_of(dst_host, addresses)))
+                    addresses = flow["src_addresses"]
+                    dst[0].extend((kind, DST, src[2] if src[1] == addresses else end_of(src_host, addresses), None))
+                else:
+                    src[0].extend((kind, SRC, None, end_of(dst_host, flow["dst_addresses"])))
+            elif dst_host:
+                dst = get_record(dst_host) or new_record(dst_host)
+                dst[0].extend((kind, DST, end_of(src_host, flow["src_addresses"]), None))
+            else:
+                others.append(flow)
+
+    def _record(self, host):
+        record = self.records[host] = [self.by_host[host] if host else [], _NO_END, None]
+        return record
 
     def _end(self, host, addresses):
-        last = self.last_end.get(host)         # a host's flows mostly have the same addresses for it
-        if last is not None and last[0] == addresses:
-            return last[1]
+        record = self.records.get(host) or self._record(host)
+        if record[1] == addresses:    # a host's flows mostly have the same addresses for it
+            return record[2]
         key = (host, tuple(addresses))
         index = self.end_index.get(key)
         if index is None:
             index = self.end_index[key] = len(self.ends)
             self.ends.append(key)
-        self.last_end[host] = (addresses, index)
+        record[1], record[2] = addresses, index
         return index
+
+
+_NO_END = object()        # the addresses of a host's last end before it has one: equal to none
 
 
 def _endpoint_text(ends, end, memo):
@@ -669,32 +690,47 @@ def _host_rows(plan, index, flows, rules, groups, memo):
     ``memo`` (one per rendering) keeps what does not depend on the host: endpoint texts, a peer's key.
     """
     texts = memo.setdefault("endpoint", {})
-    peer_keys = memo.setdefault("peer", {})
+    # numbers for what a row's bucket is looked up by (ints hash faster than the tuples they stand for): an end's
+    # peer (its host's _role_key, or None for a network or perimeter device) and a kind's texts
+    peers = memo.setdefault("peer", {})
+    peer_numbers = memo.setdefault("peer_numbers", {})
+    kind_texts = memo.setdefault("kind_texts", {})
+    text_numbers = memo.setdefault("text_numbers", {})
     kinds, ends = index.kinds, index.ends
     perimeter = plan["perimeter"]
+    cell_of = rules.cell
     buckets = OrderedDict()           # one row, or rows that differ only in the peer: [row, peers' ends]
     numbers = iter(flows)
-    for kind, end, src, dst in zip(numbers, numbers, numbers, numbers):
-        kind = kinds[kind]
-        cell = rules.cell(kind, end, None if src is None else ends[src], None if dst is None else ends[dst])
+    for number, end, src, dst in zip(numbers, numbers, numbers, numbers):
+        kind = kinds[number]
+        cell = cell_of(number, kind, end, None if src is None else ends[src], None if dst is None else ends[dst])
         peer_end = dst if end == SRC else src if end == DST else None
-        peer = None if peer_end is None else ends[peer_end][0]
-        peer_key = None
-        if peer and peer not in perimeter:
-            peer_key = peer_keys.get(peer)
-            if peer_key is None:
-                peer_key = peer_keys[peer] = _role_key(plan, peer)
-        if peer_key is None:
+        peer = None
+        if peer_end is not None:
+            peer = peers.get(peer_end, SELF)
+            if peer is SELF:
+                host = ends[peer_end][0]
+                if host and host not in perimeter:
+                    peer_key = _role_key(plan, host)
+                    peer = peer_numbers.setdefault(peer_key, (len(peer_numbers), peer_key))
+                else:
+                    peer = None
+                peers[peer_end] = peer
+        if peer is None:
             row = (kind.label, SELF if end == SRC else _endpoint_text(ends, src, texts),
                    SELF if end == DST else _endpoint_text(ends, dst, texts), kind.service, cell) + kind.texts
-            buckets[("row", len(buckets))] = (None, None, row, None)
+            buckets[len(buckets)] = (None, None, row, None)
             continue
-        peer_side = 2 if end == SRC else 1
-        key = (peer_key, peer_side, kind.label, kind.service, cell, kind.texts)
+        kind_text = kind_texts.get(number)
+        if kind_text is None:
+            kind_text = kind_texts[number] = text_numbers.setdefault((kind.label, kind.service) + kind.texts,
+                                                                     len(text_numbers))
+        # (peer_key, the peer's side, kind.label, kind.service, cell, kind.texts), as numbers where they can be
+        key = (peer[0], end, kind_text, cell)
         bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[key] = (peer_key, peer_side, (kind.label, SELF, SELF, kind.service, cell) + kind.texts,
-                                     [])
+            bucket = buckets[key] = (peer[1], 2 if end == SRC else 1,
+                                     (kind.label, SELF, SELF, kind.service, cell) + kind.texts, [])
         bucket[3].append(peer_end)
     rows = []
     for peer_key, peer_side, row, peer_ends in buckets.values():
@@ -856,7 +892,7 @@ def render_markdown(plan, mermaid=None):
         else:
             for host in hosts:
                 _write_section(lines, plan, [host], sig)
-    others = [f for f in plan["flows"] if not f["dst_host"] and not f["src_host"]]
+    others = index.others
     if others:
         lines.append("## Between networks")
         lines.append("")
@@ -866,7 +902,7 @@ def render_markdown(plan, mermaid=None):
                 _flow_label(flow), _endpoint(flow, "src"), _endpoint(flow, "dst"), _service(flow), "-",
                 flow["purpose"], flow["source"], ", ".join(flow["perimeter"]) or "-")))
         lines.append("")
-    group_rows = _group_rows(plan)
+    group_rows = _group_rows(plan, index)
     if group_rows:
         lines.append("## Windows predefined rule groups")
         lines.append("")
@@ -937,7 +973,18 @@ def _diagram(plan, detail):
     ids = _Ids()
     nodes = OrderedDict()             # key -> {"zone", "members", "roles", "kind"}
     zones = OrderedDict()             # zone -> [keys]
-    where = {}                        # host -> key
+    where = {}                        # host -> the number of its key
+    # keys by number: an edge is looked up once a flow, by two ints rather than two tuples (cheaper to hash)
+    numbers, keys, members = {}, [], []
+
+    def number(key):
+        no = numbers.get(key)
+        if no is None:
+            no = numbers[key] = len(keys)
+            keys.append(key)
+            node = nodes.get(key)
+            members.append(None if node is None else node["members"])
+        return no
 
     def add(key, zone, member, roles, kind):
         node = nodes.get(key)
@@ -950,11 +997,11 @@ def _diagram(plan, detail):
         for role in roles:
             if role not in node["roles"]:
                 node["roles"].append(role)
-        return key
+        return number(key)
 
     for host, entry in plan["hosts"].items():
         if host in plan["perimeter"]:
-            where[host] = ("device", host)
+            where[host] = number(("device", host))
             continue
         zone = _zone(entry["zone"])
         group = tuple(entry["roles"]) if detail == "roles" else ()
@@ -982,14 +1029,18 @@ def _diagram(plan, detail):
         roles = net_roles[(zone, addresses)]
         return add(("nets", zone, tuple(roles) if detail == "roles" else ()), zone, addresses, roles, "nets")
 
-    edges = OrderedDict()
+    edges = OrderedDict()             # (source's number, destination's number) -> labels
+    get = where.get
     for flow in plan["flows"]:
         src_host, dst_host = flow["src_host"], flow["dst_host"]
-        src = (src_host and where.get(src_host)) or endpoint(flow, "src")     # most ends: a host of the plan
-        dst = (dst_host and where.get(dst_host)) or endpoint(flow, "dst")
+        src = get(src_host) if src_host else None       # most ends: a host of the plan
+        if src is None:
+            src = endpoint(flow, "src")
+        dst = get(dst_host) if dst_host else None
+        if dst is None:
+            dst = endpoint(flow, "dst")
         # a loop only on a box of several hosts or networks, for a flow between two of them
-        if src == dst and (src not in nodes or len(nodes[src]["members"]) < 2 or
-                           (src_host or "") == (dst_host or "")):
+        if src == dst and (members[src] is None or len(members[src]) < 2 or (src_host or "") == (dst_host or "")):
             continue
         labels = edges.get((src, dst))
         if labels is None:
@@ -1030,6 +1081,7 @@ def _diagram(plan, detail):
             lines.append("    %s --- %s" % (dev_id, ids(("zone", zone), "zone_" + zone)))
             count += 1
     for (src, dst), labels in edges.items():
+        src, dst = keys[src], keys[dst]
         src_id = ids(src, src[1]) if src[0] == "device" else ids(src, "")
         dst_id = ids(dst, dst[1]) if dst[0] == "device" else ids(dst, "")
         lines.append('    %s -->|"%s"| %s' % (src_id, _esc(", ".join(labels)), dst_id))

@@ -265,3 +265,20 @@ def test_str_subclasses_write_the_same_and_reuse_parts_only_when_they_compare_as
     # three parts a flow written anew (source, destination, the rest) unless they are reused
     assert (len(calls) < len(flows)) is reused, len(calls)
     assert report._csv_lines(tagged) == report._csv_lines(flows)
+
+
+def test_host_flows_others_and_group_rows_as_from_the_flows():
+    """_HostFlows collects the flows between two networks and the first flow of each kind with Windows groups in its
+    one pass: flows.md gets the same from them as from all the flows (also for None and "" ends, and kinds that
+    share a label)."""
+    plan = example_plan()
+    plan["flows"] = plan["flows"] + [
+        flow(src=None, dst=None), flow(src="", dst=None), flow(src=None, dst=""), flow(src="", dst=""),
+        flow(src=None, dst="h2"), flow(src="h1", dst=""), flow(fid="B", via="x"), flow(fid="B", dst_ports=[1]),
+        flow(fid="B", windows_group=[]), flow(fid="C", windows_group=[{"name": "n", "resource": "", "rules": []}])]
+    del plan["flows"][-3]["windows_group"]      # the first flow of label B has none: the next kind's counts
+    index = report._HostFlows(plan)
+    assert index.others == [f for f in plan["flows"] if not f["dst_host"] and not f["src_host"]]
+    rows = report._group_rows(plan, index)
+    assert rows == report._group_rows(plan)
+    assert list(rows)[-4:] == ["A", "B (x)", "B", "C"] and rows["B"] == "none: "
