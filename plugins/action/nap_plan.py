@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -210,8 +211,12 @@ _RETAINED = []
 
 
 def _retain_in_worker(*objects):
+    """In a forked worker: keep ``objects`` until the process ends, and move every object alive now into the
+    collector's permanent generation (gc.freeze). Once the task's collector pause ends, the first full collection
+    would otherwise traverse the kept plan and the inventory (0.3 s at 10,000 hosts) while the result is sent."""
     if multiprocessing.parent_process() is not None:
         _RETAINED[:] = objects
+        gc.freeze()
 
 
 class ActionModule(ActionBase):

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gc
 import json
 import os
 import subprocess
@@ -381,7 +382,7 @@ def _retained_in_a_forked_process(*calls):
     def child():
         for objects in calls:
             nap_plan._retain_in_worker(*objects)
-        write_end.send(list(nap_plan._RETAINED))
+        write_end.send((list(nap_plan._RETAINED), gc.get_freeze_count()))
 
     process = context.Process(target=child)
     process.start()
@@ -392,10 +393,13 @@ def _retained_in_a_forked_process(*calls):
 
 
 def test_a_worker_keeps_only_the_last_plan_and_the_main_process_keeps_none():
+    frozen = gc.get_freeze_count()
     nap_plan._retain_in_worker({"flows": ["in the main process"]})
-    assert nap_plan._RETAINED == []             # pytest, ansible-playbook's main process: freed as usual
-    assert _retained_in_a_forked_process(({"flows": [1]}, "groups"), ({"flows": [2]}, "groups 2")) == \
-        [{"flows": [2]}, "groups 2"]
+    # pytest, ansible-playbook's main process: freed as usual, and the collector still traverses everything
+    assert nap_plan._RETAINED == [] and gc.get_freeze_count() == frozen
+    kept, frozen_in_worker = _retained_in_a_forked_process(({"flows": [1]}, "groups"), ({"flows": [2]}, "groups 2"))
+    assert kept == [{"flows": [2]}, "groups 2"]
+    assert frozen_in_worker > frozen            # the kept plan is out of the collector's way
 
 
 def _types(value):
