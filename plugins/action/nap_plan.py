@@ -101,7 +101,21 @@ class _InventoryVars(object):
         self.combine, self.sort_groups, self.get_group_vars = combine_vars, sort_groups, get_group_vars
         self.from_sources, self.from_path = get_vars_from_inventory_sources, get_vars_from_path
         self.by_groups = {}
+        self.host_layers = (self._plugins_inventory, self._plugins_play)
         self.fast = True
+
+    def prepare(self, names):
+        """Ask the vars plugins once for all the hosts ``names`` together: a plugin's answer for several hosts is their
+        answers merged, so where it holds none of the selected variables, no host's does, and the per-host calls
+        (two a host, each through every vars plugin) are left out."""
+        if not self.fast:
+            return
+        try:
+            hosts = [host for host in map(self.inventory.get_host, names) if host is not None]
+            self.host_layers = tuple(layer for layer in (self._plugins_inventory, self._plugins_play)
+                                     if any(map(_wanted, layer(hosts))))
+        except (KeyError, TypeError, AttributeError):
+            self.fast = False       # an inventory this code does not know: the exact path for every host
 
     def _plugins_inventory(self, entities):
         return self.from_sources(self.loader, self.sources, entities, "task")
@@ -140,7 +154,7 @@ class _InventoryVars(object):
         if not plain:
             return None
         data = dict(data)
-        for layer in (host.get_vars(), self._plugins_inventory([host]), self._plugins_play([host]), self.extra_vars):
+        for layer in [host.get_vars()] + [ask([host]) for ask in self.host_layers] + [self.extra_vars]:
             if layer:
                 own = dict((k, v) for k, v in layer.items() if _wanted(k))
                 if not all(_plain(v) for v in own.values()):
@@ -197,6 +211,7 @@ def inventory_from_task_vars(task_vars):
     groups = dict((str(g), [str(h) for h in hosts]) for g, hosts in (task_vars.get("groups") or {}).items()
                   if g in catalogue.ROLE_BY_GROUP)
     reader = _InventoryVars(task_vars.get("hostvars") or {})
+    reader.prepare(set(host for hosts in groups.values() for host in hosts))
     hostvars = {}
     for hosts in groups.values():
         for host in hosts:

@@ -429,3 +429,20 @@ def test_the_planner_gets_the_group_lists_in_builtin_types(tmp_path):
     tagged = nap_plan._InventoryVars(hostvars).get("dc01")
     assert _types(tagged) - builtin, "the inventory's own values are no longer tagged: this test proves nothing"
     assert nap_plan.builtin(tagged) == tagged and _types(nap_plan.builtin(tagged)) <= builtin
+
+
+@pytest.mark.parametrize("host_vars_file,asked", [
+    ("ansible_host: 192.0.2.5\nnap_rpc_dynamic_range: 50000-50100\n", True),    # a selected variable: asked per host
+    ("backup_window: sunday\n", False),                                         # none: the per-host calls left out
+])
+def test_vars_plugins_are_asked_per_host_only_where_they_hold_a_selected_variable(tmp_path, monkeypatch,
+                                                                                  host_vars_file, asked):
+    monkeypatch.setitem(INVENTORY_DIR, "host_vars/dc01.yml", host_vars_file)
+    inventory, _manager, hostvars = _variable_world(tmp_path)
+    names = ["cm01", "nps01", "dc01", "dc02", "hra01", "vpn01", "web01"]
+    reader = nap_plan._InventoryVars(hostvars)
+    reader.prepare(names)
+    assert bool(reader.host_layers) is asked
+    for host in names:
+        assert reader.get(host) == _through_hostvars(hostvars, host), host
+    assert (reader.get("dc01").get("nap_rpc_dynamic_range") == "50000-50100") is asked
