@@ -13,6 +13,7 @@ import ipaddress
 import json
 import re
 from collections import OrderedDict, defaultdict
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 
@@ -232,6 +233,18 @@ def _json_part(keys, values):
     return _ENCODE(dict(zip(keys, values)))[1:-1]
 
 
+def _end_part(parts, end, write):
+    """(end, its text) of a flow's end (host, addresses, zone): from ``parts`` where an equal end was written
+    (a host's, or a network's addresses), else ``write(end)``, kept when _plain says equal is the same text."""
+    key = end[0] or tuple(end[1])
+    part = parts.get(key)
+    if part is None or part[0] != end:
+        part = (end, write(end))
+        if _plain(list(end)):
+            parts[key] = part
+    return part
+
+
 def _json_flows(flows):
     """The JSON of each flow, as _ENCODE writes it."""
     encode = _ENCODE
@@ -241,6 +254,7 @@ def _json_flows(flows):
     #                                   the rest of each flow written from parts)
     srcs, dsts = {}, {}               # a host (or a network's addresses) -> (end, its JSON)
     get_cat, get_src, get_dst, head = _get_cat, _get_src, _get_dst, len(_HEAD)
+    src_json, dst_json = partial(_json_part, _SRC), partial(_json_part, _DST)
     for flow in flows:
         try:
             keys = tuple(flow)
@@ -260,18 +274,8 @@ def _json_flows(flows):
                 kind = (tail, _json_part(_CAT, cat), _json_part(tail_keys, tail))
                 if _plain(list(cat)) and _plain_tail(tail_keys, tail):
                     kinds.setdefault(cat, []).append(kind)
-            key = src[0] or tuple(src[1])
-            src_part = srcs.get(key)
-            if src_part is None or src_part[0] != src:
-                src_part = (src, _json_part(_SRC, src))
-                if _plain(list(src)):
-                    srcs[key] = src_part
-            key = dst[0] or tuple(dst[1])
-            dst_part = dsts.get(key)
-            if dst_part is None or dst_part[0] != dst:
-                dst_part = (dst, _json_part(_DST, dst))
-                if _plain(list(dst)):
-                    dsts[key] = dst_part
+            src_part = _end_part(srcs, src, src_json)
+            dst_part = _end_part(dsts, dst, dst_json)
         except TypeError:             # not a dict, unhashable values
             append(encode(flow))
             continue
@@ -301,18 +305,8 @@ def _csv_lines(flows):
                 kind = (tail, csv_text(cat[:-1]), csv_text(cat[-1:]), csv_text(tail))
                 if _plain(list(cat)) and _plain_tail(tail_keys, tail):
                     kinds.setdefault(cat, []).append(kind)
-            key = src[0] or tuple(src[1])
-            src_part = ends.get(key)
-            if src_part is None or src_part[0] != src:
-                src_part = (src, csv_text(src))
-                if _plain(list(src)):
-                    ends[key] = src_part
-            key = dst[0] or tuple(dst[1])
-            dst_part = ends.get(key)
-            if dst_part is None or dst_part[0] != dst:
-                dst_part = (dst, csv_text(dst))
-                if _plain(list(dst)):
-                    ends[key] = dst_part
+            src_part = _end_part(ends, src, csv_text)
+            dst_part = _end_part(ends, dst, csv_text)
         except (KeyError, TypeError):  # a cell missing (empty in the row), unhashable
             append(csv_text(map(flow.get, CSV_COLUMNS)) + "\n")
             continue

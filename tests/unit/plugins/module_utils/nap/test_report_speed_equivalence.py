@@ -14,35 +14,17 @@ import copy
 import csv
 import io
 import ipaddress
-import os
 import random
 
 import pytest
-import yaml
 
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner, report
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
+from test_report import load_example  # pylint: disable=import-error
 
 
 def example_plan():
     """The plan of examples/inventory.yml (groups and host vars flattened as Ansible would)."""
-    with open(os.path.join(ROOT, "examples", "inventory.yml")) as handle:
-        inv = yaml.safe_load(handle)["all"]
-    groups, hostvars = {}, {}
-
-    def walk(name, node):
-        node = node or {}
-        groups.setdefault(name, [])
-        for host, hvars in (node.get("hosts") or {}).items():
-            groups[name].append(host)
-            hostvars.setdefault(host, dict(inv["vars"])).update(hvars or {})
-        for child, cnode in (node.get("children") or {}).items():
-            walk(child, cnode)
-
-    for child, cnode in inv["children"].items():
-        walk(child, cnode)
-    return planner.plan(groups, hostvars, inv["vars"])
+    return planner.plan(*load_example())
 
 
 def reference_json(flows):
