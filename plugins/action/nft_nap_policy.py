@@ -25,21 +25,16 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if self._task.args.get("plan") is None:
-            # explicit rules: nothing to resolve, so the plan reader (plandoc, the model) is not even imported
-            args = dict(self._task.args)
-            args.pop("plan", None)
-            args.pop("host", None)
-        else:
-            from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
-            from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
+        # imported when the task runs, not when Ansible loads the plugin (issue 22)
+        from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
+        from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
 
-            host = self._task.args.get("host") or task_vars.get("inventory_hostname")
-            try:
-                args = plandoc.nft_arguments(self._task.args, host)
-            except NapError as exc:
-                result.update(failed=True, changed=False,
-                              msg="nft_nap_policy: %s (nothing was sent to the host)" % to_text(exc))
-                return result
+        host = self._task.args.get("host") or task_vars.get("inventory_hostname")
+        try:
+            args = plandoc.nft_arguments(self._task.args, host)
+        except NapError as exc:
+            result.update(failed=True, changed=False,
+                          msg="nft_nap_policy: %s (nothing was sent to the host)" % to_text(exc))
+            return result
         result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
         return result

@@ -71,9 +71,9 @@ def test_plan_and_rules_fail_before_anything_is_sent():
     assert result["failed"] is True and "nothing was sent to the host" in result["msg"] and sent == []
 
 
-def test_explicit_rules_do_not_import_the_plan_reader():
-    """Ansible loads the action plugin in every run: with explicit rules it imports neither plandoc nor the model
-    (issue 22)."""
+def test_loading_the_plugin_does_not_import_the_plan_reader():
+    """Ansible loads the action plugin in every run: loading it imports neither plandoc nor the model; the task
+    imports them when it runs (issue 22)."""
     code = ("import sys\n"
             "from ansible_collections.configmgr.nap.plugins.action import nft_nap_policy\n"
             "prefix = 'ansible_collections.configmgr.nap.plugins.module_utils'\n"
