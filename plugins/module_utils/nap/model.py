@@ -205,6 +205,24 @@ def normalize_addresses(values, where="addresses", collapse=True):
     return result
 
 
+def ipv4_number(text):
+    """The integer of an IPv4 address written the one way every ipaddress version reads it (four ASCII decimal
+    octets, 0-255, no leading zero), else None (ipaddress decides). The planner, the reports and normalize_addresses
+    read canonical addresses with it at a fraction of the cost of ipaddress's parser."""
+    octets = text.split(".")
+    if len(octets) != 4:
+        return None
+    number = 0
+    for octet in octets:
+        if not octet.isdigit() or not octet.isascii() or len(octet) > 3 or (octet[0] == "0" and octet != "0"):
+            return None
+        octet = int(octet)
+        if octet > 255:
+            return None
+        number = number << 8 | octet
+    return number
+
+
 def _ipv4_normal(values, collapse):
     """Whether ``values`` are IPv4 CIDR strings already as ``_normalize`` writes them: canonical text, sorted, and
     (collapse) no network covering or joining another.  False for anything else (IPv6 included): the slow path decides.
@@ -216,17 +234,9 @@ def _ipv4_normal(values, collapse):
         addr, sep, plen = value.partition("/")
         if not sep or not plen.isdigit() or len(plen) > 2 or (plen[0] == "0" and plen != "0"):
             return False
-        octets = addr.split(".")
-        if len(octets) != 4:
+        number = ipv4_number(addr)
+        if number is None:
             return False
-        number = 0
-        for octet in octets:
-            if not octet.isdigit() or len(octet) > 3 or (octet[0] == "0" and octet != "0"):
-                return False
-            octet = int(octet)
-            if octet > 255:
-                return False
-            number = number * 256 + octet
         plen = int(plen)
         size = 1 << (32 - plen) if plen <= 32 else 0
         if not size or number & (size - 1):

@@ -26,7 +26,7 @@ from ansible_collections.configmgr.nap.plugins.module_utils.nap.settings import 
     parse_bool, parse_protected_services, parse_windows_version, validate_setting,
 )
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import (
-    NapError, is_ip_address, normalize_addresses, normalize_ports,
+    NapError, ipv4_number, is_ip_address, normalize_addresses, normalize_ports,
 )
 
 PLAN_FORMAT_VERSION = 1
@@ -1042,31 +1042,13 @@ def _ip_address(value):
     text = str(value).strip()
     if "%" in text:
         return None
-    number = _ipv4_number(text)
+    number = ipv4_number(text)     # a host's address is read once per host: ipaddress takes half as long again
     if number is not None:
         return ipaddress.IPv4Address(number)
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
-
-
-def _ipv4_number(text):
-    """The integer of an IPv4 address written the one way every ipaddress version reads it (four decimal octets,
-    0-255, no leading zero), else None (ipaddress decides).  A host's address is read once per host: ipaddress's
-    parser takes half as long again."""
-    octets = text.split(".")
-    if len(octets) != 4:
-        return None
-    number = 0
-    for octet in octets:
-        if not octet.isdigit() or not octet.isascii() or len(octet) > 3 or (octet[0] == "0" and octet != "0"):
-            return None
-        octet = int(octet)
-        if octet > 255:
-            return None
-        number = number << 8 | octet
-    return number
 
 
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")

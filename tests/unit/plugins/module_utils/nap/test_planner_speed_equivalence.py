@@ -12,7 +12,7 @@ import ipaddress
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import planner
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import model, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError, most_specific_zone
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.zones import Zones, span
 
@@ -141,7 +141,7 @@ def reference_ip_address(value):
 ])
 def test_ip_address_matches_ipaddress(text):
     assert planner._ip_address(text) == reference_ip_address(text)
-    number = planner._ipv4_number(str(text).strip())
+    number = model.ipv4_number(str(text).strip())
     assert number is None or number == int(ipaddress.IPv4Address(str(text).strip()))
 
 
@@ -152,7 +152,7 @@ def test_ipv4_reader_matches_ipaddress(value):
     expected = reference_ip_address(text)
     assert planner._ip_address(text) == expected
     if isinstance(value, int):
-        assert planner._ipv4_number(text) == value     # the canonical form takes the fast path
+        assert model.ipv4_number(text) == value     # the canonical form takes the fast path
 
 
 # -- a plan: what the planner's stand-in keys and copies give ----------------------------------------------------
