@@ -344,6 +344,12 @@ class Rule:
             icmp_type=icmp_type,
         )
 
+    def replace(self, **changes):
+        """A copy of the rule with ``changes`` (fields of RULE_FIELDS) in place of its own values."""
+        data = dict((field, getattr(self, field)) for field in RULE_FIELDS)
+        data.update(changes)
+        return Rule(**data)
+
     def to_dict(self, name=None, src_addresses=None, dst_addresses=None):
         """The canonical dict form; ``icmp_type`` only where the rule narrows ICMP to one type.
 

@@ -394,10 +394,8 @@ def effective_rule(rule, families=(4, 6)):
     dst_ports = rule.dst_ports
     if not any(p in PORT_KEYWORDS for p in dst_ports):
         dst_ports = _merge_ports(dst_ports)
-    return Rule(name=rule.name, flow_id=rule.flow_id, direction=rule.direction, action=rule.action,
-                protocol=rule.protocol, src_addresses=new_src, dst_addresses=new_dst,
-                src_ports=_merge_ports(rule.src_ports), dst_ports=dst_ports, description=rule.description,
-                source=rule.source, icmp_type=rule.icmp_type), warnings
+    return rule.replace(src_addresses=new_src, dst_addresses=new_dst, src_ports=_merge_ports(rule.src_ports),
+                        dst_ports=dst_ports), warnings
 
 
 def rule_to_nft(rule, families=(4, 6), rpc_range=DEFAULT_RPC_RANGE):

@@ -349,11 +349,10 @@ def split_icmp_families(rules):
         if versions != set((4, 6)):
             out.append(rule)
             continue
-        data = rule.to_dict()
-        v4 = dict(data, src_addresses=_family(rule.src_addresses, 4), dst_addresses=_family(rule.dst_addresses, 4))
-        v6 = dict(data, name=rule.name + ICMPV6_SUFFIX, src_addresses=_family(rule.src_addresses, 6),
-                  dst_addresses=_family(rule.dst_addresses, 6))
-        out.extend((Rule(**v4), Rule(**v6)))
+        out.extend((rule.replace(src_addresses=_family(rule.src_addresses, 4),
+                                 dst_addresses=_family(rule.dst_addresses, 4)),
+                    rule.replace(name=rule.name + ICMPV6_SUFFIX, src_addresses=_family(rule.src_addresses, 6),
+                                 dst_addresses=_family(rule.dst_addresses, 6))))
     return out
 
 
@@ -406,10 +405,7 @@ def full_rules(rules, prefix):
     """Copies of model rules named as on Windows (prefix + name)."""
     out = []
     for rule in rules:
-        data = rule.to_dict()
-        data["name"] = win_name(rule.name, prefix)
-        data["flow_id"] = rule.flow_id
-        out.append(Rule(**data))
+        out.append(rule.replace(name=win_name(rule.name, prefix)))
     return out
 
 
