@@ -18,6 +18,9 @@ from ansible.playbook.task import Task
 from ansible_collections.configmgr.nap.plugins.action.nft_nap_policy import ActionModule
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "modules"))
+from test_nft_nap_policy import router_estate  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
 RULES = [dict(name="IPSEC-HRA-TCP-FWD", flow_id="IPSEC-HRA", direction="forward", protocol="tcp",
               src_addresses=["198.51.100.0/24"], dst_addresses=["192.0.2.30"], dst_ports=[443])]
 ZONES = {"clients": ["198.51.100.0/24"], "servers": ["192.0.2.0/24"]}
@@ -49,15 +52,7 @@ def test_explicit_rules_are_sent_as_given_without_host():
 
 
 def test_a_plan_is_resolved_on_the_controller_for_the_host():
-    groups = {"nap_site_servers": ["cm01"], "nap_shv_points": ["nps01"], "nap_domain_controllers": ["dc01"],
-              "nap_global_catalogs": ["dc01"], "nap_perimeter": ["rtr01"]}
-    hostvars = {"cm01": {"ansible_host": "198.18.1.10"}, "nps01": {"ansible_host": "198.18.1.20"},
-                "dc01": {"ansible_host": "198.18.1.5"},
-                "rtr01": {"nap_address": ["198.18.1.1", "198.18.9.1"], "nap_perimeter_platform": "nftables",
-                          "nap_perimeter_zones": ["servers", "management"]}}
-    settings = {"nap_management_sources": ["198.18.9.10"],
-                "nap_zones": {"servers": ["198.18.1.0/24"], "management": ["198.18.9.0/24"]}}
-    plan = planner.plan(groups, hostvars, settings)
+    plan = planner.plan(*router_estate())
     result, sent = run(plan=plan, allow_lockout=True)
     assert not result.get("failed"), result.get("msg")
     assert sent == [plandoc.nft_arguments(dict(plan=plan, allow_lockout=True), "rtr01")]

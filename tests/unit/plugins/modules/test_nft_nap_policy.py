@@ -338,7 +338,8 @@ def test_diff_lists_changes_in_table_order_naming_the_chain():
     assert planned == [planned[0]] and planned[0].startswith("chain forward: IPSEC-HRA-TCP-FWD forward allow tcp")
 
 
-def test_plan_and_host_give_the_device_rules_zones_and_management():
+def router_estate():
+    """(groups, hostvars, settings): three servers and rtr01, an nftables router between servers and management."""
     groups = {"nap_site_servers": ["cm01"], "nap_shv_points": ["nps01"], "nap_domain_controllers": ["dc01"],
               "nap_global_catalogs": ["dc01"], "nap_perimeter": ["rtr01"]}
     hostvars = {"cm01": {"ansible_host": "198.18.1.10"}, "nps01": {"ansible_host": "198.18.1.20"},
@@ -347,7 +348,11 @@ def test_plan_and_host_give_the_device_rules_zones_and_management():
                           "nap_perimeter_zones": ["servers", "management"]}}
     settings = {"nap_management_sources": ["198.18.9.10"],
                 "nap_zones": {"servers": ["198.18.1.0/24"], "management": ["198.18.9.0/24"]}}
-    plan = json.loads(json.dumps(planner.plan(groups, hostvars, settings)))
+    return groups, hostvars, settings
+
+
+def test_plan_and_host_give_the_device_rules_zones_and_management():
+    plan = json.loads(json.dumps(planner.plan(*router_estate())))
     policy, warnings = mod.policy_from_params(dict(plan=plan, host="rtr01", allow_lockout=False, family="inet",
                                                    table="configmgr_nap"), environ={})
     names = [r.name for r in policy.rules]
