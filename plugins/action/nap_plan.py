@@ -182,9 +182,10 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 def builtin(value):
     """``value`` in builtin types. ansible-core 2.19 hands inventory values over as subclasses of str, list, dict and
     so on that carry their origin; the planner and the reports treat them as their base types. Used for the group
-    lists and the settings (the host names and zone names every flow repeats); the reports reuse parts for tagged
-    text too (report._is_text), and converting every host's variables would cost more than it saves (0.1 s at
-    10,000 hosts). Values of other types (vaulted ones) stay as they are: the planner rejects what it cannot use."""
+    lists, the settings (the host names and zone names every flow repeats) and the groups and host variables given
+    as arguments; not for the inventory's host variables: the reports reuse parts for tagged text too
+    (report._is_text), and converting every host's variables would cost more than it saves (0.1 s at 10,000 hosts).
+    Values of other types (vaulted ones) stay as they are: the planner rejects what it cannot use."""
     cls = value.__class__
     if cls in _SCALARS:
         return value
