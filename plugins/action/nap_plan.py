@@ -273,8 +273,10 @@ class ActionModule(ActionBase):
             if addresses is None and settings.get("nap_management_sources") is None \
                     and boolean(args.get("learn_controller_addresses", False), strict=False):
                 addresses = self._learn_controller_addresses(task_vars)
-            plan = planner.plan(groups, hostvars, settings, addresses or [])
-            _retain_in_worker(plan, groups, hostvars)
+            # the layout: how the flows repeat, which the reports write each part of once
+            layout = planner.FlowLayout() if args.get("report_dir") else None
+            plan = planner.plan(groups, hostvars, settings, addresses or [], layout=layout)
+            _retain_in_worker(plan, groups, hostvars, layout)
         except NapError as exc:
             result.update(failed=True, msg="configmgr.nap plan: %s (nothing was written)" % to_text(exc))
             return result
@@ -289,7 +291,7 @@ class ActionModule(ActionBase):
         if report_dir:
             report_dir = os.path.abspath(os.path.expanduser(to_text(report_dir)))
             try:
-                paths, changed = render_and_write(plan, formats, report_dir, self._task.check_mode)
+                paths, changed = render_and_write(plan, formats, report_dir, self._task.check_mode, layout)
             except (IOError, OSError) as exc:
                 result.update(failed=True, msg="configmgr.nap plan: cannot write the report to %s: %s"
                               % (report_dir, to_text(exc)))
@@ -344,8 +346,9 @@ class ActionModule(ActionBase):
 PARALLEL_FLOWS = 5000
 
 
-def render_and_write(plan, formats, report_dir, check_mode):
+def render_and_write(plan, formats, report_dir, check_mode, layout=None):
     """Render the reports and write them under ``report_dir`` (write_tree); returns (all paths, changed paths).
+    ``layout``: the planner's FlowLayout of the plan, if at hand (report.render_all).
 
     A large plan's flows.json (about half of the rendering, and the biggest file) is rendered and written by a forked
     child while this process does the other formats: the controller's main process only waits while a task runs, so
@@ -354,7 +357,7 @@ def render_and_write(plan, formats, report_dir, check_mode):
     split = [f for f in formats if f == "json"]
     rest = [f for f in formats if f != "json"]
     if not split or not rest or len(plan["flows"]) < PARALLEL_FLOWS or not hasattr(os, "fork"):
-        return write_tree(report.render_all(plan, formats), report_dir, check_mode)
+        return write_tree(report.render_all(plan, formats, layout), report_dir, check_mode)
     where = safe_paths([report.REPORT_FILES[f] for f in formats], report_dir)
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -363,7 +366,7 @@ def render_and_write(plan, formats, report_dir, check_mode):
         try:
             os.close(read_end)
             try:
-                answer = {"ok": write_tree(report.render_all(plan, split), report_dir, check_mode)}
+                answer = {"ok": write_tree(report.render_all(plan, split, layout), report_dir, check_mode)}
             except (IOError, OSError) as exc:
                 answer = {"os_error": to_text(exc)}
             except Exception as exc:  # pylint: disable=broad-except
@@ -377,7 +380,7 @@ def render_and_write(plan, formats, report_dir, check_mode):
             os._exit(status)        # no atexit handlers, no buffers of the parent flushed twice
     os.close(write_end)
     try:
-        mine = write_tree(report.render_all(plan, rest), report_dir, check_mode)
+        mine = write_tree(report.render_all(plan, rest, layout), report_dir, check_mode)
     finally:
         with os.fdopen(read_end, "rb") as handle:
             reply = handle.read()

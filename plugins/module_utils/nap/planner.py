@@ -772,7 +772,8 @@ class Planner:
         return found
 
     # -- main -------------------------------------------------------------
-    def run(self):
+    def run(self, layout=None):
+        """The plan document; ``layout``, a FlowLayout, is filled with how its flows repeat (see there)."""
         self._group_cache = {}
         self._fixed_groups = {}           # (flow id, via) -> _windows_group_data(), where no endpoint decides
         self._decided_groups = {}         # (flow id, via, deciding host) -> _windows_group_data(), for the others
@@ -795,6 +796,11 @@ class Planner:
         crossed_cache = _Memo(lambda zones: self.topology.crossed(*zones))   # a plan asks for the same few pairs
         devices = self.topology.devices
         fixed_groups = self._fixed_groups
+        if layout is not None:
+            layout.flows = flows
+            kind_numbers, end_numbers = {}, {}
+            kinds, ends, kept = layout.kinds, layout.ends, layout.kept
+            kind_of, src_of, dst_of = layout.kind_of, layout.src_of, layout.dst_of
 
         for flow in catalogue.FLOWS:
             if not self._enabled(flow):
@@ -864,7 +870,8 @@ class Planner:
                     if icmp_type:
                         entry["icmp_type"] = icmp_type
                     entry["perimeter"] = [*crossed]
-                    groups, note = fixed_groups.get((flow_id, via)) or self._windows_group_data(flow, via, src, dst)
+                    group_data = fixed_groups.get((flow_id, via)) or self._windows_group_data(flow, via, src, dst)
+                    groups, note = group_data
                     # each flow its own copy: consumers (and YAML dumpers) see no shared objects
                     entry["windows_group"] = [{"name": name, "resource": resource, "rules": [*rules]}
                                               for name, resource, rules in groups]
@@ -877,6 +884,31 @@ class Planner:
                     keys = service_keys.get(key)
                     if keys is None:
                         keys = service_keys[key] = _ServiceKeys(entry, forward_numbers)
+                    if layout is not None:
+                        # every field but the two ends follows from the service's keys (the flow, via, protocol,
+                        # ports, RPC ranges), the roles, the devices crossed and the Windows groups (one cached
+                        # object per flow, via and setting value, alive while the planner is)
+                        number = len(flows) - 1
+                        kind_key = (keys, src.role, dst.role, tuple(crossed), id(group_data))
+                        kind = kind_numbers.get(kind_key)
+                        if kind is None:
+                            kind = kind_numbers[kind_key] = len(kinds)
+                            kinds.append(number)
+                        kind_of.append(kind)
+                        # an end (host, addresses, zone) follows from its endpoint; the layout keeps each endpoint
+                        # it numbers, so that no other one takes its id() while the layout is filled
+                        end = end_numbers.get(id(src))
+                        if end is None:
+                            end = end_numbers[id(src)] = len(ends)
+                            ends.append((number, "src"))
+                            kept.append(src)
+                        src_of.append(end)
+                        end = end_numbers.get(id(dst))
+                        if end is None:
+                            end = end_numbers[id(dst)] = len(ends)
+                            ends.append((number, "dst"))
+                            kept.append(dst)
+                        dst_of.append(end)
                     # the flow's rules: filed under its hosts and devices, made per host and device by _assemble
                     if dst_host and not (keys.windows_exempt and platform.get(dst_host) == "windows"):
                         inbound[dst_host].append((entry, (keys, src_addresses)))   # one rule per group that merges
@@ -1103,10 +1135,36 @@ class CollectorPaused(object):
             gc.enable()
 
 
-def plan(groups, hostvars, settings, controller_addresses=None):
-    """Build the plan document from inventory groups, host variables and global settings."""
+class FlowLayout(object):
+    """How the flows of one plan repeat, as the planner made them (plan(..., layout=FlowLayout())).
+
+    A flow is its kind (every field but its two ends: the catalogue texts, the roles, the service, the devices
+    crossed, the Windows groups) and its two ends (host, addresses and zone, from one endpoint); an estate of
+    thousands of hosts has a few hundred kinds and an end per host or network. ``kind_of``, ``src_of`` and
+    ``dst_of`` give each flow's numbers, ``kinds`` the index of each kind's first flow, ``ends`` each end's first
+    flow and side ("src" or "dst"). The reports (report.render_json, render_csv) then write each kind and end once,
+    instead of finding the repeats again by value. A layout describes ``flows``, the plan's list, as the planner
+    left it: it is for the code that made the plan, before anything changes the flows.
+    """
+
+    __slots__ = ("flows", "kinds", "ends", "kept", "kind_of", "src_of", "dst_of")
+
+    def __init__(self):
+        self.flows = None
+        self.kinds, self.ends, self.kept = [], [], []
+        self.kind_of, self.src_of, self.dst_of = [], [], []
+
+    def describes(self, flows):
+        """Is this the layout of ``flows`` (the same list, as many flows)?"""
+        return self.flows is flows and len(self.kind_of) == len(flows)
+
+
+def plan(groups, hostvars, settings, controller_addresses=None, layout=None):
+    """Build the plan document from inventory groups, host variables and global settings.
+
+    ``layout``: a FlowLayout to fill for the reports of this plan (see there)."""
     with CollectorPaused():
-        return Planner(groups, hostvars, settings, controller_addresses).run()
+        return Planner(groups, hostvars, settings, controller_addresses).run(layout)
 
 
 def summary(plan_doc):
@@ -1130,4 +1188,4 @@ def summary(plan_doc):
     return lines
 
 
-__all__ = ["plan", "Planner", "summary", "validate_setting", "parse_bool", "NapError"]
+__all__ = ["plan", "Planner", "FlowLayout", "summary", "validate_setting", "parse_bool", "NapError"]

@@ -77,11 +77,12 @@ def _host_and_addresses(host, addresses):
 _ENCODE = json.JSONEncoder(check_circular=False).encode
 
 
-def render_json(plan):
+def render_json(plan, layout=None):
     """flows.json: each top-level key on its own line, and under it each flow, host, device or warning on one line.
 
     ``indent`` makes Python fall back to its pure-Python encoder (seconds on an estate of thousands of hosts); each
-    line here is written by the C encoder, and a plan still reads (and diffs) one item per line.
+    line here is written by the C encoder, and a plan still reads (and diffs) one item per line. ``layout``: the
+    planner's FlowLayout of the plan, if at hand (_json_flows).
     """
     if not isinstance(plan, dict):
         return json.dumps(plan) + "\n"
@@ -97,7 +98,7 @@ def render_json(plan):
             parts[-1] = "\n  }%s\n" % comma
         elif isinstance(value, list) and value:
             parts.append("  %s: [\n    " % encode(key))
-            items = _json_flows(value) if key == "flows" else list(map(encode, value))
+            items = _json_flows(value, layout) if key == "flows" else list(map(encode, value))
             lines = [",\n    "] * (2 * len(items) - 1)       # copied once, by the last join
             lines[::2] = items
             parts.extend(lines)
@@ -108,11 +109,12 @@ def render_json(plan):
     return "".join(parts)
 
 
-def render_csv(plan):
+def render_csv(plan, layout=None):
+    """flows.csv: a row per flow. ``layout``: the planner's FlowLayout of the plan, if at hand (_csv_lines)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    lines = _csv_lines(plan["flows"])
+    lines = _csv_lines(plan["flows"], layout)
     if lines is None:
         writer.writerows(_csv_rows(plan["flows"]))
         return buf.getvalue()
@@ -245,8 +247,19 @@ def _end_part(parts, end, write):
     return part
 
 
-def _json_flows(flows):
-    """The JSON of each flow, as _ENCODE writes it."""
+def _laid_out(flows, layout, kind_texts):
+    """([kind_texts(its first flow) for each kind], [(host, addresses, zone) of each end]) of ``flows`` by their
+    planner.FlowLayout: the parts their lines are written from, each once."""
+    get = {"src": _get_src, "dst": _get_dst}
+    return ([kind_texts(flows[first]) for first in layout.kinds],
+            [get[side](flows[first]) for first, side in layout.ends])
+
+
+def _json_flows(flows, layout=None):
+    """The JSON of each flow, as _ENCODE writes it; with the planner's FlowLayout of ``flows``, from each kind's
+    and end's JSON (written once: the layout says which flows share them)."""
+    if layout is not None and layout.describes(flows):
+        return _json_laid_out(flows, layout)
     encode = _ENCODE
     out = []
     append = out.append
@@ -286,9 +299,30 @@ def _json_flows(flows):
     return out
 
 
-def _csv_lines(flows):
+def _json_laid_out(flows, layout):
+    def kind_texts(flow):
+        tail_keys = tuple(flow)[len(_HEAD):]
+        return _json_part(_CAT, _get_cat(flow)), _json_part(tail_keys, tuple(map(flow.get, tail_keys)))
+    kinds, ends = _laid_out(flows, layout, kind_texts)
+    srcs, dsts = [None] * len(ends), [None] * len(ends)
+    out = []
+    append = out.append
+    for kind, src, dst in zip(layout.kind_of, layout.src_of, layout.dst_of):
+        cat, tail = kinds[kind]
+        src_text, dst_text = srcs[src], dsts[dst]
+        if src_text is None:
+            src_text = srcs[src] = _json_part(_SRC, ends[src])
+        if dst_text is None:
+            dst_text = dsts[dst] = _json_part(_DST, ends[dst])
+        append("{%s, %s, %s, %s}" % (cat, src_text, dst_text, tail))
+    return out
+
+
+def _csv_lines(flows, layout=None):
     """The lines of flows.csv but its header (as the csv module writes them), or None where _uniform does not
-    hold."""
+    hold; with the planner's FlowLayout of ``flows``, from each kind's and end's cells (written once)."""
+    if layout is not None and layout.describes(flows):
+        return _csv_laid_out(flows, layout)
     out = []
     append = out.append
     kinds, ends = {}, {}              # (a host's cells are the same at either end)
@@ -313,6 +347,27 @@ def _csv_lines(flows):
         tails.append(tail)
         append("%s,%s,%s,%s,%s\n" % (kind[1], src_part[1], kind[2], dst_part[1], kind[3]))
     return out if _uniform(tail_keys, tails) else None
+
+
+def _csv_laid_out(flows, layout):
+    csv_text = _csv_texts()
+
+    def kind_texts(flow):
+        cat = _get_cat(flow)
+        return csv_text(cat[:-1]), csv_text(cat[-1:]), csv_text(tuple(map(flow.get, _CSV_TAIL)))
+    kinds, ends = _laid_out(flows, layout, kind_texts)
+    texts = [None] * len(ends)        # (an end's cells are the same at either end)
+    out = []
+    append = out.append
+    for kind, src, dst in zip(layout.kind_of, layout.src_of, layout.dst_of):
+        head, dst_role, tail = kinds[kind]
+        src_text, dst_text = texts[src], texts[dst]
+        if src_text is None:
+            src_text = texts[src] = csv_text(ends[src])
+        if dst_text is None:
+            dst_text = texts[dst] = csv_text(ends[dst])
+        append("%s,%s,%s,%s,%s\n" % (head, src_text, dst_role, dst_text, tail))
+    return out
 
 
 def _csv_cell(value):
@@ -1104,8 +1159,9 @@ def render_mermaid(plan):
 RENDERERS = {"json": render_json, "csv": render_csv, "md": render_markdown, "mermaid": render_mermaid}
 
 
-def render_all(plan, formats=None):
-    """{file name: text} for the requested formats (all by default)."""
+def render_all(plan, formats=None, layout=None):
+    """{file name: text} for the requested formats (all by default); ``layout``: the planner's FlowLayout of the
+    plan, if at hand (flows.json and flows.csv are written faster with it)."""
     formats = formats or list(REPORT_FILES)
     out = OrderedDict()
     mermaid = None
@@ -1117,5 +1173,5 @@ def render_all(plan, formats=None):
             mermaid = render_mermaid(plan) if mermaid is None else mermaid
             out[REPORT_FILES[fmt]] = mermaid
         else:
-            out[REPORT_FILES[fmt]] = RENDERERS[fmt](plan)
+            out[REPORT_FILES[fmt]] = RENDERERS[fmt](plan, layout) if fmt in ("json", "csv") else RENDERERS[fmt](plan)
     return out

@@ -310,7 +310,7 @@ def test_a_failure_in_the_forked_writer_is_the_tasks_failure(tmp_path, monkeypat
         nap_plan.render_and_write(plan, ["json", "csv"], str(out), False)
     assert "flows.json" in str(err.value) or "Is a directory" in str(err.value)
 
-    def broken(plan_doc):
+    def broken(plan_doc, layout=None):
         raise ValueError("no JSON today")
 
     monkeypatch.setitem(nap_plan.report.RENDERERS, "json", broken)

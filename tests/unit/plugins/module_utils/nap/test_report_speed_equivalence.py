@@ -264,3 +264,41 @@ def test_host_flows_others_and_group_rows_as_from_the_flows():
     rows = report._group_rows(plan, index)
     assert rows == report._group_rows(plan)
     assert list(rows)[-4:] == ["A", "B (x)", "B", "C"] and rows["B"] == "none: "
+
+
+# -- the planner's FlowLayout: each kind and end written once, the same text as by value ------------------------
+def _estates():
+    from test_planner import done_when_estate  # pylint: disable=import-error
+    from test_planner_speed_equivalence import estate  # pylint: disable=import-error
+    from test_report import large_estate  # pylint: disable=import-error
+    done = done_when_estate()
+    yield "example", load_example()
+    yield "ports and groups some hosts decide", estate()
+    yield "issue 18 (IPv4-only DHCP ends, client RPC ranges)", (done["groups"], done["hostvars"], done["settings"])
+    groups, hostvars, settings = large_estate(dcs=20, radius_clients=50)
+    yield "large, outbound block", (groups, hostvars, dict(settings, nap_windows_outbound_policy="block"))
+
+
+@pytest.mark.parametrize("name,inventory", list(_estates()), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_layout_writes_what_the_flows_say(name, inventory):
+    layout = planner.FlowLayout()
+    plan = planner.plan(*inventory, layout=layout)
+    assert plan == planner.plan(*inventory), "the layout changes nothing in the plan"
+    flows = plan["flows"]
+    assert layout.describes(flows) and len(layout.kinds) < len(flows), name
+    assert report._json_flows(flows, layout) == reference_json(flows)
+    assert "".join(report._csv_lines(flows, layout)) == reference_csv(flows)
+    assert report.render_all(plan, None, layout) == report.render_all(plan)
+
+
+def test_a_layout_is_not_used_for_other_flows():
+    layout = planner.FlowLayout()
+    plan = planner.plan(*load_example(), layout=layout)
+    flows = plan["flows"]
+    changed = flows[1:]                       # another list: the layout describes the plan's own
+    assert not layout.describes(changed)
+    assert report._json_flows(changed, layout) == reference_json(changed)
+    flows.append(dict(flows[0], src_host="other"))     # the same list, grown: no longer what the layout says
+    assert not layout.describes(flows)
+    assert "".join(report._csv_lines(flows, layout)) == reference_csv(flows)
+    assert report._json_flows(flows, layout)[-1] == report._ENCODE(flows[-1])
