@@ -656,22 +656,74 @@ class _HostFlows:
     the flows). ``by_host``: {host: its flows in plan order}, each flow four numbers: its _Kind in ``kinds``, the
     host's end of it (SRC, DST or BOTH), and its source and destination in ``ends`` (host, addresses), the host's
     own end None unless the flow is between two of its addresses. Numbers rather than a tuple per flow: the cyclic
-    garbage collector skips them, while a few hundred thousand new tuples set it traversing the whole plan."""
+    garbage collector skips them, while a few hundred thousand new tuples set it traversing the whole plan.
+    ``layout``: the planner's FlowLayout of the plan, if at hand: then each of its kinds is found once, not each
+    flow's (_laid_out; the same numbers)."""
 
-    def __init__(self, plan):
-        self.kinds, kind_index = [], {}
+    def __init__(self, plan, layout=None):
+        self.kinds, self.kind_index = [], {}
         self.ends, self.end_index = [], {}
         self.by_host = defaultdict(list)
-        self.others = others = []     # the flows between two networks
+        self.others = []              # the flows between two networks
         # kind -> its first flow with Windows groups: a label's first such flow is the first of its kinds' here
-        self.grouped = grouped = OrderedDict()
+        self.grouped = OrderedDict()
         # host (or a network's None) -> [its flows in by_host, the addresses of its last end, that end's number]:
         # one look-up a host a flow
-        self.records = records = {}
-        get_record, new_record, end_of = records.get, self._record, self._end
+        self.records = {}
+        if layout is not None and layout.describes(plan["flows"]):
+            self._laid_out(plan["flows"], layout)
+        else:
+            self._by_value(plan["flows"])
+
+    def _kind(self, flow):
+        key = _kind_key(flow)
+        kind = self.kind_index.get(key)
+        if kind is None:
+            kind = self.kind_index[key] = len(self.kinds)
+            self.kinds.append(_Kind(flow))
+        return kind
+
+    def _laid_out(self, flows, layout):
+        """The numbers from the layout's kinds and ends: each found once, in the order _by_value finds them."""
+        grouped, others = self.grouped, self.others
+        get_record, new_record, end_of = self.records.get, self._record, self._end
+        kinds = [self._kind(flows[first]) for first in layout.kinds]
+        ends = [(flows[first][side + "_host"], flows[first][side + "_addresses"]) for first, side in layout.ends]
+        numbers = [None] * len(ends)
+
+        def end(number):
+            found = numbers[number]
+            if found is None:
+                found = numbers[number] = end_of(*ends[number])
+            return found
+        for index, (kind, src, dst) in enumerate(zip(layout.kind_of, layout.src_of, layout.dst_of)):
+            kind = kinds[kind]
+            if kind not in grouped and "windows_group" in flows[index]:
+                grouped[kind] = flows[index]
+            src_host, dst_host = ends[src][0], ends[dst][0]
+            if src_host:
+                src_record = get_record(src_host) or new_record(src_host)
+                if src_host == dst_host:
+                    src_end = end(src)
+                    src_record[0].extend((kind, BOTH, src_end, end(dst)))
+                elif dst_host:
+                    dst_record = get_record(dst_host) or new_record(dst_host)
+                    src_record[0].extend((kind, SRC, None, end(dst)))
+                    dst_record[0].extend((kind, DST, end(src), None))
+                else:
+                    src_record[0].extend((kind, SRC, None, end(dst)))
+            elif dst_host:
+                dst_record = get_record(dst_host) or new_record(dst_host)
+                dst_record[0].extend((kind, DST, end(src), None))
+            else:
+                others.append(flows[index])
+
+    def _by_value(self, flows):
+        kind_index, grouped, others = self.kind_index, self.grouped, self.others
+        get_record, new_record, end_of = self.records.get, self._record, self._end
         seen = {}                     # id -> [(the fields _kind_key reads, as they are, its kind)]
         get_kind = _get_kind
-        for flow in plan["flows"]:
+        for flow in flows:
             # equal fields make an equal _kind_key, which costs three times as much to build and hash; lists are
             # equal only to lists, which make equal tuples there (not so dicts: equal in any order)
             fields = (get_kind(flow), flow.get("via"), flow.get("rpc_dynamic_range", ""),
@@ -680,11 +732,7 @@ class _HostFlows:
                 if known == fields:
                     break
             else:
-                key = _kind_key(flow)
-                kind = kind_index.get(key)
-                if kind is None:
-                    kind = kind_index[key] = len(self.kinds)
-                    self.kinds.append(_Kind(flow))
+                kind = self._kind(flow)
                 if all(value.__class__ is list for value in fields[0][-3:]) and fields[3].__class__ in _LIST_OR_NONE:
                     seen.setdefault(fields[0][0], []).append((fields, kind))
             if kind not in grouped and "windows_group" in flow:
@@ -900,8 +948,9 @@ INTRO = ("Each host section lists the rules planned on the host (what its firewa
          "and roles names how many; flows.csv and flows.json have every flow one by one.")
 
 
-def render_markdown(plan, mermaid=None):
-    """flows.md; ``mermaid``: render_mermaid(plan) when the caller has it already (render_all)."""
+def render_markdown(plan, mermaid=None, layout=None):
+    """flows.md; ``mermaid``: render_mermaid(plan) when the caller has it already (render_all); ``layout``: the
+    planner's FlowLayout of the plan, if at hand (_HostFlows)."""
     lines = ["# NAP flow matrix", ""]
     settings = plan["settings"]
     lines.append("Generated by configmgr.nap from the inventory; %d flows, %d hosts, %d perimeter devices."
@@ -929,7 +978,7 @@ def render_markdown(plan, mermaid=None):
     lines.append("")
     lines.append(INTRO)
     lines.append("")
-    index = _HostFlows(plan)
+    index = _HostFlows(plan, layout)
     groups = _role_groups(plan)
     sections = OrderedDict()          # signature -> hosts, in plan order
     signatures = {}                   # _section_key -> signature: most hosts of a role share it, worked out once
@@ -1161,14 +1210,14 @@ RENDERERS = {"json": render_json, "csv": render_csv, "md": render_markdown, "mer
 
 def render_all(plan, formats=None, layout=None):
     """{file name: text} for the requested formats (all by default); ``layout``: the planner's FlowLayout of the
-    plan, if at hand (flows.json and flows.csv are written faster with it)."""
+    plan, if at hand (flows.json, flows.csv and flows.md are written faster with it)."""
     formats = formats or list(REPORT_FILES)
     out = OrderedDict()
     mermaid = None
     for fmt in formats:
         if fmt == "md":
             mermaid = render_mermaid(plan) if mermaid is None else mermaid
-            out[REPORT_FILES[fmt]] = render_markdown(plan, mermaid)
+            out[REPORT_FILES[fmt]] = render_markdown(plan, mermaid, layout)
         elif fmt == "mermaid":
             mermaid = render_mermaid(plan) if mermaid is None else mermaid
             out[REPORT_FILES[fmt]] = mermaid
