@@ -77,6 +77,45 @@ def safe_paths(names, directory):
     return out
 
 
+_CHUNK = 1 << 20
+
+
+class _Content(object):
+    """A file's content (text, written in UTF-8, or bytes) a megabyte at a time: a report of 100 MB is compared
+    and written without a copy of it whole (two copies took longer than writing a new file)."""
+
+    def __init__(self, text):
+        if not isinstance(text, str) or not text.isascii():
+            self.data = to_bytes(text)
+            self.size = len(self.data)
+        else:
+            self.data = text          # ASCII: a character is a byte, and a slice of it encodes on its own
+            self.size = len(text)
+
+    def chunks(self):
+        data = self.data
+        if isinstance(data, bytes):
+            view = memoryview(data)
+            for start in range(0, len(data), _CHUNK):
+                yield view[start:start + _CHUNK]
+        else:
+            for start in range(0, len(data), _CHUNK):
+                yield data[start:start + _CHUNK].encode("ascii")
+
+    def is_in(self, path):
+        """Does the file at ``path`` hold exactly this content? (False when it cannot be read.)"""
+        try:
+            if os.path.getsize(path) != self.size:      # the size first: most changes change it
+                return False
+            with open(path, "rb") as handle:
+                for chunk in self.chunks():
+                    if handle.read(len(chunk)) != chunk:
+                        return False
+                return handle.read(1) == b""
+        except (IOError, OSError):
+            return False
+
+
 def write_tree(files, directory, check_mode):
     """Write {relative path: text} under directory; return (all paths, changed paths).
 
@@ -86,15 +125,9 @@ def write_tree(files, directory, check_mode):
     for name, text in files.items():
         path = where[name]
         paths.append(path)
-        data = to_bytes(text)
-        try:
-            # the size first: a report of 100 MB is read back only when it may be the same
-            if os.path.getsize(path) == len(data):
-                with open(path, "rb") as handle:
-                    if handle.read() == data:
-                        continue
-        except (IOError, OSError):
-            pass
+        content = _Content(text)
+        if content.is_in(path):
+            continue
         changed.append(path)
         if check_mode:
             continue
@@ -104,7 +137,8 @@ def write_tree(files, directory, check_mode):
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".%s." % os.path.basename(path))
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                for chunk in content.chunks():
+                    handle.write(chunk)
             os.chmod(tmp, 0o644)
             os.rename(tmp, path)
         finally:

@@ -122,6 +122,31 @@ def test_write_tree_leaves_no_temporary_file_when_the_write_fails(tmp_path, monk
     assert tree(tmp_path) == []
 
 
+@pytest.mark.parametrize("text", [
+    "a\n" * 1500000,                              # ASCII over a chunk: compared and written a megabyte at a time
+    u"z\u00f6ne \u2192 h\u00f4te\n" * 200000,     # UTF-8 of more bytes than characters
+    b"\x00bytes\n" * 300000,
+    "",
+])
+def test_write_tree_compares_and_writes_a_large_file_by_chunks(tmp_path, monkeypatch, text):
+    monkeypatch.setattr(_files, "_CHUNK", 4096 + 3)   # chunk edges inside characters' runs, not on line ends
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
+    paths, changed = _files.write_tree({"r.txt": text}, str(tmp_path), False)
+    assert changed == paths and (tmp_path / "r.txt").read_bytes() == data
+    assert _files.write_tree({"r.txt": text}, str(tmp_path), False)[1] == []        # the same: not written
+    if data:
+        # the same size, one byte different, in the last chunk and in the first
+        for at in (len(data) - 2, 0):
+            other = bytearray(data)
+            other[at] = (other[at] + 1) % 128
+            (tmp_path / "r.txt").write_bytes(bytes(other))
+            assert _files.write_tree({"r.txt": text}, str(tmp_path), False)[1] == paths
+            assert (tmp_path / "r.txt").read_bytes() == data
+    (tmp_path / "r.txt").write_bytes(data + b"x")                               # longer: changed
+    assert _files.write_tree({"r.txt": text}, str(tmp_path), True)[1] == paths   # check mode: reported, not written
+    assert (tmp_path / "r.txt").read_bytes() == data + b"x"
+
+
 # ---------------------------------------------------------------------------
 # nap_export: a perimeter device named ../../..
 # ---------------------------------------------------------------------------
