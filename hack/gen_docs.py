@@ -224,8 +224,9 @@ ROLE_NOTES = {
                  "the cisco.asa / cisco.ios resource modules, never `overridden`; see docs/perimeter-vendors.md), "
                  "`other` (export the plan with `-e nap_export=aerleon`). Tasks are tagged `perimeter` (the plan "
                  "`always`), also those of the nftables platform's configmgr.nap.host_firewall.",
-    "plan": "Runs on the controller, once per play (`run_once`, delegated to localhost), and keeps the plan as "
-            "`__nap_plan` on every host of the play. Contacts no managed host; `--limit` does not narrow the plan. "
+    "plan": "Runs on the controller, once per play (`run_once`, delegated to localhost), and keeps the plan's "
+            "handle as `__nap_plan` on every host of the play (the registered result of configmgr.nap.nap_plan, "
+            "which every module and filter of the collection takes as the plan). Contacts no managed host; `--limit` does not narrow the plan. "
             "Its tasks are tagged `always`, so `--tags firewall`, `perimeter`, `verify` or `drift` still plan. "
             "Publishes `nap_plan` as a custom statistic, as `set_stats` does (the job's artifacts in AWX; "
             "`publish_stats` of configmgr.nap.nap_plan): the summary's totals, `counts`, "
