@@ -187,7 +187,7 @@ def test_nap_export_write_guard_names_device_file_and_dest(tmp_path, monkeypatch
     """Even when the backend let such a name through, write_tree refuses it before writing anything."""
     def export(plan, devices, targets, filter_name):
         return {"README.txt": "r\n", "def/networks.yaml": "n\n", "policies/pol/%s.yaml" % device: "p\n"}
-    monkeypatch.setattr(export_action.aerleon, "export", export)
+    monkeypatch.setattr(export_action._aerleon(), "export", export)
     dest = tmp_path / "a" / "b" / "c" / "export"
     result = action(export_action.ActionModule, "configmgr.nap.nap_export",
                     {"plan": {"perimeter": {}}, "dest": str(dest)}).run(task_vars={})
