@@ -89,6 +89,21 @@ def management_port(hvars, platform, host):
     return catalogue.MANAGEMENT_DEFAULT_PORTS["ssh"]
 
 
+def _same_value(value, other):
+    """Is ``value`` the same setting value as ``other``: equal, and of the same kinds all through (text and text,
+    lists and lists, bool and bool; 1 and True are not)? A value of any other kind is never the same."""
+    if value is other:
+        return True
+    if isinstance(value, str):
+        return isinstance(other, str) and value == other
+    if isinstance(value, list):
+        return isinstance(other, list) and len(value) == len(other) and all(map(_same_value, value, other))
+    if isinstance(value, dict):
+        return (isinstance(other, dict) and len(value) == len(other)
+                and all(key in other and _same_value(item, other[key]) for key, item in value.items()))
+    return value.__class__ in (bool, int) and value.__class__ is other.__class__ and value == other
+
+
 class Settings:
     """Global settings plus per-host overrides; records which settings were used."""
 
@@ -110,8 +125,11 @@ class Settings:
             own = {}
             if not setting_names.isdisjoint(hvars):         # most hosts set none: no look-up of every setting
                 for spec in catalogue.SETTINGS:
-                    if hvars.get(spec.name) is not None:
-                        own[spec.name] = validate_setting(spec.name, hvars[spec.name], "host %s" % host)
+                    value = hvars.get(spec.name)
+                    if value is not None and not _same_value(value, settings.get(spec.name)):
+                        # (a host's variables hold the inventory's global settings too, in Ansible: a value the
+                        # same as the global one is the global one, validated once above)
+                        own[spec.name] = validate_setting(spec.name, value, "host %s" % host)
                         if own[spec.name] != self.glob[spec.name]:
                             self.explicit.add(spec.name)
             self.per_host[host] = own

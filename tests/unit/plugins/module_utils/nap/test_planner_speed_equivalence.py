@@ -204,3 +204,70 @@ def test_no_flow_or_rule_shares_a_list_or_dict():
     for host, entry in plan["hosts"].items():
         for part in ("inbound", "outbound", "listeners"):     # settings share the global values
             walk(entry[part], "host %s %s" % (host, part))
+
+
+# -- a host's variables repeat the global settings (as Ansible merges them): the same plan, the host's own values
+# still validated and planned -----------------------------------------------------------------------------------
+class _Tagged(str):
+    """A str subclass, as ansible-core 2.19 hands inventory text over."""
+
+
+def _repeating(groups, hostvars, settings_, **own):
+    """Every host's variables with the global settings in them, in other objects (and tagged text); ``own``:
+    {host: {setting: value}} on top."""
+    def retag(value):
+        if isinstance(value, str):
+            return _Tagged(value)
+        if isinstance(value, list):
+            return [retag(v) for v in value]
+        if isinstance(value, dict):
+            return dict((retag(k), retag(v)) for k, v in value.items())
+        return value
+    out = {}
+    for host in set(h for members in groups.values() for h in members):
+        out[host] = dict(retag(settings_), **hostvars.get(host, {}))
+        out[host].update(own.get(host, {}))
+    return out
+
+
+def test_global_settings_repeated_in_every_hosts_variables_make_the_same_plan():
+    groups, hostvars, settings_ = estate()
+    settings_ = dict(settings_, nap_windows_outbound_policy="block", nap_include_ad_dependencies=True,
+                     nap_client_networks=["198.19.0.0/24"])
+    assert planner.plan(groups, _repeating(groups, hostvars, settings_), settings_) == \
+        planner.plan(groups, hostvars, settings_)
+
+
+@pytest.mark.parametrize("own,effect", [
+    ({"nap_windows_outbound_policy": "allow"}, "allow"),          # another value: the host's
+    ({"nap_include_ad_dependencies": 1}, None),                  # 1 is not True: validated, and 1 means true
+])
+def test_a_hosts_own_setting_beside_the_repeated_global_ones_is_still_its_own(own, effect):
+    groups, hostvars, settings_ = estate()
+    settings_ = dict(settings_, nap_windows_outbound_policy="block", nap_include_ad_dependencies=True)
+    plan = planner.plan(groups, _repeating(groups, hostvars, settings_, cm01=own), settings_)
+    expected = dict(hostvars, cm01=dict(hostvars["cm01"], **own))
+    assert plan == planner.plan(groups, expected, settings_)
+    if effect:
+        assert plan["hosts"]["cm01"]["outbound_policy"] == effect
+        assert plan["hosts"]["nps01"]["outbound_policy"] == "block"
+
+
+def test_an_invalid_value_of_a_host_beside_the_repeated_global_ones_names_the_host():
+    groups, hostvars, settings_ = estate()
+    settings_ = dict(settings_, nap_include_ad_dependencies=True)
+    for bad in ("maybe", ["true"]):
+        with pytest.raises(NapError, match="host dp01: nap_include_ad_dependencies"):
+            planner.plan(groups, _repeating(groups, hostvars, settings_, dp01={"nap_include_ad_dependencies": bad}),
+                         settings_)
+
+
+@pytest.mark.parametrize("value,other,same", [
+    ("a", "a", True), (_Tagged("a"), "a", True), ("a", "b", False),
+    (True, True, True), (1, True, False), (True, 1, False), (1, 1, True), (1.0, 1, False), (None, None, True),
+    (["a", _Tagged("b")], ["a", "b"], True), (["a"], ("a",), False), (["a"], ["a", "b"], False), ([1], [True], False),
+    ({"z": ["a"]}, {_Tagged("z"): [_Tagged("a")]}, True), ({"z": ["a"]}, {"z": ["a"], "y": []}, False),
+    ({"z": [1]}, {"z": [True]}, False), ({"z": 1}, {"y": 1}, False),
+])
+def test_same_value_is_equal_and_of_the_same_kinds(value, other, same):
+    assert planner._same_value(value, other) is same
