@@ -271,3 +271,47 @@ def test_an_invalid_value_of_a_host_beside_the_repeated_global_ones_names_the_ho
 ])
 def test_same_value_is_equal_and_of_the_same_kinds(value, other, same):
     assert planner._same_value(value, other) is same
+
+
+# -- normalize_addresses: IPv4 lists collapsed with integers, as ipaddress.collapse_addresses does ------------
+def reference_collapsed(values):
+    """What normalize_addresses gave before its IPv4 path: ipaddress's networks (strict=False), collapsed."""
+    nets = [ipaddress.ip_network(str(v).strip(), strict=False) for v in values]
+    return tuple(str(n) for n in ipaddress.collapse_addresses([n for n in nets if n.version == 4])) + \
+        tuple(str(n) for n in ipaddress.collapse_addresses([n for n in nets if n.version == 6]))
+
+
+def _ipv4_text():
+    """An IPv4 address or CIDR near the others (so that they overlap, join and nest), host bits set or not."""
+    return st.builds(lambda net, host, plen, slash: "%s%s" % (
+        ipaddress.IPv4Address((net << 8 | host) & 0xFFFFFFFF), "/%d" % plen if slash else ""),
+        st.sampled_from([0xC00002, 0xC00003, 0xC00004, 0xC00005, 0xFFFFFF, 0]),
+        st.integers(0, 255), st.integers(0, 32), st.booleans())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_ipv4_text(), max_size=12))
+def test_ipv4_collapse_matches_ipaddress(values):
+    model._NORMALIZED.clear()
+    assert model.normalize_addresses(values) == reference_collapsed(values)
+    assert model._normalize(values, "x", True) == reference_collapsed(values)
+
+
+@pytest.mark.parametrize("values", [
+    ["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["255.255.255.255"], ["192.0.2.0/25", "192.0.2.128/25"],
+    ["192.0.2.1", "192.0.2.2"], ["192.0.2.3", "192.0.2.4"], ["192.0.2.7/24", "192.0.2.9"], [" 192.0.2.5/31 "],
+    ["192.0.2.0/24", "2001:db8::1"],                           # IPv6 among them: ipaddress's path
+    ["192.0.2.0/255.255.255.0"], ["192.0.2.0/024"], [],
+])
+def test_ipv4_collapse_edges_match_ipaddress(values):
+    model._NORMALIZED.clear()
+    assert model.normalize_addresses(values) == reference_collapsed(values)
+
+
+@pytest.mark.parametrize("bad", ["192.0.2.010", "192.0.2.0/33", "192.0.2.256"])
+def test_ipv4_collapse_refuses_what_ipaddress_refuses(bad):
+    with pytest.raises(ValueError):
+        reference_collapsed([bad])
+    model._NORMALIZED.clear()
+    with pytest.raises(NapError, match="is not an IPv4/IPv6 address or CIDR"):
+        model.normalize_addresses(["192.0.2.1", bad])
