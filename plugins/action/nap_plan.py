@@ -102,6 +102,9 @@ class _InventoryVars(object):
         self.from_sources, self.from_path = get_vars_from_inventory_sources, get_vars_from_path
         self.by_groups = {}
         self.host_layers = (self._plugins_inventory, self._plugins_play)
+        # the extra vars are the same for every host: selected and checked once
+        self.extra = dict((k, v) for k, v in (self.extra_vars or {}).items() if _wanted(k))
+        self.extra_plain = all(_plain(v) for v in self.extra.values())
         self.fast = True
 
     def prepare(self, names):
@@ -153,14 +156,17 @@ class _InventoryVars(object):
         data, plain = self._group_part(host)
         if not plain:
             return None
-        data = dict(data)
-        for layer in [host.get_vars()] + [ask([host]) for ask in self.host_layers] + [self.extra_vars]:
+        if not self.extra_plain:
+            return None
+        # host.vars: what host.get_vars() gives but the magic variables (inventory_hostname, group_names), which
+        # are not selected and cost more to make than the rest
+        for layer in [host.vars] + [ask([host]) for ask in self.host_layers]:
             if layer:
                 own = dict((k, v) for k, v in layer.items() if _wanted(k))
                 if not all(_plain(v) for v in own.values()):
                     return None
                 data = self.combine(data, own)
-        return data
+        return self.combine(data, self.extra) if self.extra else dict(data)
 
     def get(self, name):
         data = None
