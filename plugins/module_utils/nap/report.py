@@ -685,38 +685,55 @@ class _HostFlows:
 
     def _laid_out(self, flows, layout):
         """The numbers from the layout's kinds and ends: each found once, in the order _by_value finds them."""
-        grouped, others = self.grouped, self.others
+        others, grouped = self.others, self.grouped
         get_record, new_record, end_of = self.records.get, self._record, self._end
         kinds = [self._kind(flows[first]) for first in layout.kinds]
+        # a kind's first flow with Windows groups: the flows of a layout kind have the same keys, and the layout's
+        # kinds come in the order of their first flows
+        for kind, first in zip(kinds, layout.kinds):
+            if kind not in grouped and "windows_group" in flows[first]:
+                grouped[kind] = flows[first]
         ends = [(flows[first][side + "_host"], flows[first][side + "_addresses"]) for first, side in layout.ends]
-        numbers = [None] * len(ends)
-
-        def end(number):
-            found = numbers[number]
-            if found is None:
-                found = numbers[number] = end_of(*ends[number])
-            return found
+        hosts = [host for host, _addresses in ends]
+        numbers = [None] * len(ends)          # an end's number in self.ends
+        lists = [None] * len(ends)            # the by_host list of an end's host
         for index, (kind, src, dst) in enumerate(zip(layout.kind_of, layout.src_of, layout.dst_of)):
             kind = kinds[kind]
-            if kind not in grouped and "windows_group" in flows[index]:
-                grouped[kind] = flows[index]
-            src_host, dst_host = ends[src][0], ends[dst][0]
+            src_host, dst_host = hosts[src], hosts[dst]
             if src_host:
-                src_record = get_record(src_host) or new_record(src_host)
+                src_list = lists[src]
+                if src_list is None:
+                    src_list = lists[src] = (get_record(src_host) or new_record(src_host))[0]
                 if src_host == dst_host:
-                    src_end = end(src)
-                    src_record[0].extend((kind, BOTH, src_end, end(dst)))
-                elif dst_host:
-                    dst_record = get_record(dst_host) or new_record(dst_host)
-                    src_record[0].extend((kind, SRC, None, end(dst)))
-                    dst_record[0].extend((kind, DST, end(src), None))
-                else:
-                    src_record[0].extend((kind, SRC, None, end(dst)))
+                    src_end = numbers[src]
+                    if src_end is None:
+                        src_end = numbers[src] = end_of(*ends[src])
+                    dst_end = numbers[dst]
+                    if dst_end is None:
+                        dst_end = numbers[dst] = end_of(*ends[dst])
+                    src_list.extend((kind, BOTH, src_end, dst_end))
+                    continue
+                if dst_host:
+                    dst_list = lists[dst]
+                    if dst_list is None:
+                        dst_list = lists[dst] = (get_record(dst_host) or new_record(dst_host))[0]
+                dst_end = numbers[dst]
+                if dst_end is None:
+                    dst_end = numbers[dst] = end_of(*ends[dst])
+                src_list.extend((kind, SRC, None, dst_end))
+                if not dst_host:
+                    continue
             elif dst_host:
-                dst_record = get_record(dst_host) or new_record(dst_host)
-                dst_record[0].extend((kind, DST, end(src), None))
+                dst_list = lists[dst]
+                if dst_list is None:
+                    dst_list = lists[dst] = (get_record(dst_host) or new_record(dst_host))[0]
             else:
                 others.append(flows[index])
+                continue
+            src_end = numbers[src]
+            if src_end is None:
+                src_end = numbers[src] = end_of(*ends[src])
+            dst_list.extend((kind, DST, src_end, None))
 
     def _by_value(self, flows):
         kind_index, grouped, others = self.kind_index, self.grouped, self.others

@@ -302,3 +302,43 @@ def test_a_layout_is_not_used_for_other_flows():
     assert not layout.describes(flows)
     assert "".join(report._csv_lines(flows, layout)) == reference_csv(flows)
     assert report._json_flows(flows, layout)[-1] == report._ENCODE(flows[-1])
+
+
+def layout_by_value(flows):
+    """A FlowLayout of any flows, made from their values: a kind is every field but the ends (in order), an end a
+    side's host, addresses and zone. What the planner's layout says of the flows it made."""
+    import json
+    layout = planner.FlowLayout()
+    layout.flows = flows
+    kinds, ends = {}, {}
+    for number, item in enumerate(flows):
+        kind = json.dumps([(k, v) for k, v in item.items() if k not in report._SRC + report._DST])
+        layout.kind_of.append(kinds.setdefault(kind, len(kinds)))
+        if layout.kind_of[-1] == len(layout.kinds):
+            layout.kinds.append(number)
+        for side, numbers in (("src", layout.src_of), ("dst", layout.dst_of)):
+            end = json.dumps([item[side + "_host"], item[side + "_addresses"], item[side + "_zone"]])
+            numbers.append(ends.setdefault(end, len(ends)))
+            if numbers[-1] == len(layout.ends):
+                layout.ends.append((number, side))
+    return layout
+
+
+def test_a_layout_gives_flows_md_what_the_flows_give():
+    """Every kind of end (a host to itself, network to network, None and "" ends) and kinds without Windows groups
+    before and after those with them: _HostFlows and flows.md the same from the layout as from the flows."""
+    plan = example_plan()
+    plan["flows"] = plan["flows"] + [
+        flow(src=None, dst=None), flow(src="", dst=None), flow(src=None, dst=""), flow(src="", dst=""),
+        flow(src=None, dst="h2"), flow(src="h1", dst=""), flow(src="h1", dst="h1"), flow(src="h2", dst="h2"),
+        flow(fid="B", via="x"), flow(fid="B", dst_ports=[1]), flow(fid="B", windows_group=[]),
+        flow(fid="C", windows_group=[{"name": "n", "resource": "", "rules": []}]), flow(src="h3", dst="h1"),
+        flow(src="h1", dst="h2", src_addresses=["10.0.0.9/32"]), flow(src="h2", dst="h1", dst_zone="z9")]
+    del plan["flows"][-6]["windows_group"]
+    layout = layout_by_value(plan["flows"])
+    assert len(layout.kinds) < len(plan["flows"])
+    laid, plain = report._HostFlows(plan, layout), report._HostFlows(plan)
+    assert laid.ends == plain.ends and laid.others == plain.others and dict(laid.by_host) == dict(plain.by_host)
+    assert list(laid.grouped.items()) == list(plain.grouped.items())
+    assert [k.service for k in laid.kinds] == [k.service for k in plain.kinds]
+    assert report.render_all(plan, None, layout) == report.render_all(plan)
