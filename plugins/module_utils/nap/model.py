@@ -223,6 +223,23 @@ def ipv4_number(text):
     return number
 
 
+def ipv4_prefix(text):
+    """(address as an int, prefix length) of IPv4 text as the planner writes it (ipv4_number's address, then
+    optionally "/" and a prefix length 0-32 without a leading zero; 32 without), else None: ipaddress decides the
+    rest. The one reader of it for normalize_addresses and the reports."""
+    addr, sep, prefix = text.partition("/")
+    if sep:
+        if not prefix.isdigit() or not prefix.isascii() or len(prefix) > 2 or (prefix[0] == "0" and prefix != "0"):
+            return None
+        prefix = int(prefix)
+        if prefix > 32:
+            return None
+    else:
+        prefix = 32
+    number = ipv4_number(addr)
+    return None if number is None else (number, prefix)
+
+
 def _ipv4_normal(values, collapse):
     """Whether ``values`` are IPv4 CIDR strings already as ``_normalize`` writes them: canonical text, sorted, and
     (collapse) no network covering or joining another.  False for anything else (IPv6 included): the slow path decides.
@@ -231,15 +248,12 @@ def _ipv4_normal(values, collapse):
     for value in values:
         if type(value) is not str or not value.isascii():      # pylint: disable=unidiomatic-typecheck
             return False        # a str subclass (Ansible's tagged or unsafe text) is given back as plain str below
-        addr, sep, plen = value.partition("/")
-        if not sep or not plen.isdigit() or len(plen) > 2 or (plen[0] == "0" and plen != "0"):
+        found = ipv4_prefix(value) if "/" in value else None
+        if found is None:
             return False
-        number = ipv4_number(addr)
-        if number is None:
-            return False
-        plen = int(plen)
-        size = 1 << (32 - plen) if plen <= 32 else 0
-        if not size or number & (size - 1):
+        number, plen = found
+        size = 1 << (32 - plen)
+        if number & (size - 1):
             return False
         if last is not None:
             if collapse:
@@ -259,17 +273,10 @@ def _ipv4_spans(values):
     for value in values:
         if not isinstance(value, str):
             return None
-        addr, sep, plen = value.strip().partition("/")
-        number = ipv4_number(addr)
-        if number is None:
+        found = ipv4_prefix(value.strip())
+        if found is None:
             return None
-        bits = 32
-        if sep:
-            if not plen.isdigit() or not plen.isascii() or len(plen) > 2 or (plen[0] == "0" and plen != "0"):
-                return None
-            bits = int(plen)
-            if bits > 32:
-                return None
+        number, bits = found
         size = 1 << (32 - bits)
         first = number & ~(size - 1)
         spans.append((first, first + size - 1))

@@ -440,20 +440,10 @@ def _ipv4(text):
     """An IPv4 address or network as the planner writes them (model.ipv4_number's canonical address, a prefix length
     without a leading zero), read at a fraction of the cost of ipaddress, which reads everything else (and what this
     turns down); the form _net gives."""
-    if text.__class__ is not str:
+    found = model.ipv4_prefix(text) if text.__class__ is str else None
+    if found is None:
         return None
-    addr, sep, prefix = text.partition("/")
-    if sep:
-        if not prefix.isdigit() or not prefix.isascii() or len(prefix) > 2 or (prefix[0] == "0" and prefix != "0"):
-            return None
-        prefix = int(prefix)
-        if prefix > 32:
-            return None
-    else:
-        prefix = 32
-    number = model.ipv4_number(addr)
-    if number is None:
-        return None
+    number, prefix = found
     return (4, prefix, 32, (number >> (32 - prefix)) << (32 - prefix))
 
 
