@@ -543,8 +543,8 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
         path = os.path.join(res.out_dir, "profile-nft-noop-300.txt")
         with open(path, "w") as handle:
             handle.write(text)
-        res.note("no-op N=300 missed %s: ansible-playbook profile in %s" % (" and ".join(missed),
-                                                                          os.path.relpath(path, ROOT)))
+        res.note("no-op N=300 missed %s: ansible-playbook profile in %s"
+                 % (" and ".join(missed), os.path.relpath(path, ROOT)))
         flush()
 
 

@@ -301,7 +301,7 @@ def _ipv4_collapsed(spans):
             while first + size - 1 > last:
                 size >>= 1
             out.append("%d.%d.%d.%d/%d" % (first >> 24, first >> 16 & 255, first >> 8 & 255, first & 255,
-                                          33 - size.bit_length()))
+                                           33 - size.bit_length()))
             first += size
     return tuple(out)
 
