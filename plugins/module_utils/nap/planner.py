@@ -817,7 +817,7 @@ class Planner:
         if layout is not None:
             layout.flows = flows
             kind_numbers, end_numbers = {}, {}
-            kinds, ends, kept = layout.kinds, layout.ends, layout.kept
+            kinds, ends = layout.kinds, layout.ends
             kind_of, src_of, dst_of = layout.kind_of, layout.src_of, layout.dst_of
 
         for flow in catalogue.FLOWS:
@@ -913,19 +913,16 @@ class Planner:
                             kind = kind_numbers[kind_key] = len(kinds)
                             kinds.append(number)
                         kind_of.append(kind)
-                        # an end (host, addresses, zone) follows from its endpoint; the layout keeps each endpoint
-                        # it numbers, so that no other one takes its id() while the layout is filled
-                        end = end_numbers.get(id(src))
+                        # an end (host, addresses, zone) follows from its endpoint (hashed by identity)
+                        end = end_numbers.get(src)
                         if end is None:
-                            end = end_numbers[id(src)] = len(ends)
+                            end = end_numbers[src] = len(ends)
                             ends.append((number, "src"))
-                            kept.append(src)
                         src_of.append(end)
-                        end = end_numbers.get(id(dst))
+                        end = end_numbers.get(dst)
                         if end is None:
-                            end = end_numbers[id(dst)] = len(ends)
+                            end = end_numbers[dst] = len(ends)
                             ends.append((number, "dst"))
-                            kept.append(dst)
                         dst_of.append(end)
                     # the flow's rules: filed under its hosts and devices, made per host and device by _assemble
                     if dst_host and not (keys.windows_exempt and platform.get(dst_host) == "windows"):
@@ -1165,11 +1162,11 @@ class FlowLayout(object):
     left it: it is for the code that made the plan, before anything changes the flows.
     """
 
-    __slots__ = ("flows", "kinds", "ends", "kept", "kind_of", "src_of", "dst_of")
+    __slots__ = ("flows", "kinds", "ends", "kind_of", "src_of", "dst_of")
 
     def __init__(self):
         self.flows = None
-        self.kinds, self.ends, self.kept = [], [], []
+        self.kinds, self.ends = [], []
         self.kind_of, self.src_of, self.dst_of = [], [], []
 
     def describes(self, flows):
