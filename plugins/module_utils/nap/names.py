@@ -71,6 +71,8 @@ SOURCE_FORBIDDEN = "|[];"
 
 def bad_character(text):
     """The first character of ``text`` that no identifier or text may hold (or None)."""
+    if text.isascii() and text.isprintable():
+        return None           # U+0020..U+007E: no character of a refused category (the common case, checked in C)
     for char in text:
         if unicodedata.category(char) in _REFUSED_CATEGORIES:
             return char

@@ -2074,3 +2074,30 @@ def test_checks_catch_the_known_vectors():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def _bad_character_by_category(text):
+    """The reference: the first character of a refused Unicode category, looked up one by one."""
+    import unicodedata  # pylint: disable=import-outside-toplevel
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import names  # pylint: disable=import-outside-toplevel
+    for char in text:
+        if unicodedata.category(char) in names._REFUSED_CATEGORIES:  # pylint: disable=protected-access
+            return char
+    return None
+
+
+@pytest.mark.parametrize("code", list(range(0, 0x100)) + [0x2028, 0x2029, 0x200B, 0x202E, 0xFEFF, 0xE000, 0x378])
+def test_bad_character_fast_path_agrees_with_the_categories(code):
+    """names.bad_character answers printable ASCII without the per-character look-up: every character of Latin-1
+    and the known invisible or separator characters, alone and inside printable ASCII, give the reference's answer."""
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import names  # pylint: disable=import-outside-toplevel
+    char = chr(code)
+    for text in (char, "ab" + char, char + "yz", "a b~" + char + "\x7e"):
+        assert names.bad_character(text) == _bad_character_by_category(text), (code, text)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_bad_character_agrees_with_the_categories_on_any_text(text):
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import names  # pylint: disable=import-outside-toplevel
+    assert names.bad_character(text) == _bad_character_by_category(text)
