@@ -374,6 +374,13 @@ PING = """- hosts: %s
     - name: Ansible's fixed floor
       ansible.builtin.ping:
 """
+PING_SAME_INPUT = """- hosts: router
+  gather_facts: false
+  tasks:
+    - name: Ansible's own no-op module fed the same rules the same way (the input floor)
+      ansible.builtin.ping:
+        data: "{{ bench_rules }}"
+"""
 NFT_ZONES = {"clients": ["198.18.16.0/20"], "servers": ["198.18.64.0/20"], "management": ["198.18.9.0/24"]}
 NFT_MANAGEMENT = ["198.18.9.10"]
 
@@ -409,6 +416,7 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
     ours_pb = env.write("nft-ours.yml", NFT_OURS)
     anchor_pb = env.write("nft-anchor.yml", NFT_ANCHOR)
     ping_pb = env.write("ping-router.yml", PING % "router")
+    input_pb = env.write("ping-same-input.yml", PING_SAME_INPUT)
     anchor_sizes = dict((n, min(n, anchor_sample) if anchor_sample else n) for n in sizes)
     vars_files = {}
     for n in set(sizes) | set(anchor_sizes.values()):
@@ -432,7 +440,7 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
         return len([line for line in out.stdout.splitlines() if line.startswith("-A FORWARD")])
 
     def run(kind, n, phase, rep):
-        pb = {"ours": ours_pb, "anchor": anchor_pb, "floor": ping_pb}[kind]
+        pb = {"ours": ours_pb, "anchor": anchor_pb, "floor": ping_pb, "input_floor": input_pb}[kind]
         extra = ["-e", "@" + vars_files[n]] if kind != "floor" else []
         out = expect_ok(env.playbook(pb, inv, extra), "%s %s N=%d" % (kind, phase, n))
         rc = recap(out["out"])
@@ -475,7 +483,8 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
                 if first["changed"] < 1 or again["changed"] != 0 or count != m:
                     res.note("nft %s N=%d: unexpected outcome (converge changed=%d, no-op changed=%d, %d rules)"
                              % (kind, m, first["changed"], again["changed"], count))
-            run("floor", n, "ping", rep)
+            for kind in (("floor", "input_floor") if rep % 2 == 0 else ("input_floor", "floor")):
+                run(kind, n, "ping", rep)
     flush()
 
     def med(kind, n, phase, key="wall"):
@@ -533,6 +542,25 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
                 if not met:
                     missed.append("the floor target")
             res.figure("nft", "nft.%s.ours_over_floor.n%d" % (phase, n), ratio, None, target, met)
+            if phase == "noop":
+                # the input floor: ansible.builtin.ping fed the same N rules the same way (-e @file, a templated
+                # argument, the arguments in the payload and back in the result's invocation); ping also returns
+                # them as its data, once more than nft_nap_policy does, so ours may come in under it
+                input_floor = med("input_floor", n, "ping")
+                res.figure("nft", "nft.floor.ping_same_input.n%d" % n, input_floor, "s",
+                           note="ansible.builtin.ping with data: the same %d rules, read from the same -e @file "
+                                "(ping returns them twice: data and invocation)" % n)
+                res.figure("nft", "nft.noop.ours_over_input_floor.n%d" % n, ours / input_floor, None,
+                           note="what nft_nap_policy adds to Ansible's handling of the same input")
+                if anchor_sizes[n] == n:
+                    pairs = [(a["wall"], f["wall"]) for a in raw["runs"] for f in raw["runs"]
+                             if a["kind"] == "anchor" and f["kind"] == "input_floor" and a["n"] == f["n"] == n
+                             and a["phase"] == "noop" and a["rep"] == f["rep"]]
+                    if pairs:
+                        res.figure("nft", "nft.noop.anchor_over_input_floor.n%d" % n,
+                                   median([a / f for a, f in pairs]), None,
+                                   note="the anchor over ping fed the same rules: about what a module that only "
+                                        "takes them reaches (%d pair(s) of the same repetition)" % len(pairs))
         res.figure("nft", "nft.noop.ours.module_alone.n%d" % n, med("module_alone", n, "noop"), "s",
                    note="the module run through the same wrapper without ansible-playbook (python start included)")
     if not quick and missed:
