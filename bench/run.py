@@ -490,6 +490,13 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
     def med(kind, n, phase, key="wall"):
         return median([r[key] for r in raw["runs"] if r["kind"] == kind and r["n"] == n and r["phase"] == phase])
 
+    def anchor_pairs(kind, n, phase, kind_phase):
+        """(anchor wall, wall of ``kind``) for each anchor run of ``phase`` at N and the run of ``kind`` (in
+        ``kind_phase``) of the same repetition: measured one after the other, they share the machine's pace."""
+        return [(a["wall"], b["wall"]) for a in raw["runs"] for b in raw["runs"]
+                if a["kind"] == "anchor" and b["kind"] == kind and a["n"] == b["n"] == n
+                and a["phase"] == phase and b["phase"] == kind_phase and a["rep"] == b["rep"]]
+
     floor = median([r["wall"] for r in raw["runs"] if r["kind"] == "floor"])
     res.figure("nft", "nft.floor.ping", floor, "s", note="one-task ansible.builtin.ping playbook, same host")
     per_rule = {}
@@ -521,9 +528,7 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
                 # side by side: each anchor run against ours of the same repetition (measured just before or after
                 # it); the anchor runs once at N >= 300, and the median of ours would mix in repetitions the
                 # anchor did not share (a slower one moves every playbook of it, the floor too)
-                pairs = [(a["wall"], o["wall"]) for a in raw["runs"] for o in raw["runs"]
-                         if a["kind"] == "anchor" and o["kind"] == "ours" and a["n"] == o["n"] == n
-                         and a["phase"] == o["phase"] == phase and a["rep"] == o["rep"]]
+                pairs = anchor_pairs("ours", n, phase, phase)
                 if pairs:
                     unpaired = ratio
                     ratio = median([a / o for a, o in pairs])
@@ -553,9 +558,7 @@ def case_nft(res, env, nss, quick, reps, anchor_sample, anchor_reps_big):
                 res.figure("nft", "nft.noop.ours_over_input_floor.n%d" % n, ours / input_floor, None,
                            note="what nft_nap_policy adds to Ansible's handling of the same input")
                 if anchor_sizes[n] == n:
-                    pairs = [(a["wall"], f["wall"]) for a in raw["runs"] for f in raw["runs"]
-                             if a["kind"] == "anchor" and f["kind"] == "input_floor" and a["n"] == f["n"] == n
-                             and a["phase"] == "noop" and a["rep"] == f["rep"]]
+                    pairs = anchor_pairs("input_floor", n, "noop", "ping")
                     if pairs:
                         res.figure("nft", "nft.noop.anchor_over_input_floor.n%d" % n,
                                    median([a / f for a, f in pairs]), None,
