@@ -150,34 +150,61 @@ def sh(*args, **kw):
     return out
 
 
+# A measured command is started by this small launcher, which times it and reports its peak RSS. Linux keeps a
+# process's peak RSS across execve (the peak of the image it replaced), so a command forked straight from this
+# process, which holds the results and every module it imported (70 MiB and more by the planner case), would
+# report at least that; the launcher is a bare Python (-S, a few MiB), and its child starts from it.
+_LAUNCHER = r"""
+import os, signal, sys, time
+report, cmd = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        sys.stderr.write("bench launcher: cannot run %s: %s\n" % (cmd[0], exc))
+    os._exit(127)
+signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))   # the bench's timeout
+signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the command too (same process group): wait for it
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(report, "w") as handle:
+    handle.write("%r %d\n" % (wall, usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def timed(cmd, env=None, cwd=None, timeout=3600, stdin_text=None):
-    """Run cmd; return dict(wall, rc, out, err, maxrss_kb). maxrss is the peak of the process tree
-    (the child and the children it waited for), from wait4()."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """Run cmd; return dict(wall, rc, out, err, maxrss_kb): the wall time from its start to its end and the peak
+    RSS of its process tree (the command and the children it waited for), both taken by _LAUNCHER."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".timed") as report:
         stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=stdin, env=env, cwd=cwd,
+        proc = subprocess.Popen([sys.executable, "-S", "-E", "-c", _LAUNCHER, report.name] + list(cmd),
+                                stdout=out, stderr=err, stdin=stdin, env=env, cwd=cwd,
                                 universal_newlines=True)
         if stdin_text is not None:
             proc.stdin.write(stdin_text)
             proc.stdin.close()
         deadline = start + timeout
-        rusage = None
         while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, rusage = os.wait4(proc.pid, 0)
+                proc.terminate()           # the launcher kills the command it started, and ends
+                pid, status, _usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.005)
-        wall = time.perf_counter() - start
+        outer = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
+        fields = report.read().split()
         out.seek(0)
         err.seek(0)
-        return dict(wall=wall, rc=proc.returncode, out=out.read(), err=err.read(),
-                    maxrss_kb=rusage.ru_maxrss if rusage else None)
+        return dict(wall=float(fields[0]) if fields else outer, rc=proc.returncode, out=out.read(), err=err.read(),
+                    maxrss_kb=int(fields[1]) if fields else None)
 
 
 def recap(text):
