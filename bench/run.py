@@ -880,6 +880,44 @@ if mode == "time":
     out = {"wall": wall, "flows": len(plan["flows"]), "hosts": len(plan["hosts"]),
            "rules": sum(len(h["inbound"]) + len(h["outbound"]) for h in plan["hosts"].values())
            + sum(len(p["forward"]) for p in plan["perimeter"].values()), "warnings": len(plan["warnings"])}
+elif mode == "read":
+    # the plan file as nap_plan writes it, read in a forked process as in each Ansible worker that takes the plan
+    # (every host's task of a converge): plandoc.load against json.load as it comes (the collector on)
+    import multiprocessing, os, tempfile
+    from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc
+    plan = planner.plan(groups, hostvars, settings)
+    fd, path = tempfile.mkstemp(prefix="napbench-plan-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(plan, separators=(",", ":")) + "\n")
+    del plan
+    gc.collect()
+    context = multiprocessing.get_context("fork")
+
+    def in_worker(read):
+        reader, writer = context.Pipe(duplex=False)
+
+        def work():
+            t0 = time.perf_counter()
+            plan = read()
+            t1 = time.perf_counter()
+            [dict(i=i) for i in range(100000)]     # the action's own work after the read: the collector's next passes
+            writer.send((t1 - t0, time.perf_counter() - t0))
+
+        process = context.Process(target=work)
+        process.start()
+        got = reader.recv()
+        process.join()
+        return got
+
+    def plain():
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
+
+    ours = in_worker(lambda: plandoc.load(path))
+    naive = in_worker(plain)
+    out = {"wall": ours[1], "read": ours[0], "naive_wall": naive[1], "naive_read": naive[0],
+           "plan_bytes": os.path.getsize(path)}
+    os.unlink(path)
 elif mode == "memory":
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -1006,6 +1044,7 @@ def case_planner(res, env, quick, reps):
             inv = inventories[n]
             steps = [
                 ("planner", lambda n=n: planner_child(n, "time")),
+                ("plan_read", lambda n=n: planner_child(n, "read")),
                 ("plan_yml", lambda inv=inv: expect_ok(env.playbook(plan_pb, inv, ["-e", "nap_report_dir=" + report_dir]),
                                                        "plan.yml")),
                 ("inventory_playbook", lambda inv=inv: expect_ok(env.playbook(floor_pb, inv), "one-task playbook")),
@@ -1018,7 +1057,7 @@ def case_planner(res, env, quick, reps):
             for kind, step in steps:
                 out = step()
                 entry = dict(kind=kind, n=n, rep=rep, wall=out["wall"])
-                for key in ("flows", "rules", "hosts", "warnings", "maxrss_kb"):
+                for key in ("flows", "rules", "hosts", "warnings", "maxrss_kb", "read", "naive_wall", "plan_bytes"):
                     if key in out:
                         entry[key] = out[key]
                 raw["runs"].append(entry)
@@ -1041,6 +1080,12 @@ def case_planner(res, env, quick, reps):
                    note="%d flows, %d rules" % (med("planner", n, "flows"), med("planner", n, "rules")))
         res.figure("planner", "planner.plan.peak_memory.n%d" % n, med("planner_memory", n, "peak_bytes") / 2.0 ** 20,
                    "MiB", note="tracemalloc peak")
+        read_t, naive_t = med("plan_read", n), med("plan_read", n, "naive_wall")
+        res.figure("planner", "planner.plan_read.worker.n%d" % n, read_t, "s",
+                   note="one forked worker reads the plan file (%.1f MB) and allocates 100,000 dicts after: paid by "
+                        "every host's task that takes the plan" % (med("plan_read", n, "plan_bytes") / 1e6))
+        res.figure("planner", "planner.plan_read.json_load_over_ours.n%d" % n, naive_t / read_t, None,
+                   note="json.loads of the same file as it comes (the collector on), the same worker work after")
         plan_t, floor_t, inv_t = med("plan_yml", n), med("inventory_playbook", n), med("ansible_inventory", n)
         res.figure("planner", "planner.plan_yml.time.n%d" % n, plan_t, "s")
         res.figure("planner", "planner.plan_yml.peak_rss.n%d" % n, med("plan_yml", n, "maxrss_kb") / 1024.0, "MiB")

@@ -7,10 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import gc
 import hashlib
 import json
-import multiprocessing
 import os
 
 try:
@@ -23,7 +21,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue
+from ansible_collections.configmgr.nap.plugins.module_utils.nap import catalogue, collector
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import plandoc, planner
 from ansible_collections.configmgr.nap.plugins.module_utils.nap import report
 from ansible_collections.configmgr.nap.plugins.module_utils.nap.model import NapError
@@ -237,9 +235,9 @@ def _retain_in_worker(*objects):
     """In a forked worker: keep ``objects`` until the process ends, and move every object alive now into the
     collector's permanent generation (gc.freeze). Once the task's collector pause ends, the first full collection
     would otherwise traverse the kept plan and the inventory (0.3 s at 10,000 hosts) while the result is sent."""
-    if multiprocessing.parent_process() is not None:
+    if collector.in_forked_worker():
         _RETAINED[:] = objects
-        gc.freeze()
+        collector.freeze_in_worker()
 
 
 class ActionModule(ActionBase):
@@ -253,7 +251,7 @@ class ActionModule(ActionBase):
         del tmp
         # the plan lives until the task ends: the collector stays off while the reports are rendered too (a pass over
         # it costs 0.6 s at 10,000 hosts and finds nothing)
-        with planner.CollectorPaused():
+        with collector.CollectorPaused():
             return self._plan(result, task_vars)
 
     def _plan(self, result, task_vars):

@@ -1107,3 +1107,78 @@ def test_rules_merged_from_flows_equal_those_merged_from_built_rules():
         assert plan_rules.inbound_dicts(mine + [plan_rules.relay_reply(f) for f in mine[:1]]) == built, host
     for host, entry in plan["hosts"].items():
         assert [r["name"] for r in entry["inbound"]] == sorted(set(r["name"] for r in entry["inbound"])), host
+
+
+# --- issue 22: every host's worker reads the plan file; the read is paid once per host of a converge ---------
+def _plan_file(tmp_path, plan):
+    import json  # pylint: disable=import-outside-toplevel
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan, separators=(",", ":")) + "\n")
+    return str(path)
+
+
+def test_a_plan_read_from_its_file_is_the_plan_in_the_same_order(tmp_path):
+    """The file read (plain dicts, the collector paused) gives the plan as written, key order included, and every
+    accessor the same facts as the plan handed over in memory."""
+    import json  # pylint: disable=import-outside-toplevel
+    from collections import OrderedDict  # pylint: disable=import-outside-toplevel
+    plan = run(ipsec_site())
+    path = _plan_file(tmp_path, plan)
+    plandoc._LOADED.clear()  # pylint: disable=protected-access
+    read = plandoc.load({plandoc.PLAN_FILE_KEY: path})
+    with open(path) as handle:
+        ordered = json.load(handle, object_pairs_hook=OrderedDict)     # how the file was read before
+    assert json.dumps(read) == json.dumps(ordered) == json.dumps(plan, separators=(", ", ": "))
+    for host in plandoc.hosts(plan):
+        assert plandoc.host_rules(read, host) == plandoc.host_rules(plan, host)
+        assert plandoc.listeners(read, host) == plandoc.listeners(plan, host)
+        assert plandoc.settings(read, host) == plandoc.settings(plan, host)
+    assert plandoc.load(path) is read                                  # read once per process
+
+
+def test_reading_a_plan_leaves_the_collector_as_it_was(tmp_path):
+    import gc  # pylint: disable=import-outside-toplevel
+    plan = run(ipsec_site())
+    path = _plan_file(tmp_path, plan)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hosts": ')
+    frozen = gc.get_freeze_count()
+    for source in (path, str(bad)):
+        plandoc._LOADED.clear()  # pylint: disable=protected-access
+        try:
+            plandoc.load(source)
+        except NapError as exc:
+            assert "is not a readable plan file" in str(exc) and source == str(bad)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        plandoc._LOADED.clear()  # pylint: disable=protected-access
+        plandoc.load(path)
+        assert not gc.isenabled()                        # off before, off after
+    finally:
+        gc.enable()
+    # pytest stands for ansible-playbook's main process, which lives on: nothing frozen there
+    assert gc.get_freeze_count() == frozen
+
+
+def test_a_forked_worker_freezes_the_plan_it_read(tmp_path):
+    """In an Ansible worker (forked by multiprocessing) the plan read is moved out of the collector's way."""
+    import gc  # pylint: disable=import-outside-toplevel
+    import multiprocessing  # pylint: disable=import-outside-toplevel
+    path = _plan_file(tmp_path, run(ipsec_site()))
+    context = multiprocessing.get_context("fork")
+    read_end, write_end = context.Pipe(duplex=False)
+
+    def child():
+        plandoc._LOADED.clear()  # pylint: disable=protected-access
+        before = gc.get_freeze_count()
+        plan = plandoc.load(path)
+        write_end.send((before, gc.get_freeze_count(), gc.isenabled(), sorted(plandoc.hosts(plan))))
+
+    process = context.Process(target=child)
+    process.start()
+    try:
+        before, after, enabled, hosts = read_end.recv()
+    finally:
+        process.join()
+    assert after > before and enabled and "dc01" in hosts
