@@ -690,6 +690,10 @@ class _HostFlows:
         for index, (kind, src, dst) in enumerate(zip(layout.kind_of, layout.src_of, layout.dst_of)):
             kind = kinds[kind]
             src_host, dst_host = hosts[src], hosts[dst]
+            if not (src_host or dst_host):
+                others.append(flows[index])
+                continue
+            # (the look-ups below are written out, not a helper: this loop runs once per flow)
             if src_host:
                 src_list = lists[src]
                 if src_list is None:
@@ -703,27 +707,18 @@ class _HostFlows:
                         dst_end = numbers[dst] = end_of(*ends[dst])
                     src_list.extend((kind, BOTH, src_end, dst_end))
                     continue
-                if dst_host:
-                    dst_list = lists[dst]
-                    if dst_list is None:
-                        dst_list = lists[dst] = (get_record(dst_host) or new_record(dst_host))[0]
                 dst_end = numbers[dst]
                 if dst_end is None:
                     dst_end = numbers[dst] = end_of(*ends[dst])
                 src_list.extend((kind, SRC, None, dst_end))
-                if not dst_host:
-                    continue
-            elif dst_host:
+            if dst_host:
                 dst_list = lists[dst]
                 if dst_list is None:
                     dst_list = lists[dst] = (get_record(dst_host) or new_record(dst_host))[0]
-            else:
-                others.append(flows[index])
-                continue
-            src_end = numbers[src]
-            if src_end is None:
-                src_end = numbers[src] = end_of(*ends[src])
-            dst_list.extend((kind, DST, src_end, None))
+                src_end = numbers[src]
+                if src_end is None:
+                    src_end = numbers[src] = end_of(*ends[src])
+                dst_list.extend((kind, DST, src_end, None))
 
     def _by_value(self, flows):
         kind_index, grouped, others = self.kind_index, self.grouped, self.others
